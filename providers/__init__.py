@@ -1,0 +1,1 @@
+"""I/O with the outside world: vCenter (pyvmomi) and the Windows guests."""

@@ -1,0 +1,1 @@
+"""Windows guests: facts (command + strict parser) and transports (VMware Tools, WinRM)."""

@@ -1,0 +1,1 @@
+"""vCenter: connection, the one PropertyCollector read, and the actions that change vCenter."""

@@ -1,0 +1,1 @@
+"""Recorded state: what mscsctl last applied, behind a backend interface."""
