@@ -1,0 +1,153 @@
+"""What vCenter shows, as plain data: the provider's one read turned into pydantic models.
+
+Shapes follow the desired side so the two can be compared: devices by bus:unit, options by
+key, rules by name, everything keyed by the names a desired file uses. No pyvmomi object
+ever leaves `providers/vcenter`; these models are all the rest of the code sees.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from reconciler.spec import parse_version
+
+
+class _Observed(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ObservedLun(_Observed):
+    canonical_name: str
+    uuid: str
+    capacity_bytes: int | None = None
+    vendor: str = ""
+    model: str = ""
+    device_path: str = ""
+    perennially_reserved: bool = False
+    transport: str = "unknown"  # fc | iscsi | local | unknown: the adapter the LUN is reached through
+
+
+class ObservedHba(_Observed):
+    device: str
+    model: str = ""
+    driver: str = ""
+    kind: str = "other"  # fc | iscsi | other
+
+    @property
+    def vendor(self) -> str:
+        """qlogic | emulex | other, from the model and driver strings vCenter shows."""
+        text = f"{self.model} {self.driver}".lower()
+        if "qlogic" in text or "qla" in text or "qln" in text or "isp2" in text:
+            return "qlogic"
+        if "emulex" in text or "lpfc" in text or text.strip().startswith("lp"):
+            return "emulex"
+        return "other"
+
+
+class ObservedHost(_Observed):
+    name: str
+    moref: str
+    version: str = ""
+    cluster: str | None = None  # name of the vSphere cluster the host belongs to
+    luns: dict[str, ObservedLun] = Field(default_factory=dict)  # by canonical name
+    hbas: list[ObservedHba] = Field(default_factory=list)
+    datastores: list[str] = Field(default_factory=list)
+    networks: list[str] = Field(default_factory=list)
+    options: dict[str, int | str | None] = Field(default_factory=dict)
+
+    @property
+    def version_tuple(self) -> tuple[int, int] | None:
+        return parse_version(self.version) if self.version else None
+
+
+class ObservedDatastore(_Observed):
+    name: str
+    moref: str
+    type: str  # VMFS | NFS | NFS41 | vsan | VVOL
+    extents: list[str] = Field(default_factory=list)  # canonical names of backing LUNs
+    hosts: list[str] = Field(default_factory=list)
+
+
+class ObservedController(_Observed):
+    key: int
+    bus: int
+    type: str  # lsilogic | lsilogic-sas | pvscsi | buslogic | other
+    sharing: str  # none | virtual | physical
+    pci_slot: int | None = None
+
+
+class ObservedDisk(_Observed):
+    key: int
+    bus: int
+    unit: int
+    kind: str  # rdm | vmdk
+    file: str = ""  # "[datastore] path/name.vmdk": mapping file for an RDM
+    lun: str | None = None  # canonical name, for an RDM
+    lun_uuid: str | None = None
+    compatibility: str | None = None  # physical | virtual, for an RDM
+    size_gb: int | None = None
+    thin: bool | None = None
+    eager_zeroed: bool | None = None
+    sharing: str | None = None  # the backing's multi-writer sharing, when shown
+
+
+class ObservedNic(_Observed):
+    key: int
+    adapter: str  # vmxnet3 | vmxnet2 | vmxnet | e1000 | e1000e | other
+    network: str = ""  # port group name
+    pci_slot: int | None = None
+    mac: str = ""
+
+
+class ObservedVm(_Observed):
+    name: str
+    moref: str
+    host: str = ""  # host name
+    cluster: str | None = None  # vSphere cluster name
+    power_state: str = "poweredOff"  # poweredOn | poweredOff | suspended
+    change_version: str = ""
+    hardware_version: str = ""
+    guest_id: str = ""
+    tools_running: bool = False
+    controllers: dict[int, ObservedController] = Field(default_factory=dict)  # by bus
+    disks: dict[str, ObservedDisk] = Field(default_factory=dict)  # by "bus:unit"
+    nics: list[ObservedNic] = Field(default_factory=list)  # in device-key order
+
+    @property
+    def powered_on(self) -> bool:
+        return self.power_state == "poweredOn"
+
+
+class ObservedVmRule(_Observed):
+    name: str
+    key: int
+    kind: str  # affinity | anti-affinity
+    vms: list[str]
+    enabled: bool = True
+    mandatory: bool = False
+
+
+class ObservedCluster(_Observed):
+    name: str
+    moref: str
+    drs_enabled: bool = False
+    ha_enabled: bool = False
+    rules: dict[str, ObservedVmRule] = Field(default_factory=dict)  # by rule name
+    drs_overrides: dict[str, str] = Field(default_factory=dict)  # vm -> DrsBehavior value
+    ha_overrides: dict[str, str] = Field(default_factory=dict)  # vm -> HaRestart value
+    hosts: list[str] = Field(default_factory=list)
+
+
+class Observed(_Observed):
+    """Everything one cluster's plan needs, read in a constant number of round trips."""
+
+    datacenter: str
+    vms: dict[str, ObservedVm] = Field(default_factory=dict)  # only the VMs that exist
+    hosts: dict[str, ObservedHost] = Field(default_factory=dict)
+    datastores: dict[str, ObservedDatastore] = Field(default_factory=dict)
+    networks: list[str] = Field(default_factory=list)  # port group names in the datacenter
+    clusters: dict[str, ObservedCluster] = Field(default_factory=dict)
+
+    def host_of(self, vm: str) -> ObservedHost | None:
+        node = self.vms.get(vm)
+        return self.hosts.get(node.host) if node else None

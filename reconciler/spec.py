@@ -1,0 +1,340 @@
+"""The desired-state file, as pydantic models.
+
+Field names are the YAML names (camelCase aliases); `Field(description=...)` feeds
+`mscsctl schema`. The models only check shape and types. Whether a combination is
+supported by VMware is the rule catalogue's job (`reconciler/rules/`), so that every
+such finding carries a rule ID and a source.
+
+Defaults that depend on the topology, the guest OS or the vSphere version are left as
+None here and filled by `with_defaults()`, so that `validate --show-defaults` can show
+what the file means and rules can tell a written value from a default.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic.alias_generators import to_camel
+
+API_VERSION = "mscsctl/v1"
+KIND = "FailoverCluster"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        populate_by_name=True,
+        alias_generator=to_camel,
+        use_enum_values=False,
+    )
+
+    def to_yaml_dict(self) -> dict[str, Any]:
+        """The model as the YAML file would write it (aliases, enums as strings)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class Topology(StrEnum):
+    CLUSTER_IN_A_BOX = "cluster-in-a-box"
+    CLUSTER_ACROSS_BOXES = "cluster-across-boxes"
+    PHYSICAL_TO_VIRTUAL = "physical-to-virtual"
+
+
+class GuestOS(StrEnum):
+    WINDOWS_2003 = "windows2003"
+    WINDOWS_2008 = "windows2008"
+    WINDOWS_2012 = "windows2012"
+    WINDOWS_2016 = "windows2016"
+    WINDOWS_2019 = "windows2019"
+    WINDOWS_2022 = "windows2022"
+
+
+class ControllerType(StrEnum):
+    LSILOGIC = "lsilogic"
+    LSILOGIC_SAS = "lsilogic-sas"
+    PVSCSI = "pvscsi"
+
+
+class BusSharing(StrEnum):
+    NONE = "none"
+    VIRTUAL = "virtual"
+    PHYSICAL = "physical"
+
+
+class Compatibility(StrEnum):
+    PHYSICAL = "physical"
+    VIRTUAL = "virtual"
+
+
+class AdapterType(StrEnum):
+    VMXNET3 = "vmxnet3"
+    VMXNET2 = "vmxnet2"
+    VMXNET = "vmxnet"
+    E1000 = "e1000"
+    E1000E = "e1000e"
+
+
+class DrsBehavior(StrEnum):
+    """Per-VM DRS override for a node (`drsVmConfig`)."""
+
+    DISABLED = "disabled"
+    MANUAL = "manual"
+    PARTIALLY_AUTOMATED = "partiallyAutomated"
+    FULLY_AUTOMATED = "fullyAutomated"
+
+
+class HaRestart(StrEnum):
+    """Per-VM HA override for a node (`dasVmConfig` restart priority)."""
+
+    DISABLED = "disabled"
+    ENABLED = "enabled"
+
+
+class Metadata(_Model):
+    name: str = Field(
+        min_length=1,
+        max_length=63,
+        pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$",
+        description="Cluster name: lower-case letters, digits and '-'. Used in addresses, "
+        "state file names and the names of the vSphere rules mscsctl creates.",
+    )
+
+
+class CredentialsEnv(_Model):
+    """Names of environment variables that hold a node's guest credentials (never the values)."""
+
+    user: str = Field(description="Environment variable holding the guest user name.")
+    password: str = Field(description="Environment variable holding the guest password.")
+
+
+class VmNode(_Model):
+    vm: str = Field(min_length=1, description="Name of the virtual machine in vCenter.")
+    credentials_env: CredentialsEnv | None = Field(
+        default=None,
+        description="Per-node guest credential variables; default MSCSCTL_GUEST_USER / "
+        "MSCSCTL_GUEST_PASSWORD.",
+    )
+
+
+class WinRM(_Model):
+    address: str = Field(min_length=1, description="Host name or address of the physical node.")
+    port: int = Field(default=5986, ge=1, le=65535)
+    ssl: bool = Field(default=True, description="HTTPS (5986) rather than HTTP (5985).")
+
+
+class PhysicalNode(_Model):
+    physical: str = Field(min_length=1, description="Name of the physical Windows node.")
+    winrm: WinRM | None = Field(
+        default=None, description="How to reach the physical node for guest settings."
+    )
+    credentials_env: CredentialsEnv | None = None
+
+
+def _node_kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        if "vm" in value:
+            return "vm"
+        if "physical" in value:
+            return "physical"
+        return None
+    if isinstance(value, VmNode):
+        return "vm"
+    if isinstance(value, PhysicalNode):
+        return "physical"
+    return None
+
+
+Node = Annotated[
+    Annotated[VmNode, Tag("vm")] | Annotated[PhysicalNode, Tag("physical")],
+    Discriminator(
+        _node_kind,
+        custom_error_type="node_kind",
+        custom_error_message="a node is either `vm: NAME` or `physical: NAME`",
+    ),
+]
+
+
+class SharedDiskController(_Model):
+    bus: int = Field(default=1, ge=0, le=3, description="SCSI bus number (0 holds the OS disk).")
+    type: ControllerType | None = Field(
+        default=None, description="Default: lsilogic for Windows 2003, lsilogic-sas later."
+    )
+    sharing: BusSharing | None = Field(
+        default=None,
+        description="SCSI bus sharing. Default: virtual for cluster-in-a-box, physical otherwise.",
+    )
+
+
+class RdmDisk(_Model):
+    """A SAN LUN mapped as a raw device mapping: node 1 creates the mapping file, node 2 attaches it."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    lun: str = Field(
+        pattern=r"^(naa|eui|t10|mpx)\.[0-9A-Za-z.:_-]+$",
+        description="Canonical name of the LUN, e.g. naa.6006016012345678000000000000a001.",
+    )
+    unit: int | None = Field(
+        default=None, ge=0, le=15, description="SCSI unit on the shared controller; default: in order."
+    )
+    compatibility: Compatibility | None = Field(
+        default=None, description="RDM compatibility mode. Default from the topology."
+    )
+    mapping_datastore: str = Field(
+        min_length=1, description="VMFS datastore that holds the mapping (proxy) file."
+    )
+
+
+class SharedVmdk(_Model):
+    """A shared virtual disk (cluster in a box): node 1 creates it eager-zeroed thick, node 2 attaches it."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    size_gb: int = Field(alias="sizeGB", ge=1, le=62 * 1024, description="Size in GiB.")
+    datastore: str = Field(min_length=1, description="Datastore that holds the shared VMDK.")
+    unit: int | None = Field(default=None, ge=0, le=15)
+
+
+def _disk_kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        if "lun" in value:
+            return "rdm"
+        if "sizeGB" in value or "size_gb" in value:
+            return "vmdk"
+        return None
+    if isinstance(value, RdmDisk):
+        return "rdm"
+    if isinstance(value, SharedVmdk):
+        return "vmdk"
+    return None
+
+
+SharedDisk = Annotated[
+    Annotated[RdmDisk, Tag("rdm")] | Annotated[SharedVmdk, Tag("vmdk")],
+    Discriminator(
+        _disk_kind,
+        custom_error_type="disk_kind",
+        custom_error_message="a shared disk has either `lun:` (an RDM) or `sizeGB:` (a shared VMDK)",
+    ),
+]
+
+
+class SharedDisks(_Model):
+    controller: SharedDiskController = Field(default_factory=SharedDiskController)
+    disks: list[SharedDisk] = Field(default_factory=list)
+
+
+class Network(_Model):
+    portgroup: str = Field(min_length=1, description="Port group (standard or distributed).")
+    adapter: AdapterType = Field(default=AdapterType.VMXNET3)
+
+
+class Networks(_Model):
+    production: Network | None = None
+    heartbeat: Network | None = None
+
+
+class Guest(_Model):
+    disk_timeout_seconds: int = Field(
+        default=60,
+        ge=1,
+        le=4294967,
+        description="HKLM\\System\\CurrentControlSet\\Services\\Disk\\TimeOutValue, in seconds.",
+    )
+
+
+class Placement(_Model):
+    drs: DrsBehavior = Field(default=DrsBehavior.DISABLED, description="Per-VM DRS automation.")
+    ha: HaRestart = Field(default=HaRestart.DISABLED, description="Per-VM HA restart.")
+    separate_hosts: bool | None = Field(
+        default=None,
+        description="true: VM-VM anti-affinity rule (across boxes); false: affinity (in a box). "
+        "Default from the topology.",
+    )
+
+
+DEFAULT_HOST_OPTIONS: dict[str, int] = {
+    "Disk.ResetOnFailure": 1,
+    "Disk.UseLunReset": 1,
+    "Disk.UseDeviceReset": 0,
+}
+
+
+class ClusterSpec(_Model):
+    topology: Topology
+    datacenter: str = Field(min_length=1)
+    guest_os: GuestOS = Field(alias="guestOS")
+    vsphere_version: str = Field(
+        default="auto",
+        pattern=r"^(auto|\d+\.\d+(\.\d+)?)$",
+        description="'auto' reads it from the hosts; or e.g. \"6.7\" to pin the rule set.",
+    )
+    nodes: list[Node] = Field(default_factory=list)
+    shared_disks: SharedDisks = Field(default_factory=SharedDisks)
+    networks: Networks = Field(default_factory=Networks)
+    host_options: dict[str, int] | None = Field(
+        default=None, description="Host advanced options; omitted keys take the defaults."
+    )
+    guest: Guest = Field(default_factory=Guest)
+    placement: Placement = Field(default_factory=Placement)
+
+    @property
+    def vm_names(self) -> list[str]:
+        return [n.vm for n in self.nodes if isinstance(n, VmNode)]
+
+
+class FailoverCluster(_Model):
+    api_version: Literal["mscsctl/v1"] = Field(alias="apiVersion")
+    kind: Literal["FailoverCluster"]
+    metadata: Metadata
+    spec: ClusterSpec
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+
+def parse_version(text: str) -> tuple[int, int]:
+    """'8.0.2' -> (8, 0)."""
+    major, minor, *_ = (text.split(".") + ["0"])[:3]
+    return int(major), int(minor)
+
+
+def with_defaults(cluster: FailoverCluster) -> FailoverCluster:
+    """Fill every default that depends on the topology or the guest OS."""
+    spec = cluster.spec
+    topo = spec.topology
+    controller = spec.shared_disks.controller
+    controller = controller.model_copy(
+        update={
+            "type": controller.type
+            or (ControllerType.LSILOGIC if spec.guest_os is GuestOS.WINDOWS_2003 else ControllerType.LSILOGIC_SAS),
+            "sharing": controller.sharing
+            or (BusSharing.VIRTUAL if topo is Topology.CLUSTER_IN_A_BOX else BusSharing.PHYSICAL),
+        }
+    )
+    used = {d.unit for d in spec.shared_disks.disks if d.unit is not None}
+    free = (u for u in range(16) if u != 7 and u not in used)
+    disks = []
+    for disk in spec.shared_disks.disks:
+        update: dict[str, Any] = {}
+        if disk.unit is None:
+            update["unit"] = next(free, None)
+        if isinstance(disk, RdmDisk) and disk.compatibility is None:
+            update["compatibility"] = (
+                Compatibility.VIRTUAL if topo is Topology.CLUSTER_IN_A_BOX else Compatibility.PHYSICAL
+            )
+        disks.append(disk.model_copy(update=update))
+    placement = spec.placement
+    if placement.separate_hosts is None:
+        placement = placement.model_copy(
+            update={"separate_hosts": topo is Topology.CLUSTER_ACROSS_BOXES}
+        )
+    new_spec = spec.model_copy(
+        update={
+            "shared_disks": SharedDisks(controller=controller, disks=disks),
+            "host_options": {**DEFAULT_HOST_OPTIONS, **(spec.host_options or {})},
+            "placement": placement,
+        }
+    )
+    return cluster.model_copy(update={"spec": new_spec})
