@@ -1,0 +1,210 @@
+"""The state as a JSON file beside the desired file, with a backup and a lock file.
+
+A write never leaves a half-written state at its path: the new content goes to a temporary
+file in the same directory (0600 from its creation, fsynced) and replaces the state with one
+atomic rename. The previous state is kept as `<path>.backup`. The lock is a `<path>.lock`
+file created exclusively, holding who took it, so that a second run is refused at once with
+the holder's name instead of waiting or racing.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from reconciler.errors import LockedError, MscsError
+from state.backend import LockInfo, check_expected_serial, holder_message
+from state.model import State, check_no_secrets, parse_state, utc_now
+
+STATE_FILE_NAME = "mscsctl.state.json"
+STATE_ENV = "MSCSCTL_STATE"
+FILE_MODE = 0o600
+
+
+def default_state_path(desired_file: Path) -> Path:
+    """Where the state of a desired file lives when nothing else is said: beside it."""
+    return desired_file.parent / STATE_FILE_NAME
+
+
+def resolve_state_path(
+    desired_file: Path,
+    explicit: Path | str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Path | str:
+    """The state location: an explicit `--state`, else `MSCSCTL_STATE`, else beside the file.
+
+    A location that is a URL (`postgresql://…`) is returned as the string it was given, since
+    a `Path` would mangle its `//`; anything else is a `Path`.
+    """
+    env = os.environ if environ is None else environ
+    chosen = explicit if explicit not in (None, "") else env.get(STATE_ENV) or None
+    if chosen is None:
+        return default_state_path(desired_file)
+    if isinstance(chosen, str) and "://" in chosen:
+        return chosen
+    return Path(chosen)
+
+
+class LocalFileBackend:
+    """The state of one cluster in one local JSON file."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.backup_path = self.path.with_name(self.path.name + ".backup")
+        self.lock_path = self.path.with_name(self.path.name + ".lock")
+
+    def __repr__(self) -> str:
+        return f"LocalFileBackend({str(self.path)!r})"
+
+    def describe(self) -> str:
+        return str(self.path)
+
+    def read(self) -> State | None:
+        return self._read_stored()[0]
+
+    def write(self, state: State, *, expected_serial: int | None) -> State:
+        check_no_secrets(state)
+        stored, raw = self._read_stored()
+        serial = check_expected_serial(stored, state, expected_serial, self.describe())
+        written = state.as_written(serial=serial, now=utc_now())
+        if raw is not None:
+            _replace_atomically(self.backup_path, raw)
+        _replace_atomically(self.path, written.to_json().encode())
+        return written
+
+    def lock(self, info: LockInfo) -> LockInfo:
+        info = LockInfo.model_validate({**dict(info), "backend": "local", "path": str(self.path)})
+        # A lock released between our failed create and our read of it is simply retried.
+        for _ in range(3):
+            try:
+                fd = os.open(self.lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, FILE_MODE)
+            except FileExistsError:
+                held = self._read_lock()
+                if held is None:
+                    continue
+                raise LockedError(holder_message(held, self.describe())) from None
+            except OSError as exc:
+                raise MscsError(f"cannot create the lock file {self.lock_path}: {exc}") from None
+            try:
+                os.fchmod(fd, FILE_MODE)
+                _write_all(fd, info.model_dump_json(indent=2).encode() + b"\n")
+                os.fsync(fd)
+            except OSError as exc:
+                os.close(fd)
+                self.lock_path.unlink(missing_ok=True)
+                raise MscsError(f"cannot write the lock file {self.lock_path}: {exc}") from None
+            os.close(fd)
+            _fsync_directory(self.lock_path.parent)
+            return info
+        raise LockedError(f"state {self.describe()} is being locked and unlocked by other runs; try again.")
+
+    def unlock(self, lock_id: str) -> None:
+        held = self._read_lock()
+        if held is None:
+            raise MscsError(
+                f"state {self.describe()} is not locked any more: lock {lock_id} was removed "
+                "by someone else (force-unlock?) while this run held it."
+            )
+        if held.id != lock_id:
+            raise LockedError(
+                f"refusing to unlock with ID {lock_id}: the lock is not this run's. "
+                + holder_message(held, self.describe())
+            )
+        self._remove_lock()
+
+    def force_unlock(self, lock_id: str) -> None:
+        held = self._read_lock()
+        if held is None:
+            raise MscsError(f"state {self.describe()} is not locked; there is nothing to force-unlock.")
+        if held.id != lock_id:
+            raise LockedError(
+                f"refusing to force-unlock: the lock's ID is {held.id}, not {lock_id}. "
+                f"It is held by {held.who} (operation {held.operation!r}, pid {held.pid}) "
+                f"since {held.created}. Check that run is gone, then give that ID."
+            )
+        self._remove_lock()
+
+    def _read_stored(self) -> tuple[State | None, bytes | None]:
+        """The stored state and the exact bytes it was read from (kept as the backup)."""
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return None, None
+        except OSError as exc:
+            raise MscsError(f"cannot read state file {self.path}: {exc.strerror or exc}") from None
+        return parse_state(raw, f"file {self.path}"), raw
+
+    def _read_lock(self) -> LockInfo | None:
+        try:
+            raw = self.lock_path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise LockedError(
+                f"state {self.describe()} has a lock file {self.lock_path} that cannot be read "
+                f"({exc.strerror or exc}). If no mscsctl run uses this state, delete that file."
+            ) from None
+        try:
+            return LockInfo.model_validate_json(raw)
+        except ValidationError:
+            raise LockedError(
+                f"state {self.describe()} has a lock file {self.lock_path} that does not name a holder "
+                "(it is being written, or a run crashed while taking the lock). "
+                "If no mscsctl run uses this state, delete that file."
+            ) from None
+
+    def _remove_lock(self) -> None:
+        try:
+            self.lock_path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise MscsError(f"cannot remove the lock file {self.lock_path}: {exc.strerror or exc}") from None
+        _fsync_directory(self.lock_path.parent)
+
+
+def _replace_atomically(target: Path, data: bytes) -> None:
+    """Make `target` hold `data`: readers see the old content or the new, never a part."""
+    temp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        fd = os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, FILE_MODE)
+    except OSError as exc:
+        raise MscsError(f"cannot write state file {target}: {exc.strerror or exc} ({temp.parent})") from None
+    try:
+        try:
+            os.fchmod(fd, FILE_MODE)  # the creation mode is masked by umask; make it exact
+            _write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, target)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise MscsError(f"cannot write state file {target}: {exc.strerror or exc}") from None
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    _fsync_directory(target.parent)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename or unlink durable; not every platform or filesystem allows it."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
