@@ -54,6 +54,8 @@ class ObservedHost(_Observed):
     datastores: list[str] = Field(default_factory=list)
     networks: list[str] = Field(default_factory=list)
     options: dict[str, int | str | None] = Field(default_factory=dict)
+    option_manager: str | None = None  # moref of the host's advanced-option manager
+    storage_system: str | None = None  # moref of the host's storage system
 
     @property
     def version_tuple(self) -> tuple[int, int] | None:
@@ -146,6 +148,7 @@ class Observed(_Observed):
     hosts: dict[str, ObservedHost] = Field(default_factory=dict)
     datastores: dict[str, ObservedDatastore] = Field(default_factory=dict)
     networks: list[str] = Field(default_factory=list)  # port group names in the datacenter
+    network_refs: dict[str, str] = Field(default_factory=dict)  # port group -> "Type:moref"
     clusters: dict[str, ObservedCluster] = Field(default_factory=dict)
 
     def host_of(self, vm: str) -> ObservedHost | None:

@@ -113,8 +113,7 @@ class VmNode(_Model):
     vm: str = Field(min_length=1, description="Name of the virtual machine in vCenter.")
     credentials_env: CredentialsEnv | None = Field(
         default=None,
-        description="Per-node guest credential variables; default MSCSCTL_GUEST_USER / "
-        "MSCSCTL_GUEST_PASSWORD.",
+        description="Per-node guest credential variables; default MSCSCTL_GUEST_USER / MSCSCTL_GUEST_PASSWORD.",
     )
 
 
@@ -126,9 +125,7 @@ class WinRM(_Model):
 
 class PhysicalNode(_Model):
     physical: str = Field(min_length=1, description="Name of the physical Windows node.")
-    winrm: WinRM | None = Field(
-        default=None, description="How to reach the physical node for guest settings."
-    )
+    winrm: WinRM | None = Field(default=None, description="How to reach the physical node for guest settings.")
     credentials_env: CredentialsEnv | None = None
 
 
@@ -181,9 +178,7 @@ class RdmDisk(_Model):
     compatibility: Compatibility | None = Field(
         default=None, description="RDM compatibility mode. Default from the topology."
     )
-    mapping_datastore: str = Field(
-        min_length=1, description="VMFS datastore that holds the mapping (proxy) file."
-    )
+    mapping_datastore: str = Field(min_length=1, description="VMFS datastore that holds the mapping (proxy) file.")
 
 
 class SharedVmdk(_Model):
@@ -296,7 +291,7 @@ class FailoverCluster(_Model):
 
 def parse_version(text: str) -> tuple[int, int]:
     """'8.0.2' -> (8, 0)."""
-    major, minor, *_ = (text.split(".") + ["0"])[:3]
+    major, minor, *_ = ([*text.split("."), "0"])[:3]
     return int(major), int(minor)
 
 
@@ -327,9 +322,7 @@ def with_defaults(cluster: FailoverCluster) -> FailoverCluster:
         disks.append(disk.model_copy(update=update))
     placement = spec.placement
     if placement.separate_hosts is None:
-        placement = placement.model_copy(
-            update={"separate_hosts": topo is Topology.CLUSTER_ACROSS_BOXES}
-        )
+        placement = placement.model_copy(update={"separate_hosts": topo is Topology.CLUSTER_ACROSS_BOXES})
     new_spec = spec.model_copy(
         update={
             "shared_disks": SharedDisks(controller=controller, disks=disks),

@@ -14,10 +14,7 @@ from typer.exceptions import TyperException
 
 from reconciler.cli import output
 
-EXIT_HELP = (
-    "Exit codes: 0 success (no changes), 1 error, 2 changes present "
-    "(plan --detailed-exitcode) or drift found."
-)
+EXIT_HELP = "Exit codes: 0 success (no changes), 1 error, 2 changes present (plan --detailed-exitcode) or drift found."
 
 app = typer.Typer(
     name="mscsctl",

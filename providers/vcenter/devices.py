@@ -1,0 +1,226 @@
+"""Virtual devices, both ways: vSphere device objects -> observed models, and desired -> device specs.
+
+The only module that knows the vSphere class of each controller, disk backing and NIC.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyVmomi import vim
+
+from reconciler.observed import ObservedController, ObservedDisk, ObservedNic
+
+CONTROLLER_CLASSES: dict[str, type] = {
+    "lsilogic": vim.vm.device.VirtualLsiLogicController,
+    "lsilogic-sas": vim.vm.device.VirtualLsiLogicSASController,
+    "pvscsi": vim.vm.device.ParaVirtualSCSIController,
+}
+NIC_CLASSES: dict[str, type] = {
+    "vmxnet3": vim.vm.device.VirtualVmxnet3,
+    "vmxnet2": vim.vm.device.VirtualVmxnet2,
+    "vmxnet": vim.vm.device.VirtualVmxnet,
+    "e1000e": vim.vm.device.VirtualE1000e,
+    "e1000": vim.vm.device.VirtualE1000,
+}
+SHARING_TO_VIM = {"none": "noSharing", "virtual": "virtualSharing", "physical": "physicalSharing"}
+SHARING_FROM_VIM = {v: k for k, v in SHARING_TO_VIM.items()}
+COMPAT_TO_VIM = {"physical": "physicalMode", "virtual": "virtualMode"}
+COMPAT_FROM_VIM = {v: k for k, v in COMPAT_TO_VIM.items()}
+
+
+def controller_type(device: Any) -> str:
+    # Order matters: subclasses before their bases.
+    for name in ("lsilogic-sas", "pvscsi", "lsilogic"):
+        if isinstance(device, CONTROLLER_CLASSES[name]):
+            return name
+    if isinstance(device, vim.vm.device.VirtualBusLogicController):
+        return "buslogic"
+    return "other"
+
+
+def nic_type(device: Any) -> str:
+    for name in ("vmxnet3", "vmxnet2", "e1000e", "e1000", "vmxnet"):
+        if isinstance(device, NIC_CLASSES[name]):
+            return name
+    return "other"
+
+
+def _slot(device: Any) -> int | None:
+    slot = getattr(device, "slotInfo", None)
+    number = getattr(slot, "pciSlotNumber", None)
+    return int(number) if number is not None else None
+
+
+def controllers_of(devices: list[Any]) -> dict[int, ObservedController]:
+    """SCSI controllers by device key."""
+    out = {}
+    for dev in devices:
+        if isinstance(dev, vim.vm.device.VirtualSCSIController):
+            out[dev.key] = ObservedController(
+                key=dev.key,
+                bus=dev.busNumber,
+                type=controller_type(dev),
+                sharing=SHARING_FROM_VIM.get(str(dev.sharedBus), str(dev.sharedBus)),
+                pci_slot=_slot(dev),
+            )
+    return out
+
+
+def disks_of(devices: list[Any], controllers: dict[int, ObservedController]) -> list[ObservedDisk]:
+    out = []
+    for dev in devices:
+        if not isinstance(dev, vim.vm.device.VirtualDisk):
+            continue
+        ctrl = controllers.get(dev.controllerKey)
+        if ctrl is None:  # IDE/SATA/NVMe disks are not part of a failover cluster's shared storage
+            continue
+        backing = dev.backing
+        size_gb = int(dev.capacityInKB // (1024 * 1024)) if dev.capacityInKB else None
+        if isinstance(backing, vim.vm.device.VirtualDisk.RawDiskMappingVer1BackingInfo):
+            device_name = backing.deviceName or ""
+            lun = device_name.rsplit("/", 1)[-1] if device_name else None
+            out.append(
+                ObservedDisk(
+                    key=dev.key,
+                    bus=ctrl.bus,
+                    unit=dev.unitNumber,
+                    kind="rdm",
+                    file=backing.fileName or "",
+                    lun=lun,
+                    lun_uuid=backing.lunUuid,
+                    compatibility=COMPAT_FROM_VIM.get(str(backing.compatibilityMode)),
+                    size_gb=size_gb,
+                    sharing=getattr(backing, "sharing", None),
+                )
+            )
+        else:
+            out.append(
+                ObservedDisk(
+                    key=dev.key,
+                    bus=ctrl.bus,
+                    unit=dev.unitNumber,
+                    kind="vmdk",
+                    file=getattr(backing, "fileName", "") or "",
+                    size_gb=size_gb,
+                    thin=getattr(backing, "thinProvisioned", None),
+                    eager_zeroed=getattr(backing, "eagerlyScrub", None),
+                    sharing=getattr(backing, "sharing", None),
+                )
+            )
+    return sorted(out, key=lambda d: (d.bus, d.unit))
+
+
+def nics_of(devices: list[Any], net_names: dict[str, str]) -> list[ObservedNic]:
+    out = []
+    for dev in devices:
+        if not isinstance(dev, vim.vm.device.VirtualEthernetCard):
+            continue
+        backing = dev.backing
+        network = ""
+        if isinstance(backing, vim.vm.device.VirtualEthernetCard.NetworkBackingInfo):
+            network = backing.deviceName or (net_names.get(backing.network._moId, "") if backing.network else "")
+        elif isinstance(backing, vim.vm.device.VirtualEthernetCard.DistributedVirtualPortBackingInfo):
+            network = net_names.get(_dvpg_moref(backing), "") or backing.port.portgroupKey
+        out.append(
+            ObservedNic(
+                key=dev.key, adapter=nic_type(dev), network=network, pci_slot=_slot(dev), mac=dev.macAddress or ""
+            )
+        )
+    return sorted(out, key=lambda n: n.key)
+
+
+def _dvpg_moref(backing: Any) -> str:
+    # A distributed port group's moref is its key on vCenter.
+    return backing.port.portgroupKey if backing.port else ""
+
+
+# --- desired -> device specs -------------------------------------------------------------------
+
+
+def add_controller_spec(temp_key: int, bus: int, type_: str, sharing: str) -> Any:
+    ctrl = CONTROLLER_CLASSES[type_]()
+    ctrl.key = temp_key
+    ctrl.busNumber = bus
+    ctrl.sharedBus = SHARING_TO_VIM[sharing]
+    return vim.vm.device.VirtualDeviceSpec(operation="add", device=ctrl)
+
+
+def edit_controller_spec(device: Any, sharing: str) -> Any:
+    device.sharedBus = SHARING_TO_VIM[sharing]
+    return vim.vm.device.VirtualDeviceSpec(operation="edit", device=device)
+
+
+def rdm_disk_spec(
+    *,
+    temp_key: int,
+    controller_key: int,
+    unit: int,
+    file: str,
+    compatibility: str,
+    device_path: str | None,
+    lun_uuid: str | None,
+    create: bool,
+) -> Any:
+    backing = vim.vm.device.VirtualDisk.RawDiskMappingVer1BackingInfo()
+    backing.fileName = file
+    backing.compatibilityMode = COMPAT_TO_VIM[compatibility]
+    backing.diskMode = "independent_persistent" if compatibility == "physical" else "persistent"
+    if create:
+        backing.deviceName = device_path
+        backing.lunUuid = lun_uuid
+    disk = vim.vm.device.VirtualDisk(key=temp_key, controllerKey=controller_key, unitNumber=unit, backing=backing)
+    spec = vim.vm.device.VirtualDeviceSpec(operation="add", device=disk)
+    if create:
+        spec.fileOperation = "create"
+    return spec
+
+
+def vmdk_disk_spec(*, temp_key: int, controller_key: int, unit: int, file: str, size_gb: int, create: bool) -> Any:
+    backing = vim.vm.device.VirtualDisk.FlatVer2BackingInfo()
+    backing.fileName = file
+    backing.diskMode = "independent_persistent"
+    backing.thinProvisioned = False
+    backing.eagerlyScrub = True
+    disk = vim.vm.device.VirtualDisk(
+        key=temp_key,
+        controllerKey=controller_key,
+        unitNumber=unit,
+        backing=backing,
+        capacityInKB=size_gb * 1024 * 1024,
+    )
+    spec = vim.vm.device.VirtualDeviceSpec(operation="add", device=disk)
+    if create:
+        spec.fileOperation = "create"
+    return spec
+
+
+def remove_device_spec(device: Any, destroy_file: bool = False) -> Any:
+    spec = vim.vm.device.VirtualDeviceSpec(operation="remove", device=device)
+    if destroy_file:
+        spec.fileOperation = "destroy"
+    return spec
+
+
+def nic_backing(network: Any) -> Any:
+    """Standard port group: network backing; distributed port group: a port connection."""
+    if isinstance(network, vim.dvs.DistributedVirtualPortgroup):
+        conn = vim.dvs.PortConnection(portgroupKey=network.key, switchUuid=network.config.distributedVirtualSwitch.uuid)
+        return vim.vm.device.VirtualEthernetCard.DistributedVirtualPortBackingInfo(port=conn)
+    return vim.vm.device.VirtualEthernetCard.NetworkBackingInfo(deviceName=network.name, network=network)
+
+
+def add_nic_spec(temp_key: int, adapter: str, backing: Any) -> Any:
+    nic = NIC_CLASSES[adapter]()
+    nic.key = temp_key
+    nic.backing = backing
+    nic.addressType = "generated"
+    nic.connectable = vim.vm.device.VirtualDevice.ConnectInfo(
+        startConnected=True, connected=True, allowGuestControl=True
+    )
+    return vim.vm.device.VirtualDeviceSpec(operation="add", device=nic)
+
+
+def edit_nic_spec(device: Any, backing: Any) -> Any:
+    device.backing = backing
+    return vim.vm.device.VirtualDeviceSpec(operation="edit", device=device)

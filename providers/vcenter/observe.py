@@ -1,0 +1,392 @@
+"""The one read: everything a plan needs, through the PropertyCollector, by precise property paths.
+
+Round trips are constant however many clusters, VMs and hosts are asked for:
+  1. find the datacenter (a container view of the root folder, names only);
+  2. one container view of the datacenter, one retrieve of names and references;
+  3. one retrieve of the precise properties of just the objects the plans need
+     (node VMs, their vSphere clusters and those clusters' hosts, datastores, port
+     groups, and the hosts' advanced-option managers).
+No `vm.config` or `runtime` is fetched whole and no pyvmomi object is walked lazily.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from pyVmomi import vim, vmodl
+
+from providers.vcenter.connection import Session
+from providers.vcenter.devices import controllers_of, disks_of, nics_of
+from reconciler.errors import MscsError
+from reconciler.observed import (
+    Observed,
+    ObservedCluster,
+    ObservedDatastore,
+    ObservedHba,
+    ObservedHost,
+    ObservedLun,
+    ObservedVm,
+    ObservedVmRule,
+)
+
+VM_PATHS = [
+    "name",
+    "config.hardware.device",
+    "config.changeVersion",
+    "config.version",
+    "config.guestId",
+    "runtime.powerState",
+    "runtime.host",
+    "guest.toolsRunningStatus",
+]
+HOST_PATHS = [
+    "name",
+    "parent",
+    "config.product.version",
+    "config.storageDevice.scsiLun",
+    "config.storageDevice.hostBusAdapter",
+    "config.storageDevice.scsiTopology",
+    "datastore",
+    "network",
+    "configManager.advancedOption",
+    "configManager.storageSystem",
+]
+CLUSTER_PATHS = ["name", "host", "configurationEx"]
+DATASTORE_PATHS = ["name", "summary.type", "info", "host"]
+NETWORK_PATHS = ["name"]
+OPTION_PATHS = ["setting"]
+
+
+def observe(
+    session: Session,
+    datacenter: str,
+    vm_names: Iterable[str],
+    option_prefixes: Iterable[str] = ("Disk.",),
+) -> Observed:
+    """Read the datacenter's view of the given VMs and everything around them."""
+    wanted_vms = set(vm_names)
+    prefixes = tuple(option_prefixes)
+    return session.call(lambda si: _observe(si, datacenter, wanted_vms, prefixes))
+
+
+def _observe(si: Any, datacenter: str, wanted_vms: set[str], prefixes: tuple[str, ...]) -> Observed:
+    content = si.RetrieveContent()
+    pc = content.propertyCollector
+    dc = _find_datacenter(content, pc, datacenter)
+    view = content.viewManager.CreateContainerView(
+        dc, [vim.VirtualMachine, vim.HostSystem, vim.ClusterComputeResource, vim.Datastore, vim.Network], True
+    )
+    try:
+        index = _retrieve(
+            pc,
+            [_view_spec(view)],
+            {
+                vim.VirtualMachine: ["name"],
+                vim.HostSystem: ["name", "parent"],
+                vim.ClusterComputeResource: ["name", "host"],
+                vim.Datastore: ["name"],
+                vim.Network: ["name"],
+            },
+        )
+    finally:
+        view.DestroyView()
+
+    by_type: dict[type, dict[str, Any]] = {}
+    for obj, props in index.items():
+        by_type.setdefault(type(obj), {})[obj._moId] = (obj, props)
+
+    def of(kind: type) -> list[tuple[Any, dict[str, Any]]]:
+        return [v for t, objs in by_type.items() if issubclass(t, kind) for v in objs.values()]
+
+    vms = [(o, p) for o, p in of(vim.VirtualMachine) if p.get("name") in wanted_vms]
+    clusters = of(vim.ClusterComputeResource)
+    hosts = of(vim.HostSystem)
+    datastores = of(vim.Datastore)
+    networks = of(vim.Network)
+
+    # Detailed read of just what the plans need. The hosts: every host of a vSphere cluster
+    # (reservations are per cluster) - the node VMs' hosts are among them.
+    specs = (
+        [_obj_spec(o) for o, _ in vms]
+        + [_obj_spec(o) for o, _ in hosts]
+        + [_obj_spec(o) for o, _ in clusters]
+        + [_obj_spec(o) for o, _ in datastores]
+    )
+    detail = (
+        _retrieve(
+            pc,
+            specs,
+            {
+                vim.VirtualMachine: VM_PATHS,
+                vim.HostSystem: HOST_PATHS,
+                vim.ClusterComputeResource: CLUSTER_PATHS,
+                vim.Datastore: DATASTORE_PATHS,
+            },
+        )
+        if specs
+        else {}
+    )
+    option_managers = [
+        props["configManager.advancedOption"]
+        for obj, props in detail.items()
+        if isinstance(obj, vim.HostSystem) and props.get("configManager.advancedOption") is not None
+    ]
+    options = (
+        _retrieve(pc, [_obj_spec(o) for o in option_managers], {vim.option.OptionManager: OPTION_PATHS})
+        if option_managers
+        else {}
+    )
+    option_by_mgr = {mgr._moId: props.get("setting") or [] for mgr, props in options.items()}
+
+    host_names = {o._moId: p["name"] for o, p in hosts}
+    cluster_names = {o._moId: p["name"] for o, p in clusters}
+    ds_names = {o._moId: p["name"] for o, p in datastores}
+    net_names = {o._moId: p["name"] for o, p in networks}
+
+    obs_hosts: dict[str, ObservedHost] = {}
+    obs_vms: dict[str, ObservedVm] = {}
+    obs_clusters: dict[str, ObservedCluster] = {}
+    obs_datastores: dict[str, ObservedDatastore] = {}
+    vm_name_by_moref = {o._moId: p["name"] for o, p in vms}
+    for obj, props in detail.items():
+        if isinstance(obj, vim.HostSystem):
+            mgr = props.get("configManager.advancedOption")
+            settings = option_by_mgr.get(mgr._moId, []) if mgr is not None else []
+            host = _host(obj, props, cluster_names, ds_names, net_names, settings, prefixes)
+            obs_hosts[host.name] = host
+    host_cluster = {h.moref: h.cluster for h in obs_hosts.values()}
+    for obj, props in detail.items():
+        if isinstance(obj, vim.VirtualMachine):
+            vm = _vm(obj, props, host_names, host_cluster, net_names)
+            obs_vms[vm.name] = vm
+        elif isinstance(obj, vim.ClusterComputeResource):
+            cl = _cluster(obj, props, vm_name_by_moref, host_names)
+            obs_clusters[cl.name] = cl
+        elif isinstance(obj, vim.Datastore):
+            ds = _datastore(obj, props, host_names)
+            obs_datastores[ds.name] = ds
+    return Observed(
+        datacenter=datacenter,
+        vms=obs_vms,
+        hosts=obs_hosts,
+        datastores=obs_datastores,
+        networks=sorted(set(net_names.values())),
+        network_refs={p["name"]: f"{type(o).__name__}:{o._moId}" for o, p in networks},
+        clusters=obs_clusters,
+    )
+
+
+def _find_datacenter(content: Any, pc: Any, name: str) -> Any:
+    view = content.viewManager.CreateContainerView(content.rootFolder, [vim.Datacenter], True)
+    try:
+        found = _retrieve(pc, [_view_spec(view)], {vim.Datacenter: ["name"]})
+    finally:
+        view.DestroyView()
+    for obj, props in found.items():
+        if props.get("name") == name:
+            return obj
+    names = sorted(p.get("name", "?") for p in found.values())
+    raise MscsError(f"datacenter {name!r} not found in vCenter (it has: {', '.join(names) or 'none'})")
+
+
+def _view_spec(view: Any) -> vmodl.query.PropertyCollector.ObjectSpec:
+    traverse = vmodl.query.PropertyCollector.TraversalSpec(
+        name="view", path="view", skip=False, type=vim.view.ContainerView
+    )
+    return vmodl.query.PropertyCollector.ObjectSpec(obj=view, skip=True, selectSet=[traverse])
+
+
+def _obj_spec(obj: Any) -> vmodl.query.PropertyCollector.ObjectSpec:
+    return vmodl.query.PropertyCollector.ObjectSpec(obj=obj, skip=False)
+
+
+def _retrieve(pc: Any, object_specs: list[Any], paths: dict[type, list[str]]) -> dict[Any, dict[str, Any]]:
+    """One RetrievePropertiesEx (plus continuations for large results)."""
+    filter_spec = vmodl.query.PropertyCollector.FilterSpec(
+        objectSet=object_specs,
+        propSet=[vmodl.query.PropertyCollector.PropertySpec(type=t, pathSet=p, all=False) for t, p in paths.items()],
+        reportMissingObjectsInResults=False,
+    )
+    out: dict[Any, dict[str, Any]] = {}
+    result = pc.RetrievePropertiesEx([filter_spec], vmodl.query.PropertyCollector.RetrieveOptions())
+    while result is not None:
+        for obj in result.objects:
+            props = out.setdefault(obj.obj, {})
+            for prop in obj.propSet or []:
+                props[prop.name] = prop.val
+        if not result.token:
+            break
+        result = pc.ContinueRetrievePropertiesEx(result.token)
+    return out
+
+
+def _host(
+    obj: Any,
+    props: dict[str, Any],
+    cluster_names: dict[str, str],
+    ds_names: dict[str, str],
+    net_names: dict[str, str],
+    settings: list[Any],
+    prefixes: tuple[str, ...],
+) -> ObservedHost:
+    parent = props.get("parent")
+    hbas = []
+    hba_kind: dict[str, str] = {}
+    for hba in props.get("config.storageDevice.hostBusAdapter") or []:
+        kind = (
+            "fc"
+            if isinstance(hba, vim.host.FibreChannelHba)
+            else ("iscsi" if isinstance(hba, vim.host.InternetScsiHba) else "other")
+        )
+        hba_kind[hba.key] = kind
+        hbas.append(ObservedHba(device=hba.device, model=hba.model or "", driver=hba.driver or "", kind=kind))
+    transport = _lun_transport(props.get("config.storageDevice.scsiTopology"), hba_kind)
+    luns: dict[str, ObservedLun] = {}
+    for lun in props.get("config.storageDevice.scsiLun") or []:
+        name = getattr(lun, "canonicalName", None)
+        if not name:
+            continue
+        capacity = getattr(lun, "capacity", None)
+        luns[name] = ObservedLun(
+            canonical_name=name,
+            uuid=lun.uuid,
+            capacity_bytes=(capacity.block * capacity.blockSize) if capacity else None,
+            vendor=(lun.vendor or "").strip(),
+            model=(lun.model or "").strip(),
+            device_path=getattr(lun, "devicePath", "") or "",
+            perennially_reserved=bool(getattr(lun, "perenniallyReserved", False)),
+            transport=transport.get(lun.key, "unknown"),
+        )
+    options: dict[str, int | str | None] = {}
+    for opt in settings:
+        if opt.key.startswith(prefixes):
+            options[opt.key] = _option_value(opt.value)
+    return ObservedHost(
+        name=props["name"],
+        moref=obj._moId,
+        version=props.get("config.product.version") or "",
+        cluster=cluster_names.get(parent._moId) if parent is not None else None,
+        luns=luns,
+        hbas=hbas,
+        datastores=sorted(ds_names.get(d._moId, d._moId) for d in props.get("datastore") or []),
+        networks=sorted(net_names.get(n._moId, n._moId) for n in props.get("network") or []),
+        options=options,
+        option_manager=_moref(props.get("configManager.advancedOption")),
+        storage_system=_moref(props.get("configManager.storageSystem")),
+    )
+
+
+def _moref(obj: Any) -> str | None:
+    return obj._moId if obj is not None else None
+
+
+def _option_value(value: Any) -> int | str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return int(value)
+    text = str(value)
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
+def _lun_transport(topology: Any, hba_kind: dict[str, str]) -> dict[str, str]:
+    """ScsiLun key -> the kind of adapter it is reached through (fc, iscsi, other)."""
+    out: dict[str, str] = {}
+    for adapter in getattr(topology, "adapter", None) or []:
+        kind = hba_kind.get(adapter.adapter, "other")
+        for target in adapter.target or []:
+            for lun in target.lun or []:
+                out.setdefault(lun.scsiLun, kind)
+    return out
+
+
+def _vm(
+    obj: Any,
+    props: dict[str, Any],
+    host_names: dict[str, str],
+    host_cluster: dict[str, str | None],
+    net_names: dict[str, str],
+) -> ObservedVm:
+    devices = props.get("config.hardware.device") or []
+    host = props.get("runtime.host")
+    controllers = controllers_of(devices)
+    return ObservedVm(
+        name=props["name"],
+        moref=obj._moId,
+        host=host_names.get(host._moId, "") if host is not None else "",
+        cluster=host_cluster.get(host._moId) if host is not None else None,
+        power_state=str(props.get("runtime.powerState") or "poweredOff"),
+        change_version=props.get("config.changeVersion") or "",
+        hardware_version=props.get("config.version") or "",
+        guest_id=props.get("config.guestId") or "",
+        tools_running=props.get("guest.toolsRunningStatus") == "guestToolsRunning",
+        controllers={c.bus: c for c in controllers.values()},
+        disks={f"{d.bus}:{d.unit}": d for d in disks_of(devices, controllers)},
+        nics=nics_of(devices, net_names),
+    )
+
+
+def _cluster(obj: Any, props: dict[str, Any], vm_names: dict[str, str], host_names: dict[str, str]) -> ObservedCluster:
+    cfg = props.get("configurationEx")
+    rules: dict[str, ObservedVmRule] = {}
+    drs: dict[str, str] = {}
+    ha: dict[str, str] = {}
+    drs_enabled = ha_enabled = False
+    if cfg is not None:
+        drs_enabled = bool(getattr(cfg.drsConfig, "enabled", False)) if cfg.drsConfig else False
+        ha_enabled = bool(getattr(cfg.dasConfig, "enabled", False)) if cfg.dasConfig else False
+        for rule in cfg.rule or []:
+            kind = (
+                "anti-affinity"
+                if isinstance(rule, vim.cluster.AntiAffinityRuleSpec)
+                else "affinity"
+                if isinstance(rule, vim.cluster.AffinityRuleSpec)
+                else None
+            )
+            if kind is None:
+                continue
+            rules[rule.name] = ObservedVmRule(
+                name=rule.name,
+                key=rule.key,
+                kind=kind,
+                vms=sorted(vm_names.get(v._moId, v._moId) for v in rule.vm or []),
+                enabled=bool(rule.enabled),
+                mandatory=bool(getattr(rule, "mandatory", False)),
+            )
+        for entry in cfg.drsVmConfig or []:
+            name = vm_names.get(entry.key._moId)
+            if name:
+                drs[name] = "disabled" if entry.enabled is False else str(entry.behavior or "fullyAutomated")
+        for entry in cfg.dasVmConfig or []:
+            name = vm_names.get(entry.key._moId)
+            settings = entry.dasSettings
+            if name and settings is not None:
+                ha[name] = "disabled" if settings.restartPriority == "disabled" else "enabled"
+    return ObservedCluster(
+        name=props["name"],
+        moref=obj._moId,
+        drs_enabled=drs_enabled,
+        ha_enabled=ha_enabled,
+        rules=rules,
+        drs_overrides=drs,
+        ha_overrides=ha,
+        hosts=sorted(host_names.get(h._moId, h._moId) for h in props.get("host") or []),
+    )
+
+
+def _datastore(obj: Any, props: dict[str, Any], host_names: dict[str, str]) -> ObservedDatastore:
+    info = props.get("info")
+    extents: list[str] = []
+    vmfs = getattr(info, "vmfs", None)
+    if vmfs is not None:
+        extents = [e.diskName for e in vmfs.extent or []]
+    return ObservedDatastore(
+        name=props["name"],
+        moref=obj._moId,
+        type=str(props.get("summary.type") or ""),
+        extents=extents,
+        hosts=sorted(host_names.get(m.key._moId, m.key._moId) for m in props.get("host") or []),
+    )
