@@ -34,17 +34,19 @@ POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 def open_backend(location: str | os.PathLike[str], *, cluster: str | None = None) -> StateBackend:
     """The backend for a state location: a file path, or a `postgresql://` URL.
 
-    `cluster` names the row of a database backend (one row per cluster); a file holds one
-    cluster's state by itself and ignores it.
+    `cluster` (the desired file's `metadata.name`) picks the row of a database backend,
+    which holds one row per cluster; a file holds one cluster's state and ignores it.
     """
     text = os.fspath(location)
     if text.startswith(POSTGRES_SCHEMES):
-        raise MscsError("PostgreSQL state backend is not available yet")
+        if not cluster:
+            raise MscsError("a PostgreSQL state holds many clusters: say which one (the desired file's name)")
+        from state.postgres import PostgresBackend  # psycopg is only loaded when a database is used
+
+        return PostgresBackend(text, cluster)
     if "://" in text:
         scheme = text.split("://", 1)[0]
-        raise MscsError(
-            f"unknown state backend {scheme}:// in {text!r}; give a file path or a postgresql:// URL"
-        )
+        raise MscsError(f"unknown state backend {scheme}://; give a file path or a postgresql:// URL")
     return LocalFileBackend(Path(text))
 
 

@@ -18,7 +18,7 @@ from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from reconciler.errors import StaleStateError
+from reconciler.errors import LockedError, MscsError, StaleStateError
 from state.model import State, UtcTimestamp, Uuid, utc_now
 
 
@@ -72,8 +72,7 @@ def check_expected_serial(stored: State | None, state: State, expected_serial: i
     if stored is None:
         if expected_serial is not None:
             raise StaleStateError(
-                f"state {where} is gone: expected serial {expected_serial} to be there, found no state. "
-                "Run plan again."
+                f"state {where} is gone: expected serial {expected_serial} to be there, found no state. Run plan again."
             )
         return 1
     if expected_serial is None:
@@ -92,6 +91,32 @@ def check_expected_serial(stored: State | None, state: State, expected_serial: i
             "another run wrote it meanwhile. Run plan again."
         )
     return stored.serial + 1
+
+
+def check_release(held: LockInfo | None, lock_id: str, where: str, *, forced: bool) -> None:
+    """Refuse to release a lock that is absent or not `lock_id`; shared by the backends.
+
+    `forced` is `mscsctl force-unlock`, run by a person for a run that is gone; otherwise
+    the holder itself is releasing its own lock at the end of its run.
+    """
+    if held is None:
+        if forced:
+            raise MscsError(f"state {where} is not locked; there is nothing to force-unlock.")
+        raise MscsError(
+            f"state {where} is not locked any more: lock {lock_id} was removed "
+            "by someone else (force-unlock?) while this run held it."
+        )
+    if held.id == lock_id:
+        return
+    if forced:
+        raise LockedError(
+            f"refusing to force-unlock: the lock's ID is {held.id}, not {lock_id}. "
+            f"It is held by {held.who} (operation {held.operation!r}, pid {held.pid}) "
+            f"since {held.created}. Check that run is gone, then give that ID."
+        )
+    raise LockedError(
+        f"refusing to unlock with ID {lock_id}: the lock is not this run's. " + holder_message(held, where)
+    )
 
 
 @runtime_checkable

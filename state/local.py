@@ -17,7 +17,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from reconciler.errors import LockedError, MscsError
-from state.backend import LockInfo, check_expected_serial, holder_message
+from state.backend import LockInfo, check_expected_serial, check_release, holder_message
 from state.model import State, check_no_secrets, parse_state, utc_now
 
 STATE_FILE_NAME = "mscsctl.state.json"
@@ -103,29 +103,11 @@ class LocalFileBackend:
         raise LockedError(f"state {self.describe()} is being locked and unlocked by other runs; try again.")
 
     def unlock(self, lock_id: str) -> None:
-        held = self._read_lock()
-        if held is None:
-            raise MscsError(
-                f"state {self.describe()} is not locked any more: lock {lock_id} was removed "
-                "by someone else (force-unlock?) while this run held it."
-            )
-        if held.id != lock_id:
-            raise LockedError(
-                f"refusing to unlock with ID {lock_id}: the lock is not this run's. "
-                + holder_message(held, self.describe())
-            )
+        check_release(self._read_lock(), lock_id, self.describe(), forced=False)
         self._remove_lock()
 
     def force_unlock(self, lock_id: str) -> None:
-        held = self._read_lock()
-        if held is None:
-            raise MscsError(f"state {self.describe()} is not locked; there is nothing to force-unlock.")
-        if held.id != lock_id:
-            raise LockedError(
-                f"refusing to force-unlock: the lock's ID is {held.id}, not {lock_id}. "
-                f"It is held by {held.who} (operation {held.operation!r}, pid {held.pid}) "
-                f"since {held.created}. Check that run is gone, then give that ID."
-            )
+        check_release(self._read_lock(), lock_id, self.describe(), forced=True)
         self._remove_lock()
 
     def _read_stored(self) -> tuple[State | None, bytes | None]:

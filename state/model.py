@@ -72,17 +72,14 @@ class ManagedResource(_StateModel):
     device_key: int | None = Field(default=None, description="The virtual device key on the VM.")
     file: str | None = Field(
         default=None,
-        description="A datastore path, e.g. the RDM mapping file "
-        "`[SAN-VMFS-01] SQLNODE1/SQLNODE1_quorum.vmdk`.",
+        description="A datastore path, e.g. the RDM mapping file `[SAN-VMFS-01] SQLNODE1/SQLNODE1_quorum.vmdk`.",
     )
     rule_key: int | None = Field(default=None, description="The key of a DRS rule in its cluster.")
     created_by_mscsctl: bool = Field(
         description="True when mscsctl created the object (so it may delete it); "
         "False when it only adopted or changed an existing one."
     )
-    applied: dict[str, JsonValue] = Field(
-        default_factory=dict, description="The values mscsctl last applied, as JSON."
-    )
+    applied: dict[str, JsonValue] = Field(default_factory=dict, description="The values mscsctl last applied, as JSON.")
     applied_at: UtcTimestamp = Field(description="When they were applied (UTC).")
 
 
@@ -95,9 +92,7 @@ class State(_StateModel):
     cluster: str = Field(description="The cluster's `metadata.name` in the desired file.")
     desired_hash: Sha256Hex = Field(description="sha256 of the desired file last applied.")
     updated_at: UtcTimestamp = Field(description="When the state was last written (UTC).")
-    resources: dict[str, ManagedResource] = Field(
-        default_factory=dict, description="Managed objects by address."
-    )
+    resources: dict[str, ManagedResource] = Field(default_factory=dict, description="Managed objects by address.")
 
     @field_validator("resources")
     @classmethod
@@ -213,8 +208,7 @@ def parse_state(raw: bytes | str, source: str) -> State:
         return State.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or '(top)'}: {error['msg']}"
-            for error in exc.errors()[:5]
+            f"{'.'.join(str(part) for part in error['loc']) or '(top)'}: {error['msg']}" for error in exc.errors()[:5]
         )
         more = f" and {exc.error_count() - 5} more" if exc.error_count() > 5 else ""
         raise MscsError(f"state {source} is not a valid mscsctl state ({problems}{more}). {advice}") from None

@@ -109,9 +109,7 @@ def test_state_survives_json_round_trip_unchanged() -> None:
 
 def test_stored_form_lists_resources_in_address_order_whatever_the_insertion_order() -> None:
     forwards = sample_state()
-    backwards = State.new("sql-prod-01", DESIRED_HASH, now=WHEN).model_copy(
-        update={"lineage": forwards.lineage}
-    )
+    backwards = State.new("sql-prod-01", DESIRED_HASH, now=WHEN).model_copy(update={"lineage": forwards.lineage})
     for address, resource in reversed(list(forwards.resources.items())):
         backwards = backwards.with_resource(address, resource)
 
@@ -324,9 +322,7 @@ def test_addresses_are_names_not_secrets(backend: LocalFileBackend) -> None:
     option = lun_reset_option().model_copy(
         update={"applied": {"key": "Security.PasswordQualityControl", "value": "retry=3"}}
     )
-    named = sample_state().with_resource(
-        "sql-prod-01/host/esx-a1/option/Security.PasswordQualityControl", option
-    )
+    named = sample_state().with_resource("sql-prod-01/host/esx-a1/option/Security.PasswordQualityControl", option)
 
     assert backend.write(named, expected_serial=None).serial == 1
 
