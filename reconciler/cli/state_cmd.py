@@ -1,0 +1,61 @@
+"""`mscsctl show` and `mscsctl force-unlock`: read and unlock the recorded state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from reconciler.cli import app, output
+from reconciler.cli.plan_cmd import STATE
+from reconciler.cli.workflow import load_desired, state_backend
+from reconciler.errors import MscsError
+
+
+def _backend(file: Path | None, state_path: str | None) -> object:
+    if file is not None:
+        desired = load_desired(file)
+        return state_backend(desired.path, state_path, desired.cluster.name)
+    if state_path is None:
+        raise MscsError("say which state: a desired FILE, or --state PATH")
+    from state import open_backend
+
+    return open_backend(state_path)
+
+
+@app.command("show")
+@output.reports_errors
+def show_command(
+    file: Path | None = typer.Argument(None, help="Desired-state file whose state to show."),
+    as_json: bool = typer.Option(False, "--json", help="Print the state as JSON."),
+    state_path: str | None = STATE,
+) -> int:
+    """Print what mscsctl recorded the last time it applied. Exit codes: 0 ok, 1 error."""
+    backend = _backend(file, state_path)
+    state = backend.read()  # type: ignore[attr-defined]
+    if state is None:
+        raise MscsError(f"no state yet at {backend.describe()}: nothing was applied")  # type: ignore[attr-defined]
+    if as_json:
+        output.print_json(state.model_dump(mode="json"))
+        return 0
+    con = output.stdout()
+    con.print(f"cluster {state.cluster}  serial {state.serial}  lineage {state.lineage}", highlight=False)
+    con.print(f"updated {state.updated_at}  desired file sha256 {state.desired_hash[:12]}", highlight=False)
+    for address, res in state.resources.items():
+        where = res.file or (f"key {res.device_key}" if res.device_key is not None else "")
+        con.print(f"  {address}  ({res.kind}{', ' + where if where else ''})", highlight=False, markup=False)
+    return 0
+
+
+@app.command("force-unlock")
+@output.reports_errors
+def force_unlock_command(
+    lock_id: str = typer.Argument(..., help="The lock ID named in the 'locked' error."),
+    file: Path | None = typer.Option(None, "--file", "-f", help="Desired-state file whose state is locked."),
+    state_path: str | None = STATE,
+) -> int:
+    """Remove a stale state lock left by a run that died. Exit codes: 0 removed, 1 error."""
+    backend = _backend(file, state_path)
+    backend.force_unlock(lock_id)  # type: ignore[attr-defined]
+    output.info(f"lock {lock_id} removed")
+    return 0

@@ -1,0 +1,115 @@
+"""From a desired file and what vCenter shows to a plan: pure, no I/O.
+
+`build_plan()` is the whole pipeline after the read: resolve the vSphere version, run the
+catalogue's rules against the file and vCenter (errors stop here, before any change),
+normalize both sides, diff, and order the changes into actions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reconciler import normalize
+from reconciler.diff import diff_trees
+from reconciler.errors import RuleViolation
+from reconciler.findings import Finding, Severity, has_errors
+from reconciler.observed import Observed
+from reconciler.plan import NodeFingerprint, Plan, plan_actions, unmanaged_lines
+from reconciler.rules import run_rules
+from reconciler.spec import FailoverCluster, parse_version
+
+
+def resolve_version(cluster: FailoverCluster, observed: Observed) -> tuple[int, int] | None:
+    """The pinned `vsphereVersion`, else the lowest version among the nodes' hosts."""
+    pinned = cluster.spec.vsphere_version
+    if pinned != "auto":
+        return parse_version(pinned)
+    versions = [
+        h.version_tuple
+        for vm in cluster.spec.vm_names
+        if (h := observed.host_of(vm)) is not None and h.version_tuple is not None
+    ]
+    return min(versions) if versions else None
+
+
+def build_plan(
+    cluster: FailoverCluster,
+    observed: Observed,
+    *,
+    managed: dict[str, dict[str, Any]] | None = None,
+    desired_file: str = "",
+    desired_hash: str = "",
+    created_at: str = "",
+    locate: Any = None,
+) -> Plan:
+    """`cluster` must already carry its defaults (`spec.with_defaults`).
+
+    `managed` is the state's resources as dicts (address -> resource), `locate` turns a
+    finding's field path into file:line:column (the loader's source map), when there is one.
+    """
+    version = resolve_version(cluster, observed)
+    findings = run_rules(cluster, version=version, observed=observed)
+    if locate is not None:
+        findings = [locate(f) for f in findings]
+    if has_errors(findings):
+        raise RuleViolation(findings)
+    ctx = normalize.context(cluster, observed, version)
+    desired = normalize.desired_tree(cluster, ctx)
+    current, unmanaged = normalize.observed_tree(cluster, observed, ctx, managed)
+    changes = diff_trees(current, desired)
+    nodes = {vm: observed.vms[vm] for vm in ctx.vm_nodes if vm in observed.vms}
+    bus = cluster.spec.shared_disks.controller.bus
+    actions = plan_actions(
+        cluster,
+        ctx,
+        changes,
+        powered_on={vm: n.powered_on for vm, n in nodes.items()},
+        tools_running={vm: n.tools_running for vm, n in nodes.items()},
+        shared_bus_sharing={vm: n.controllers[bus].sharing for vm, n in nodes.items() if bus in n.controllers},
+    )
+    return Plan(
+        cluster=cluster.name,
+        desired_file=desired_file,
+        desired_hash=desired_hash,
+        created_at=created_at,
+        vsphere_version=".".join(map(str, version)) if version else "",
+        seen_nodes={
+            vm: NodeFingerprint(moref=n.moref, change_version=n.change_version, power_state=n.power_state)
+            for vm, n in nodes.items()
+        },
+        seen_options={
+            host: {k: observed.hosts[host].options.get(k) for k in (cluster.spec.host_options or {})}
+            for host in ctx.node_host_names
+            if host in observed.hosts
+        },
+        actions=actions,
+        unmanaged=unmanaged_lines(unmanaged),
+        findings=[f for f in findings if f.severity is Severity.WARNING],
+    )
+
+
+def stale_reasons(plan: Plan, observed: Observed) -> list[str]:
+    """What changed in vCenter since a saved plan was made (empty: the plan still holds).
+
+    vCenter would refuse a reconfigure with an old `changeVersion`; the simulated lab does
+    not, so this is checked here for every node and every host option the plan saw.
+    """
+    reasons = []
+    for vm, seen in plan.seen_nodes.items():
+        now = observed.vms.get(vm)
+        if now is None:
+            reasons.append(f"VM {vm} is gone")
+        elif now.change_version != seen.change_version:
+            reasons.append(f"VM {vm} was reconfigured (changeVersion {seen.change_version} -> {now.change_version})")
+        elif now.power_state != seen.power_state:
+            reasons.append(f"VM {vm} was {now.power_state} since ({seen.power_state} when planned)")
+    for host, options in plan.seen_options.items():
+        for key, value in options.items():
+            now_value = observed.hosts[host].options.get(key) if host in observed.hosts else None
+            if now_value != value:
+                reasons.append(f"host {host} option {key} is {now_value} now ({value} when planned)")
+    return reasons
+
+
+def warnings_of(findings: list[Finding]) -> list[Finding]:
+    return [f for f in findings if f.severity is Severity.WARNING]

@@ -1,0 +1,113 @@
+"""A hand-built vCenter world for planner unit tests: two freshly built Windows VMs."""
+
+from __future__ import annotations
+
+from reconciler.observed import (
+    Observed,
+    ObservedCluster,
+    ObservedController,
+    ObservedDatastore,
+    ObservedDisk,
+    ObservedHba,
+    ObservedHost,
+    ObservedLun,
+    ObservedNic,
+    ObservedVm,
+)
+from reconciler.spec import FailoverCluster, with_defaults
+
+LUN1 = "naa.6006016012345678000000000000a001"
+LUN2 = "naa.6006016012345678000000000000a002"
+LUN_DS = "naa.6006016012345678000000000000a000"
+
+CAB_YAML = {
+    "apiVersion": "mscsctl/v1",
+    "kind": "FailoverCluster",
+    "metadata": {"name": "sql-prod-01"},
+    "spec": {
+        "topology": "cluster-across-boxes",
+        "datacenter": "DC1",
+        "guestOS": "windows2016",
+        "nodes": [{"vm": "SQLNODE1"}, {"vm": "SQLNODE2"}],
+        "sharedDisks": {
+            "disks": [
+                {"name": "quorum", "lun": LUN1, "unit": 0, "mappingDatastore": "SAN-VMFS-01"},
+                {"name": "data", "lun": LUN2, "unit": 1, "mappingDatastore": "SAN-VMFS-01"},
+            ]
+        },
+        "networks": {
+            "production": {"portgroup": "Production"},
+            "heartbeat": {"portgroup": "Heartbeat"},
+        },
+    },
+}
+
+
+def cab_cluster(**spec_changes: object) -> FailoverCluster:
+    doc = {**CAB_YAML, "spec": {**CAB_YAML["spec"], **spec_changes}}
+    return with_defaults(FailoverCluster.model_validate(doc))
+
+
+def lun(name: str, reserved: bool = False) -> ObservedLun:
+    return ObservedLun(canonical_name=name, uuid="0200" + name[-8:], device_path=f"/vmfs/devices/disks/{name}",
+                       perennially_reserved=reserved, transport="fc")
+
+
+def host(name: str, *, luns: list[str], options: dict | None = None, version: str = "8.0.2") -> ObservedHost:
+    return ObservedHost(
+        name=name,
+        moref=f"host-{name[:6]}",
+        version=version,
+        cluster="Cluster-A",
+        luns={n: lun(n) for n in luns},
+        hbas=[ObservedHba(device="vmhba1", model="ISP2532-based 8Gb Fibre Channel to PCI Express HBA",
+                          driver="qlnativefc", kind="fc")],
+        datastores=["SAN-VMFS-01", f"{name.split('.')[0]}-local"],
+        networks=["Production", "Heartbeat"],
+        options=options if options is not None else
+        {"Disk.ResetOnFailure": 0, "Disk.UseLunReset": 1, "Disk.UseDeviceReset": 1},
+        option_manager=f"optmgr-{name[:6]}",
+        storage_system=f"storage-{name[:6]}",
+    )
+
+
+def fresh_vm(name: str, host_name: str, power: str = "poweredOn") -> ObservedVm:
+    return ObservedVm(
+        name=name,
+        moref=f"vm-{name}",
+        host=host_name,
+        cluster="Cluster-A",
+        power_state=power,
+        change_version="2026-01-01T00:00:00.000000Z",
+        hardware_version="vmx-13",
+        guest_id="windows8Server64Guest",
+        tools_running=power == "poweredOn",
+        controllers={0: ObservedController(key=1000, bus=0, type="lsilogic-sas", sharing="none", pci_slot=160)},
+        disks={"0:0": ObservedDisk(key=2000, bus=0, unit=0, kind="vmdk", file=f"[local] {name}/{name}.vmdk",
+                                   size_gb=40)},
+        nics=[ObservedNic(key=4000, adapter="vmxnet3", network="Production", pci_slot=192)],
+    )
+
+
+def cab_world(**vm_changes: object) -> Observed:
+    hosts = {
+        h: host(h, luns=[LUN_DS, LUN1, LUN2])
+        for h in ("esx-a1.lab.local", "esx-a2.lab.local", "esx-a3.lab.local")
+    }
+    vms = {
+        "SQLNODE1": fresh_vm("SQLNODE1", "esx-a1.lab.local"),
+        "SQLNODE2": fresh_vm("SQLNODE2", "esx-a2.lab.local"),
+    }
+    return Observed(
+        datacenter="DC1",
+        vms=vms,
+        hosts=hosts,
+        datastores={
+            "SAN-VMFS-01": ObservedDatastore(name="SAN-VMFS-01", moref="datastore-1", type="VMFS",
+                                             extents=[LUN_DS], hosts=sorted(hosts)),
+        },
+        networks=["Heartbeat", "Production"],
+        network_refs={"Production": "vim.Network:network-1", "Heartbeat": "vim.Network:network-2"},
+        clusters={"Cluster-A": ObservedCluster(name="Cluster-A", moref="domain-c1", drs_enabled=True,
+                                               ha_enabled=True, hosts=sorted(hosts))},
+    )
