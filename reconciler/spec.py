@@ -119,14 +119,16 @@ class VmNode(_Model):
 
 class WinRM(_Model):
     address: str = Field(min_length=1, description="Host name or address of the physical node.")
-    port: int = Field(default=5986, ge=1, le=65535)
+    port: int = Field(default=5986, ge=1, le=65535, description="WinRM port.")
     ssl: bool = Field(default=True, description="HTTPS (5986) rather than HTTP (5985).")
 
 
 class PhysicalNode(_Model):
     physical: str = Field(min_length=1, description="Name of the physical Windows node.")
     winrm: WinRM | None = Field(default=None, description="How to reach the physical node for guest settings.")
-    credentials_env: CredentialsEnv | None = None
+    credentials_env: CredentialsEnv | None = Field(
+        default=None, description="Guest credential variables for WinRM; default as for VM nodes."
+    )
 
 
 def _node_kind(value: Any) -> str | None:
@@ -167,7 +169,7 @@ class SharedDiskController(_Model):
 class RdmDisk(_Model):
     """A SAN LUN mapped as a raw device mapping: node 1 creates the mapping file, node 2 attaches it."""
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$", description="Name of the disk in plans and state.")
     lun: str = Field(
         pattern=r"^(naa|eui|t10|mpx)\.[0-9A-Za-z.:_-]+$",
         description="Canonical name of the LUN, e.g. naa.6006016012345678000000000000a001.",
@@ -184,10 +186,12 @@ class RdmDisk(_Model):
 class SharedVmdk(_Model):
     """A shared virtual disk (cluster in a box): node 1 creates it eager-zeroed thick, node 2 attaches it."""
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$", description="Name of the disk in plans and state.")
     size_gb: int = Field(alias="sizeGB", ge=1, le=62 * 1024, description="Size in GiB.")
     datastore: str = Field(min_length=1, description="Datastore that holds the shared VMDK.")
-    unit: int | None = Field(default=None, ge=0, le=15)
+    unit: int | None = Field(
+        default=None, ge=0, le=15, description="SCSI unit on the shared controller; default: in order."
+    )
 
 
 def _disk_kind(value: Any) -> str | None:
@@ -215,18 +219,23 @@ SharedDisk = Annotated[
 
 
 class SharedDisks(_Model):
-    controller: SharedDiskController = Field(default_factory=SharedDiskController)
-    disks: list[SharedDisk] = Field(default_factory=list)
+    controller: SharedDiskController = Field(
+        default_factory=SharedDiskController,
+        description="The SCSI controller of the shared disks, the same on every node.",
+    )
+    disks: list[SharedDisk] = Field(
+        default_factory=list, description="Each shared disk: an RDM (`lun:`) or a shared VMDK (`sizeGB:`)."
+    )
 
 
 class Network(_Model):
     portgroup: str = Field(min_length=1, description="Port group (standard or distributed).")
-    adapter: AdapterType = Field(default=AdapterType.VMXNET3)
+    adapter: AdapterType = Field(default=AdapterType.VMXNET3, description="Virtual network adapter type.")
 
 
 class Networks(_Model):
-    production: Network | None = None
-    heartbeat: Network | None = None
+    production: Network | None = Field(default=None, description="The network clients use.")
+    heartbeat: Network | None = Field(default=None, description="The cluster's private heartbeat network.")
 
 
 class Guest(_Model):
@@ -256,22 +265,31 @@ DEFAULT_HOST_OPTIONS: dict[str, int] = {
 
 
 class ClusterSpec(_Model):
-    topology: Topology
-    datacenter: str = Field(min_length=1)
-    guest_os: GuestOS = Field(alias="guestOS")
+    topology: Topology = Field(
+        description="cluster-in-a-box: both VMs on one host; cluster-across-boxes: VMs on different hosts; "
+        "physical-to-virtual: a physical server and a VM."
+    )
+    datacenter: str = Field(min_length=1, description="vCenter datacenter of the nodes, datastores and port groups.")
+    guest_os: GuestOS = Field(alias="guestOS", description="Windows Server version of the nodes.")
     vsphere_version: str = Field(
         default="auto",
         pattern=r"^(auto|\d+\.\d+(\.\d+)?)$",
         description="'auto' reads it from the hosts; or e.g. \"6.7\" to pin the rule set.",
     )
-    nodes: list[Node] = Field(default_factory=list)
-    shared_disks: SharedDisks = Field(default_factory=SharedDisks)
-    networks: Networks = Field(default_factory=Networks)
+    nodes: list[Node] = Field(
+        default_factory=list, description="The two nodes: `vm: NAME`, or `physical: NAME` (physical-to-virtual)."
+    )
+    shared_disks: SharedDisks = Field(default_factory=SharedDisks, description="The disks the nodes share.")
+    networks: Networks = Field(
+        default_factory=Networks, description="Port groups; each VM node gets one adapter on each network."
+    )
     host_options: dict[str, int] | None = Field(
         default=None, description="Host advanced options; omitted keys take the defaults."
     )
-    guest: Guest = Field(default_factory=Guest)
-    placement: Placement = Field(default_factory=Placement)
+    guest: Guest = Field(default_factory=Guest, description="Settings inside the guests.")
+    placement: Placement = Field(
+        default_factory=Placement, description="DRS/HA overrides for the nodes and their VM-VM rule."
+    )
 
     @property
     def vm_names(self) -> list[str]:
@@ -279,10 +297,10 @@ class ClusterSpec(_Model):
 
 
 class FailoverCluster(_Model):
-    api_version: Literal["mscsctl/v1"] = Field(alias="apiVersion")
-    kind: Literal["FailoverCluster"]
-    metadata: Metadata
-    spec: ClusterSpec
+    api_version: Literal["mscsctl/v1"] = Field(alias="apiVersion", description="Format version of the file.")
+    kind: Literal["FailoverCluster"] = Field(description="What the file describes.")
+    metadata: Metadata = Field(description="The cluster's identity.")
+    spec: ClusterSpec = Field(description="The cluster's desired state.")
 
     @property
     def name(self) -> str:
