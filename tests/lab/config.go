@@ -1,0 +1,493 @@
+package main
+
+// Lab file format (YAML). See README.md for the full description.
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+const (
+	defaultUser     = "administrator@vsphere.local"
+	defaultPassword = "Lab-Passw0rd!"
+)
+
+// LabFile is the root of a lab description.
+type LabFile struct {
+	VCenter     VCenterSpec     `yaml:"vcenter"`
+	Credentials CredentialsSpec `yaml:"credentials"`
+	Datacenter  string          `yaml:"datacenter"`
+	// LocalDatastores gives every host a local VMFS datastore "<shortname>-local" (default true).
+	LocalDatastores *bool           `yaml:"localDatastores"`
+	PortGroups      []PortGroupSpec `yaml:"portgroups"`
+	Clusters        []ClusterSpec   `yaml:"clusters"`
+	LUNs            []LUNSpec       `yaml:"luns"`
+	Datastores      []DatastoreSpec `yaml:"datastores"`
+	VMs             []VMSpec        `yaml:"vms"`
+	Faults          []FaultSpec     `yaml:"faults"`
+}
+
+type VCenterSpec struct {
+	Version    string `yaml:"version"`
+	Build      string `yaml:"build"`
+	APIVersion string `yaml:"apiVersion"`
+}
+
+type CredentialsSpec struct {
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+}
+
+// PortGroupSpec is a standard vSwitch port group created on every host (or on
+// the hosts of the listed clusters).
+type PortGroupSpec struct {
+	Name     string   `yaml:"name"`
+	VLAN     int32    `yaml:"vlan"`
+	VSwitch  string   `yaml:"vswitch"`
+	Clusters []string `yaml:"clusters"`
+}
+
+type ClusterSpec struct {
+	Name  string     `yaml:"name"`
+	DRS   *bool      `yaml:"drs"`
+	HA    *bool      `yaml:"ha"`
+	Hosts []HostSpec `yaml:"hosts"`
+}
+
+type HostSpec struct {
+	Name    string `yaml:"name"`
+	Version string `yaml:"version"`
+	Build   string `yaml:"build"`
+	// HBAs: presets "qlogic", "emulex", "iscsi" (software iSCSI), or full objects.
+	HBAs []HBASpec `yaml:"hbas"`
+	// Options overrides/extends the host advanced options (Disk.ResetOnFailure ...).
+	Options map[string]any `yaml:"options"`
+}
+
+// HBASpec accepts either a preset name (scalar) or a mapping.
+type HBASpec struct {
+	Preset string `yaml:"preset"`
+	Kind   string `yaml:"kind"` // fc | iscsi | block | sas
+	Vendor string `yaml:"vendor"`
+	Model  string `yaml:"model"`
+	Driver string `yaml:"driver"`
+}
+
+func (h *HBASpec) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		h.Preset = n.Value
+		return nil
+	}
+	type plain HBASpec
+	return n.Decode((*plain)(h))
+}
+
+// LUNSpec is a SAN LUN presented by the array to a set of hosts.
+type LUNSpec struct {
+	NAA         string  `yaml:"naa"`
+	UUID        string  `yaml:"uuid"`
+	CapacityGiB float64 `yaml:"capacityGiB"`
+	Vendor      string  `yaml:"vendor"`
+	Model       string  `yaml:"model"`
+	// Transport: fc (default) or iscsi: the adapters through which hosts see the LUN.
+	Transport string   `yaml:"transport"`
+	LunNumber *int32   `yaml:"lunNumber"`
+	Hosts     []string `yaml:"hosts"`
+	Clusters  []string `yaml:"clusters"`
+	// PerenniallyReserved: true/false for every host that sees the LUN, or a list of host names.
+	PerenniallyReserved any    `yaml:"perenniallyReserved"`
+	DisplayName         string `yaml:"displayName"`
+}
+
+type DatastoreSpec struct {
+	Name string `yaml:"name"`
+	// Type: vmfs (on LUN) or nfs.
+	Type       string   `yaml:"type"`
+	LUN        string   `yaml:"lun"`
+	RemoteHost string   `yaml:"remoteHost"`
+	RemotePath string   `yaml:"remotePath"`
+	Hosts      []string `yaml:"hosts"`
+	Clusters   []string `yaml:"clusters"`
+}
+
+type VMSpec struct {
+	Name         string  `yaml:"name"`
+	Host         string  `yaml:"host"`
+	Datastore    string  `yaml:"datastore"`
+	PowerState   string  `yaml:"powerState"`
+	GuestID      string  `yaml:"guestId"`
+	Version      string  `yaml:"version"`
+	CPUs         int32   `yaml:"cpus"`
+	MemoryMB     int64   `yaml:"memoryMB"`
+	DiskGiB      float64 `yaml:"diskGiB"`
+	NIC          string  `yaml:"nic"`
+	Network      string  `yaml:"network"`
+	ToolsRunning *bool   `yaml:"toolsRunning"`
+	// SCSIController: lsilogic-sas (default), pvscsi, lsilogic.
+	SCSIController string `yaml:"scsiController"`
+}
+
+var naaRE = regexp.MustCompile(`^naa\.[0-9a-f]{32}$`)
+
+func loadLabFile(path string) (*LabFile, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	lf := new(LabFile)
+	dec := yaml.NewDecoder(strings.NewReader(string(data)))
+	dec.KnownFields(true)
+	if err := dec.Decode(lf); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return lf, nil
+}
+
+func boolOr(b *bool, def bool) bool {
+	if b == nil {
+		return def
+	}
+	return *b
+}
+
+// shortName returns the first label of a host name.
+func shortName(host string) string {
+	if i := strings.IndexByte(host, '.'); i > 0 {
+		return host[:i]
+	}
+	return host
+}
+
+// applyDefaults fills unset fields and validates cross references.
+func (lf *LabFile) applyDefaults() error {
+	if lf.Datacenter == "" {
+		lf.Datacenter = "DC1"
+	}
+	if lf.Credentials.Username == "" {
+		lf.Credentials.Username = defaultUser
+	}
+	if lf.Credentials.Password == "" {
+		lf.Credentials.Password = defaultPassword
+	}
+	if lf.VCenter.Version == "" {
+		lf.VCenter.Version = "8.0.2"
+	}
+	if lf.VCenter.Build == "" {
+		lf.VCenter.Build = "22617221"
+	}
+	if lf.VCenter.APIVersion == "" {
+		lf.VCenter.APIVersion = apiVersionFor(lf.VCenter.Version)
+	}
+	if lf.LocalDatastores == nil {
+		lf.LocalDatastores = new(bool)
+		*lf.LocalDatastores = true
+	}
+
+	hosts := map[string]*HostSpec{}
+	clusters := map[string]*ClusterSpec{}
+	for i := range lf.Clusters {
+		c := &lf.Clusters[i]
+		if c.Name == "" {
+			return fmt.Errorf("cluster %d: name missing", i)
+		}
+		if clusters[c.Name] != nil {
+			return fmt.Errorf("cluster %q defined twice", c.Name)
+		}
+		clusters[c.Name] = c
+		for j := range c.Hosts {
+			h := &c.Hosts[j]
+			if h.Name == "" {
+				return fmt.Errorf("cluster %s: host %d: name missing", c.Name, j)
+			}
+			if hosts[h.Name] != nil {
+				return fmt.Errorf("host %q defined twice", h.Name)
+			}
+			hosts[h.Name] = h
+			if h.Version == "" {
+				h.Version = "8.0.2"
+			}
+			if h.Build == "" {
+				h.Build = esxiBuildFor(h.Version)
+			}
+			if len(h.HBAs) == 0 {
+				h.HBAs = []HBASpec{{Preset: "qlogic"}, {Preset: "qlogic"}}
+			}
+			for k := range h.HBAs {
+				if err := h.HBAs[k].resolve(); err != nil {
+					return fmt.Errorf("host %s: %w", h.Name, err)
+				}
+			}
+		}
+	}
+
+	resolveHosts := func(what string, names, cls []string) ([]string, error) {
+		var out []string
+		seen := map[string]bool{}
+		add := func(n string) {
+			if !seen[n] {
+				seen[n] = true
+				out = append(out, n)
+			}
+		}
+		for _, n := range names {
+			if hosts[n] == nil {
+				// accept a short name
+				found := ""
+				for full := range hosts {
+					if shortName(full) == n {
+						found = full
+					}
+				}
+				if found == "" {
+					return nil, fmt.Errorf("%s: unknown host %q", what, n)
+				}
+				n = found
+			}
+			add(n)
+		}
+		for _, cn := range cls {
+			c := clusters[cn]
+			if c == nil {
+				return nil, fmt.Errorf("%s: unknown cluster %q", what, cn)
+			}
+			for _, h := range c.Hosts {
+				add(h.Name)
+			}
+		}
+		return out, nil
+	}
+
+	for i := range lf.PortGroups {
+		pg := &lf.PortGroups[i]
+		if pg.VSwitch == "" {
+			pg.VSwitch = "vSwitch0"
+		}
+		for _, cn := range pg.Clusters {
+			if clusters[cn] == nil {
+				return fmt.Errorf("portgroup %s: unknown cluster %q", pg.Name, cn)
+			}
+		}
+	}
+
+	luns := map[string]*LUNSpec{}
+	for i := range lf.LUNs {
+		l := &lf.LUNs[i]
+		l.NAA = strings.ToLower(l.NAA)
+		if !naaRE.MatchString(l.NAA) {
+			return fmt.Errorf("lun %q: canonical name must be naa. followed by 32 hex digits", l.NAA)
+		}
+		if luns[l.NAA] != nil {
+			return fmt.Errorf("lun %q defined twice", l.NAA)
+		}
+		luns[l.NAA] = l
+		if l.CapacityGiB == 0 {
+			l.CapacityGiB = 10
+		}
+		if l.Vendor == "" {
+			l.Vendor = "DGC"
+		}
+		if l.Model == "" {
+			l.Model = "VRAID"
+		}
+		if l.Transport == "" {
+			l.Transport = "fc"
+		}
+		if l.Transport != "fc" && l.Transport != "iscsi" {
+			return fmt.Errorf("lun %s: transport must be fc or iscsi", l.NAA)
+		}
+		hs, err := resolveHosts("lun "+l.NAA, l.Hosts, l.Clusters)
+		if err != nil {
+			return err
+		}
+		l.Hosts, l.Clusters = hs, nil
+		for _, hn := range hs {
+			if !hosts[hn].hasTransport(l.Transport) {
+				return fmt.Errorf("lun %s: host %s has no %s adapter", l.NAA, hn, l.Transport)
+			}
+		}
+		switch v := l.PerenniallyReserved.(type) {
+		case nil, bool:
+		case []any:
+			for _, x := range v {
+				s, ok := x.(string)
+				if !ok {
+					return fmt.Errorf("lun %s: perenniallyReserved: expected host names", l.NAA)
+				}
+				if _, err := resolveHosts("lun "+l.NAA, []string{s}, nil); err != nil {
+					return err
+				}
+			}
+		default:
+			return fmt.Errorf("lun %s: perenniallyReserved must be a bool or a list of hosts", l.NAA)
+		}
+	}
+
+	dsNames := map[string]bool{}
+	for i := range lf.Datastores {
+		d := &lf.Datastores[i]
+		if d.Name == "" {
+			return fmt.Errorf("datastore %d: name missing", i)
+		}
+		dsNames[d.Name] = true
+		if d.Type == "" {
+			d.Type = "vmfs"
+		}
+		switch d.Type {
+		case "vmfs":
+			l := luns[strings.ToLower(d.LUN)]
+			if l == nil {
+				return fmt.Errorf("datastore %s: unknown lun %q", d.Name, d.LUN)
+			}
+			d.LUN = l.NAA
+			if len(d.Hosts) == 0 && len(d.Clusters) == 0 {
+				d.Hosts = l.Hosts
+			}
+		case "nfs":
+			if d.RemoteHost == "" {
+				d.RemoteHost = "nas01.lab.local"
+			}
+			if d.RemotePath == "" {
+				d.RemotePath = "/export/" + strings.ToLower(d.Name)
+			}
+			if len(d.Hosts) == 0 && len(d.Clusters) == 0 {
+				for n := range hosts {
+					d.Hosts = append(d.Hosts, n)
+				}
+			}
+		default:
+			return fmt.Errorf("datastore %s: type must be vmfs or nfs", d.Name)
+		}
+		hs, err := resolveHosts("datastore "+d.Name, d.Hosts, d.Clusters)
+		if err != nil {
+			return err
+		}
+		d.Hosts, d.Clusters = hs, nil
+	}
+
+	for i := range lf.VMs {
+		v := &lf.VMs[i]
+		if v.Name == "" {
+			return fmt.Errorf("vm %d: name missing", i)
+		}
+		hs, err := resolveHosts("vm "+v.Name, []string{v.Host}, nil)
+		if err != nil {
+			return err
+		}
+		v.Host = hs[0]
+		if v.Datastore == "" {
+			v.Datastore = shortName(v.Host) + "-local"
+		}
+		if v.PowerState == "" {
+			v.PowerState = "poweredOn"
+		}
+		if v.PowerState != "poweredOn" && v.PowerState != "poweredOff" {
+			return fmt.Errorf("vm %s: powerState must be poweredOn or poweredOff", v.Name)
+		}
+		if v.GuestID == "" {
+			v.GuestID = "windows8Server64Guest"
+		}
+		if v.Version == "" {
+			v.Version = "vmx-13"
+		}
+		if v.CPUs == 0 {
+			v.CPUs = 2
+		}
+		if v.MemoryMB == 0 {
+			v.MemoryMB = 4096
+		}
+		if v.DiskGiB == 0 {
+			v.DiskGiB = 40
+		}
+		if v.NIC == "" {
+			v.NIC = "vmxnet3"
+		}
+		if v.Network == "" {
+			v.Network = "Production"
+		}
+		if v.SCSIController == "" {
+			v.SCSIController = "lsilogic-sas"
+		}
+	}
+	for i := range lf.Faults {
+		if err := lf.Faults[i].validate(); err != nil {
+			return fmt.Errorf("faults[%d]: %w", i, err)
+		}
+	}
+	return nil
+}
+
+func (h *HostSpec) hasTransport(t string) bool {
+	for _, a := range h.HBAs {
+		if a.Kind == t {
+			return true
+		}
+	}
+	return false
+}
+
+// HBA presets, as ESXi reports them.
+var hbaPresets = map[string]HBASpec{
+	"qlogic": {Kind: "fc", Vendor: "QLogic Corp", Model: "ISP2532-based 8Gb Fibre Channel to PCI Express HBA", Driver: "qlnativefc"},
+	"emulex": {Kind: "fc", Vendor: "Emulex Corporation", Model: "LPe12000 8Gb Fibre Channel Host Adapter", Driver: "lpfc"},
+	"iscsi":  {Kind: "iscsi", Vendor: "VMware", Model: "iSCSI Software Adapter", Driver: "iscsi_vmk"},
+}
+
+func (h *HBASpec) resolve() error {
+	if h.Preset != "" {
+		p, ok := hbaPresets[strings.ToLower(h.Preset)]
+		if !ok {
+			return fmt.Errorf("unknown HBA preset %q (qlogic, emulex, iscsi)", h.Preset)
+		}
+		preset := h.Preset
+		*h = p
+		h.Preset = preset
+		return nil
+	}
+	switch h.Kind {
+	case "fc", "iscsi", "block", "sas":
+	default:
+		return fmt.Errorf("HBA kind must be fc, iscsi, block or sas, got %q", h.Kind)
+	}
+	if h.Model == "" || h.Driver == "" {
+		return fmt.Errorf("HBA %s: model and driver required", h.Kind)
+	}
+	return nil
+}
+
+func apiVersionFor(version string) string {
+	switch {
+	case strings.HasPrefix(version, "8.0.2"):
+		return "8.0.2.0"
+	case strings.HasPrefix(version, "8.0.3"):
+		return "8.0.3.0"
+	case strings.HasPrefix(version, "8.0.1"):
+		return "8.0.1.0"
+	case strings.HasPrefix(version, "8.0"):
+		return "8.0.0.1"
+	case strings.HasPrefix(version, "7.0.3"):
+		return "7.0.3.0"
+	case strings.HasPrefix(version, "7.0"):
+		return "7.0.0.0"
+	case strings.HasPrefix(version, "6.7"):
+		return "6.7.3"
+	}
+	return version
+}
+
+func esxiBuildFor(version string) string {
+	switch version {
+	case "8.0.2":
+		return "22380479"
+	case "8.0.3":
+		return "24022510"
+	case "7.0.3":
+		return "21930508"
+	case "6.7.0":
+		return "17700523"
+	}
+	return "10000000"
+}

@@ -1,0 +1,545 @@
+package main
+
+// ESXi/vCenter behaviour where the simulator is lenient.
+//
+// The simulator lets a Registry.Handler see every SOAP call before dispatch.
+// For the calls the lab refines, dispatch swaps the call's per-request
+// session registry for one holding a wrapper object: the simulator then
+// invokes the wrapper's method, which checks what ESXi checks and delegates
+// to the simulator's own implementation.
+
+import (
+	"fmt"
+	"os"
+	"reflect"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/vmware/govmomi/object"
+	"github.com/vmware/govmomi/simulator"
+	"github.com/vmware/govmomi/vim25/methods"
+	"github.com/vmware/govmomi/vim25/mo"
+	"github.com/vmware/govmomi/vim25/soap"
+	"github.com/vmware/govmomi/vim25/types"
+)
+
+// interceptor builds the wrapper object that serves one call, or nil.
+type interceptor func(l *Lab, ctx *simulator.Context, m *simulator.Method) mo.Reference
+
+// interceptors by managed object type, then wire method name. Other files
+// (e.g. guest operations) add entries from their init().
+var interceptors = map[string]map[string]interceptor{}
+
+func intercept(kind string, method string, f interceptor) {
+	if interceptors[kind] == nil {
+		interceptors[kind] = map[string]interceptor{}
+	}
+	interceptors[kind][method] = f
+}
+
+func init() {
+	vm := func(l *Lab, ctx *simulator.Context, m *simulator.Method) mo.Reference {
+		if v, ok := ctx.Map.Get(m.This).(*simulator.VirtualMachine); ok {
+			return &vmHandler{VirtualMachine: v, lab: l}
+		}
+		return nil
+	}
+	for _, name := range []string{"ReconfigVM_Task", "PowerOnVM_Task", "ShutdownGuest"} {
+		intercept("VirtualMachine", name, vm)
+	}
+	storage := func(l *Lab, ctx *simulator.Context, m *simulator.Method) mo.Reference {
+		h := l.storageSystems[m.This.Value]
+		if h == nil {
+			return nil
+		}
+		return &storageSystemHandler{HostStorageSystem: h.storage, lab: l, host: h}
+	}
+	intercept("HostStorageSystem", "MarkPerenniallyReserved", storage)
+	intercept("HostStorageSystem", "MarkPerenniallyReservedEx_Task", storage)
+	intercept("OptionManager", "UpdateOptions", func(l *Lab, ctx *simulator.Context, m *simulator.Method) mo.Reference {
+		h := l.hostOptions[m.This.Value]
+		if h == nil {
+			return nil
+		}
+		if om, ok := ctx.Map.Get(m.This).(*simulator.OptionManager); ok {
+			return &hostOptionHandler{OptionManager: om, host: h}
+		}
+		return nil
+	})
+	intercept("Datastore", "RefreshDatastore", func(l *Lab, ctx *simulator.Context, m *simulator.Method) mo.Reference {
+		if ds, ok := ctx.Map.Get(m.This).(*simulator.Datastore); ok {
+			l.mu.Lock()
+			known := l.dsKind[ds.Name] != ""
+			l.mu.Unlock()
+			if known {
+				return &datastoreHandler{Datastore: ds}
+			}
+		}
+		return nil
+	})
+}
+
+// dispatch is installed as the simulator Registry.Handler.
+func (l *Lab) dispatch(ctx *simulator.Context, m *simulator.Method) (mo.Reference, types.BaseMethodFault) {
+	if ctx.Session == nil {
+		return nil, nil // the simulator answers NotAuthenticated
+	}
+	f := interceptors[m.This.Type][m.Name]
+	if f == nil {
+		return nil, nil
+	}
+	h := f(l, ctx, m)
+	if h == nil {
+		return nil, nil
+	}
+	// ctx.Session is this request's own copy: the swap lasts for this call only.
+	r := simulator.NewRegistry()
+	r.Put(h)
+	ctx.Session.Registry = r
+	return nil, nil
+}
+
+// ---- tasks ------------------------------------------------------------------
+
+// failedTask registers a Task that has already ended in error with fault and
+// msg as its info.error, like vCenter's answer to a refused reconfiguration.
+// The caller holds the entity's lock, or lock is true.
+func (l *Lab) failedTask(ctx *simulator.Context, this types.ManagedObjectReference, method string, fault types.BaseMethodFault, msg string, lock bool) types.ManagedObjectReference {
+	entity := l.taskEntity(this)
+	t := simulator.CreateTask(entity, strings.TrimSuffix(method, "_Task")+"Task", nil)
+	now := time.Now()
+	t.Info.Name = method
+	t.Info.DescriptionId = entity.Type + "." + lcFirst(strings.TrimSuffix(method, "_Task"))
+	if e, ok := ctx.Map.Get(entity).(mo.Entity); ok {
+		t.Info.EntityName = e.Entity().Name
+	}
+	user := "lab"
+	if ctx.Session != nil && ctx.Session.UserName != "" {
+		user = ctx.Session.UserName
+	}
+	t.Info.Reason = &types.TaskReasonUser{UserName: user}
+	t.Info.State = types.TaskInfoStateError
+	t.Info.StartTime = &now
+	t.Info.CompleteTime = &now
+	t.Info.Error = &types.LocalizedMethodFault{Fault: fault, LocalizedMessage: msg}
+	put := func() {
+		ref := ctx.Map.Put(t).Reference()
+		t.Info.Key = ref.Value
+		t.Info.Task = ref
+	}
+	if obj := ctx.Map.Get(entity); lock && obj != nil {
+		ctx.WithLock(obj, put)
+	} else {
+		put()
+	}
+	return t.Self
+}
+
+// taskEntity is the managed entity a task on this object is filed under:
+// the object itself, the host of a host's configuration manager, or the
+// inventory root.
+func (l *Lab) taskEntity(this types.ManagedObjectReference) types.ManagedObjectReference {
+	if _, ok := l.reg.Get(this).(mo.Entity); ok {
+		return this
+	}
+	if h := l.storageSystems[this.Value]; h != nil {
+		return h.ref
+	}
+	if h := l.hostOptions[this.Value]; h != nil {
+		return h.ref
+	}
+	return l.model.ServiceContent.RootFolder
+}
+
+func lcFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToLower(s[:1]) + s[1:]
+}
+
+// afterTask runs f once the simulator task ref has ended.
+func afterTask(ctx *simulator.Context, ref types.ManagedObjectReference, f func(ok bool)) {
+	t, ok := ctx.Map.Get(ref).(*simulator.Task)
+	if !ok {
+		return
+	}
+	go func() {
+		t.Wait()
+		f(t.Info.State == types.TaskInfoStateSuccess)
+	}()
+}
+
+// ---- virtual machines -------------------------------------------------------
+
+type vmHandler struct {
+	*simulator.VirtualMachine
+	lab *Lab
+}
+
+const poweredOnMsg = "The attempted operation cannot be performed in the current state (Powered on)."
+
+func sharing(c types.BaseVirtualSCSIController) types.VirtualSCSISharing {
+	s := c.GetVirtualSCSIController().SharedBus
+	if s == "" {
+		return types.VirtualSCSISharingNoSharing
+	}
+	return s
+}
+
+// checkHotPlug refuses, on a VM that is not powered off, the device changes
+// vCenter cannot hot-plug: a SCSI controller with bus sharing (add, remove,
+// edit), a change of any controller's sharedBus, and a disk added to or
+// removed from a controller with bus sharing.
+func checkHotPlug(vm *simulator.VirtualMachine, spec *types.VirtualMachineConfigSpec) (types.BaseMethodFault, string) {
+	if vm.Runtime.PowerState == types.VirtualMachinePowerStatePoweredOff {
+		return nil, ""
+	}
+	devices := object.VirtualDeviceList(vm.Config.Hardware.Device)
+	controllers := map[int32]types.BaseVirtualSCSIController{}
+	for _, d := range devices {
+		if c, ok := d.(types.BaseVirtualSCSIController); ok {
+			controllers[d.GetVirtualDevice().Key] = c
+		}
+	}
+	for _, change := range spec.DeviceChange {
+		ds := change.GetVirtualDeviceConfigSpec()
+		if c, ok := ds.Device.(types.BaseVirtualSCSIController); ok && ds.Operation == types.VirtualDeviceConfigSpecOperationAdd {
+			controllers[ds.Device.GetVirtualDevice().Key] = c
+		}
+	}
+	refuse := &types.InvalidPowerState{
+		RequestedState: types.VirtualMachinePowerStatePoweredOff,
+		ExistingState:  vm.Runtime.PowerState,
+	}
+	for _, change := range spec.DeviceChange {
+		ds := change.GetVirtualDeviceConfigSpec()
+		dev := ds.Device.GetVirtualDevice()
+		switch d := ds.Device.(type) {
+		case types.BaseVirtualSCSIController:
+			switch ds.Operation {
+			case types.VirtualDeviceConfigSpecOperationAdd:
+				if sharing(d) != types.VirtualSCSISharingNoSharing {
+					return refuse, poweredOnMsg
+				}
+			case types.VirtualDeviceConfigSpecOperationRemove, types.VirtualDeviceConfigSpecOperationEdit:
+				old, ok := devices.FindByKey(dev.Key).(types.BaseVirtualSCSIController)
+				if !ok {
+					continue
+				}
+				if sharing(old) != types.VirtualSCSISharingNoSharing {
+					return refuse, poweredOnMsg
+				}
+				if ds.Operation == types.VirtualDeviceConfigSpecOperationEdit && sharing(d) != sharing(old) {
+					return refuse, poweredOnMsg
+				}
+			}
+		case *types.VirtualDisk:
+			var ckey int32
+			switch ds.Operation {
+			case types.VirtualDeviceConfigSpecOperationAdd:
+				ckey = dev.ControllerKey
+			case types.VirtualDeviceConfigSpecOperationRemove:
+				old := devices.FindByKey(dev.Key)
+				if old == nil {
+					continue
+				}
+				ckey = old.GetVirtualDevice().ControllerKey
+			default:
+				continue
+			}
+			if c := controllers[ckey]; c != nil && sharing(c) != types.VirtualSCSISharingNoSharing {
+				return refuse, poweredOnMsg
+			}
+		}
+	}
+	return nil, ""
+}
+
+func (h *vmHandler) ReconfigVMTask(ctx *simulator.Context, req *types.ReconfigVM_Task) soap.HasFault {
+	vm := h.VirtualMachine
+	fail := func(fault types.BaseMethodFault, msg string) soap.HasFault {
+		return &methods.ReconfigVM_TaskBody{Res: &types.ReconfigVM_TaskResponse{
+			Returnval: h.lab.failedTask(ctx, vm.Self, "ReconfigVM_Task", fault, msg, false),
+		}}
+	}
+	if fault, msg := checkHotPlug(vm, &req.Spec); fault != nil {
+		return fail(fault, msg)
+	}
+	created, fault, msg := h.lab.prepareDisksTracked(vm, &req.Spec)
+	if fault != nil {
+		removeFiles(created)
+		return fail(fault, msg)
+	}
+	keepSlots(vm, &req.Spec)
+	body := vm.ReconfigVMTask(ctx, req)
+	if len(created) > 0 {
+		if b, ok := body.(*methods.ReconfigVM_TaskBody); ok && b.Res != nil {
+			afterTask(ctx, b.Res.Returnval, func(ok bool) {
+				if !ok {
+					removeFiles(created)
+				}
+			})
+		}
+	}
+	return body
+}
+
+func removeFiles(files []string) {
+	for _, f := range files {
+		_ = os.Remove(f)
+	}
+}
+
+func (h *vmHandler) PowerOnVMTask(ctx *simulator.Context, req *types.PowerOnVM_Task) soap.HasFault {
+	vm := h.VirtualMachine
+	if vm.Runtime.PowerState != types.VirtualMachinePowerStatePoweredOn && !vm.Config.Template {
+		assignSlots(ctx, vm)
+	}
+	return vm.PowerOnVMTask(ctx, req)
+}
+
+// ShutdownGuest needs VMware Tools running in the guest, as on ESXi.
+func (h *vmHandler) ShutdownGuest(ctx *simulator.Context, req *types.ShutdownGuest) soap.HasFault {
+	vm := h.VirtualMachine
+	if vm.Runtime.PowerState == types.VirtualMachinePowerStatePoweredOn &&
+		vm.Guest.ToolsRunningStatus != string(types.VirtualMachineToolsRunningStatusGuestToolsRunning) {
+		return &methods.ShutdownGuestBody{Fault_: simulator.Fault(
+			"Cannot complete operation because VMware Tools is not running in this virtual machine.",
+			&types.ToolsUnavailable{})}
+	}
+	return vm.ShutdownGuest(ctx, req)
+}
+
+// ---- PCI slots --------------------------------------------------------------
+
+// pciSlot is the n-th (0-based) PCI slot number handed out: the slots ESXi
+// uses behind its PCIe root ports, 160, 192, 224, 256, 1184, 1216, ...
+func pciSlot(n int) int32 {
+	return int32(160 + 32*(n%4) + 1024*(n/4))
+}
+
+// needsSlot: controllers and network cards get a PCI slot, disks do not.
+func needsSlot(d types.BaseVirtualDevice) bool {
+	switch d.(type) {
+	case types.BaseVirtualSCSIController, types.BaseVirtualEthernetCard, types.BaseVirtualSATAController, *types.VirtualNVMEController:
+		return true
+	}
+	return false
+}
+
+func slotOf(d types.BaseVirtualDevice) int32 {
+	if si, ok := d.GetVirtualDevice().SlotInfo.(*types.VirtualDevicePciBusSlotInfo); ok {
+		return si.PciSlotNumber
+	}
+	return 0
+}
+
+func usedSlots(devices []types.BaseVirtualDevice) map[int32]bool {
+	used := map[int32]bool{}
+	for _, d := range devices {
+		if s := slotOf(d); s != 0 {
+			used[s] = true
+		}
+	}
+	return used
+}
+
+func nextSlot(used map[int32]bool) int32 {
+	for n := 0; ; n++ {
+		if s := pciSlot(n); !used[s] {
+			used[s] = true
+			return s
+		}
+	}
+}
+
+// assignSlots gives every controller and NIC without a slot the next free
+// one, in device key order. Assigned slots never move.
+func assignSlots(ctx *simulator.Context, vm *simulator.VirtualMachine) {
+	devices := vm.Config.Hardware.Device
+	used := usedSlots(devices)
+	var todo []types.BaseVirtualDevice
+	for _, d := range devices {
+		if needsSlot(d) && slotOf(d) == 0 {
+			todo = append(todo, d)
+		}
+	}
+	if len(todo) == 0 {
+		return
+	}
+	sort.Slice(todo, func(i, j int) bool { return todo[i].GetVirtualDevice().Key < todo[j].GetVirtualDevice().Key })
+	for _, d := range todo {
+		d.GetVirtualDevice().SlotInfo = &types.VirtualDevicePciBusSlotInfo{PciSlotNumber: nextSlot(used)}
+	}
+	ctx.Update(vm, []types.PropertyChange{{Name: "config.hardware.device", Val: devices}})
+}
+
+// keepSlots: an edited device keeps its slot when the spec omits it; a device
+// hot-added to a running VM gets its slot at once.
+func keepSlots(vm *simulator.VirtualMachine, spec *types.VirtualMachineConfigSpec) {
+	devices := object.VirtualDeviceList(vm.Config.Hardware.Device)
+	used := usedSlots(devices)
+	running := vm.Runtime.PowerState == types.VirtualMachinePowerStatePoweredOn
+	var adds []types.BaseVirtualDevice
+	for _, change := range spec.DeviceChange {
+		ds := change.GetVirtualDeviceConfigSpec()
+		if ds.Device == nil || !needsSlot(ds.Device) {
+			continue
+		}
+		switch ds.Operation {
+		case types.VirtualDeviceConfigSpecOperationEdit:
+			if old := devices.FindByKey(ds.Device.GetVirtualDevice().Key); old != nil && slotOf(ds.Device) == 0 && slotOf(old) != 0 {
+				ds.Device.GetVirtualDevice().SlotInfo = &types.VirtualDevicePciBusSlotInfo{PciSlotNumber: slotOf(old)}
+			}
+		case types.VirtualDeviceConfigSpecOperationAdd:
+			if s := slotOf(ds.Device); s != 0 {
+				used[s] = true
+			} else if running {
+				adds = append(adds, ds.Device)
+			}
+		}
+	}
+	for _, d := range adds {
+		d.GetVirtualDevice().SlotInfo = &types.VirtualDevicePciBusSlotInfo{PciSlotNumber: nextSlot(used)}
+	}
+}
+
+// ---- host advanced options --------------------------------------------------
+
+// hostOptionHandler: ESXi refuses unknown option keys (InvalidName) and
+// values whose type differs from the option's (InvalidArgument: e.g. an
+// xsd:int for a long option such as Disk.UseLunReset).
+type hostOptionHandler struct {
+	*simulator.OptionManager
+	host *labHost
+}
+
+func (o *hostOptionHandler) UpdateOptions(ctx *simulator.Context, req *types.UpdateOptions) soap.HasFault {
+	body := new(methods.UpdateOptionsBody)
+	for _, change := range req.ChangedValue {
+		v := change.GetOptionValue()
+		var cur *types.OptionValue
+		for _, s := range o.Setting {
+			if s.GetOptionValue().Key == v.Key {
+				cur = s.GetOptionValue()
+			}
+		}
+		if cur == nil {
+			body.Fault_ = simulator.Fault("A specified parameter was not correct: "+v.Key, &types.InvalidName{Name: v.Key})
+			return body
+		}
+		if reflect.TypeOf(cur.Value) != reflect.TypeOf(v.Value) {
+			body.Fault_ = simulator.Fault(fmt.Sprintf("A specified parameter was not correct: %s (expected %s, got %s)",
+				v.Key, xsdType(cur.Value), xsdType(v.Value)), &types.InvalidArgument{InvalidProperty: v.Key})
+			return body
+		}
+	}
+	res := o.OptionManager.UpdateOptions(req)
+	ctx.WithLock(o.host.obj, func() {
+		ctx.Update(o.host.obj, []types.PropertyChange{{Name: "config.option", Val: o.host.obj.Config.Option}})
+	})
+	ctx.Update(o.OptionManager, []types.PropertyChange{{Name: "setting", Val: o.Setting}})
+	return res
+}
+
+func xsdType(v any) string {
+	switch v.(type) {
+	case int64:
+		return "xsd:long"
+	case int32:
+		return "xsd:int"
+	case string:
+		return "xsd:string"
+	case bool:
+		return "xsd:boolean"
+	case nil:
+		return "nothing"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+// ---- datastores -------------------------------------------------------------
+
+// datastoreHandler keeps the lab's datastore capacities: the simulator's
+// RefreshDatastore would reset them to 1 TB per host.
+type datastoreHandler struct {
+	*simulator.Datastore
+}
+
+func (d *datastoreHandler) RefreshDatastore(ctx *simulator.Context, req *types.RefreshDatastore) soap.HasFault {
+	d.Info.GetDatastoreInfo().Timestamp = types.NewTime(time.Now())
+	return &methods.RefreshDatastoreBody{Res: new(types.RefreshDatastoreResponse)}
+}
+
+// ---- observer ---------------------------------------------------------------
+
+// observer follows object changes: VMware Tools state follows the power state,
+// and VMs get the runtime fields vCenter always reports.
+type observer struct {
+	lab *Lab
+}
+
+func (o *observer) Reference() types.ManagedObjectReference {
+	return types.ManagedObjectReference{Type: "LabObserver", Value: "lab-observer"}
+}
+
+func (o *observer) PutObject(_ *simulator.Context, obj mo.Reference) {
+	if vm, ok := obj.(*simulator.VirtualMachine); ok {
+		if vm.Runtime.FaultToleranceState == "" {
+			vm.Runtime.FaultToleranceState = types.VirtualMachineFaultToleranceStateNotConfigured
+		}
+		if vm.Summary.Runtime.FaultToleranceState == "" {
+			vm.Summary.Runtime.FaultToleranceState = types.VirtualMachineFaultToleranceStateNotConfigured
+		}
+		if vm.Runtime.RecordReplayState == "" {
+			vm.Runtime.RecordReplayState = types.VirtualMachineRecordReplayStateInactive
+		}
+		if vm.Summary.Runtime.RecordReplayState == "" {
+			vm.Summary.Runtime.RecordReplayState = types.VirtualMachineRecordReplayStateInactive
+		}
+	}
+}
+
+func (o *observer) UpdateObject(ctx *simulator.Context, obj mo.Reference, changes []types.PropertyChange) {
+	vm, ok := obj.(*mo.VirtualMachine)
+	if !ok {
+		return
+	}
+	for _, c := range changes {
+		if c.Name != "runtime.powerState" {
+			continue
+		}
+		o.lab.mu.Lock()
+		tools := o.lab.tools[vm.Self.Value]
+		o.lab.mu.Unlock()
+		state := fmt.Sprint(c.Val)
+		if state == string(types.VirtualMachinePowerStatePoweredOn) && tools {
+			ctx.Update(vm, toolsChanges(true))
+		} else if state != string(types.VirtualMachinePowerStatePoweredOn) {
+			ctx.Update(vm, toolsChanges(false))
+		}
+	}
+}
+
+func (o *observer) RemoveObject(*simulator.Context, types.ManagedObjectReference) {}
+
+func toolsChanges(running bool) []types.PropertyChange {
+	if running {
+		return []types.PropertyChange{
+			{Name: "guest.toolsStatus", Val: types.VirtualMachineToolsStatusToolsOk},
+			{Name: "guest.toolsRunningStatus", Val: string(types.VirtualMachineToolsRunningStatusGuestToolsRunning)},
+			{Name: "guest.toolsVersionStatus2", Val: string(types.VirtualMachineToolsVersionStatusGuestToolsCurrent)},
+			{Name: "guest.toolsVersion", Val: "12352"},
+			{Name: "summary.guest.toolsStatus", Val: types.VirtualMachineToolsStatusToolsOk},
+			{Name: "summary.guest.toolsRunningStatus", Val: string(types.VirtualMachineToolsRunningStatusGuestToolsRunning)},
+		}
+	}
+	return []types.PropertyChange{
+		{Name: "guest.toolsStatus", Val: types.VirtualMachineToolsStatusToolsNotRunning},
+		{Name: "guest.toolsRunningStatus", Val: string(types.VirtualMachineToolsRunningStatusGuestToolsNotRunning)},
+		{Name: "summary.guest.toolsStatus", Val: types.VirtualMachineToolsStatusToolsNotRunning},
+		{Name: "summary.guest.toolsRunningStatus", Val: string(types.VirtualMachineToolsRunningStatusGuestToolsNotRunning)},
+	}
+}

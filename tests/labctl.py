@@ -1,0 +1,383 @@
+"""Build, start and stop the simulated vCenter lab (tests/lab).
+
+Used by tests/conftest.py and from the command line:
+
+    python tests/labctl.py build
+    python tests/labctl.py run [--lab tests/lab/labs/default.yaml] [--dir DIR] [--fleet N] [--fault SPEC ...]
+
+``run`` builds the lab if needed, starts it in the foreground, prints
+``export VSPHERE_SERVER=... VSPHERE_USER=... VSPHERE_PASSWORD=... VSPHERE_CA_FILE=...``
+and serves until Ctrl-C (or SIGTERM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import selectors
+import shlex
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+LAB_SRC = Path(__file__).resolve().parent / "lab"
+DEFAULT_LAB = LAB_SRC / "labs" / "default.yaml"
+
+
+class LabUnavailable(RuntimeError):
+    """Go is not installed: the lab cannot be built here."""
+
+
+class LabBuildError(RuntimeError):
+    """Go is installed but building the lab failed."""
+
+
+def bin_dir() -> Path:
+    """Where the lab binary is cached: $MSCSCTL_LAB_BIN_DIR, else tests/lab/bin/."""
+    env = os.environ.get("MSCSCTL_LAB_BIN_DIR")
+    return Path(env) if env else LAB_SRC / "bin"
+
+
+def _sources() -> list[Path]:
+    return [*LAB_SRC.glob("*.go"), LAB_SRC / "go.mod", LAB_SRC / "go.sum"]
+
+
+def build(force: bool = False) -> Path:
+    """Build the lab (``go build``) unless the cached binary is newer than its sources."""
+    target = bin_dir() / "lab"
+    if not force and target.exists():
+        newest = max(p.stat().st_mtime for p in _sources() if p.exists())
+        if target.stat().st_mtime >= newest:
+            return target
+    go = shutil.which("go")
+    if go is None:
+        raise LabUnavailable("Go toolchain not found on PATH: cannot build the vCenter lab (tests/lab)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f"lab.{os.getpid()}.tmp")
+    proc = subprocess.run(
+        [go, "build", "-o", str(tmp), "."],
+        cwd=LAB_SRC,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise LabBuildError(f"go build of tests/lab failed:\n{proc.stdout}{proc.stderr}")
+    tmp.replace(target)
+    return target
+
+
+class Lab:
+    """A running lab server.
+
+    Attributes: ``url``, ``host``, ``port``, ``ca_file``, ``username``,
+    ``password``, ``pid``, ``run_dir``, ``info`` (the JSON line the server printed).
+    """
+
+    def __init__(self, proc: subprocess.Popen[bytes], info: Mapping[str, Any], run_dir: Path, log: Path):
+        self._proc = proc
+        self.info = dict(info)
+        self.url: str = info["url"]
+        self.host: str = info["host"]
+        self.port: int = int(info["port"])
+        self.ca_file: str = info["ca_file"]
+        self.username: str = info["username"]
+        self.password: str = info["password"]
+        self.pid: int = int(info["pid"])
+        self.run_dir = run_dir
+        self.log_file = log
+        self._sis: list[Any] = []
+
+    # --- client side -----------------------------------------------------
+
+    @property
+    def server(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        """Environment variables for mscsctl (and other clients) to reach the lab."""
+        return {
+            "VSPHERE_SERVER": self.server,
+            "VSPHERE_USER": self.username,
+            "VSPHERE_PASSWORD": self.password,
+            "VSPHERE_CA_FILE": self.ca_file,
+        }
+
+    def ssl_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=self.ca_file)
+
+    def connect(self, **kwargs: Any) -> Any:
+        """A pyVmomi ServiceInstance logged in over verified TLS (disconnected at stop())."""
+        from pyVim.connect import SmartConnect
+
+        args: dict[str, Any] = {
+            "host": self.host,
+            "port": self.port,
+            "user": self.username,
+            "pwd": self.password,
+            "sslContext": self.ssl_context(),
+        }
+        args.update(kwargs)
+        si = SmartConnect(**args)
+        self._sis.append(si)
+        return si
+
+    # --- control API -----------------------------------------------------
+
+    def control(self, method: str, path: str, body: Any = None) -> Any:
+        """Call the lab control API (``/lab/...``); returns the decoded JSON answer."""
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(
+            f"https://{self.server}/lab/{path.lstrip('/')}",
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(req, context=self.ssl_context(), timeout=30) as resp:
+                return json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as e:
+            raise RuntimeError(f"lab control {method} {path}: {e.code} {e.read().decode(errors='replace')}") from e
+
+    def inject_fault(self, spec: Mapping[str, Any] | None = None, **fields: Any) -> int:
+        """Install a fault rule, e.g. ``inject_fault(method="ReconfigVM_Task", call=2, fault="TaskInProgress")``.
+
+        Returns the rule id.
+        """
+        rule = dict(spec or {})
+        rule.update(fields)
+        return int(self.control("POST", "faults", rule)["ids"][0])
+
+    def faults(self) -> list[dict[str, Any]]:
+        return self.control("GET", "faults")
+
+    def clear_faults(self) -> None:
+        self.control("DELETE", "faults")
+
+    def remove_fault(self, rule_id: int) -> None:
+        self.control("DELETE", f"faults/{rule_id}")
+
+    def end_sessions(self) -> int:
+        """End every session: each client's next call answers NotAuthenticated."""
+        return int(self.control("POST", "sessions/end")["ended"])
+
+    def calls(self) -> dict[str, int]:
+        """SOAP calls received so far, per method name."""
+        return self.control("GET", "calls")
+
+    def reset_calls(self) -> None:
+        self.control("DELETE", "calls")
+
+    # --- lifecycle -------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._proc.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """Stop the server with SIGTERM (SIGKILL after ``timeout``)."""
+        if self._sis:
+            from pyVim.connect import Disconnect
+
+            for si in self._sis:
+                with contextlib.suppress(Exception):
+                    Disconnect(si)
+            self._sis.clear()
+        if self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGTERM)
+            try:
+                self._proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(timeout)
+        if self._proc.stdin:
+            with contextlib.suppress(OSError):
+                self._proc.stdin.close()
+        if self._proc.stdout:
+            self._proc.stdout.close()
+        return self._proc.returncode
+
+    def __enter__(self) -> Lab:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start(
+    lab: str | os.PathLike[str] | None = DEFAULT_LAB,
+    run_dir: str | os.PathLike[str] | None = None,
+    fleet: int | None = None,
+    faults: Iterable[str | Mapping[str, Any]] = (),
+    binary: Path | None = None,
+    timeout: float = 60.0,
+    extra_args: Iterable[str] = (),
+) -> Lab:
+    """Start a lab server and wait for its JSON line. ``lab=None`` with ``fleet`` builds only the fleet."""
+    exe = binary or build()
+    rd = Path(run_dir) if run_dir else Path(tempfile.mkdtemp(prefix="mscsctl-lab-"))
+    rd.mkdir(parents=True, exist_ok=True)
+    args = [str(exe), "--dir", str(rd), "--watch-stdin"]
+    if lab is not None:
+        args += ["--lab", str(lab)]
+    if fleet:
+        args += ["--fleet", str(fleet)]
+    for f in faults:
+        args += ["--fault", f if isinstance(f, str) else json.dumps(dict(f))]
+    args += list(extra_args)
+    log = rd / "lab.log"
+    with open(log, "ab") as logf:
+        proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=logf)
+    assert proc.stdout is not None
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    deadline = time.monotonic() + timeout
+    line = b""
+    try:
+        while not line.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"lab did not start within {timeout}s; see {log}")
+            if not sel.select(left):
+                continue
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            if not chunk:
+                proc.wait(5)
+                raise RuntimeError(
+                    f"lab exited with {proc.returncode} before serving:\n{log.read_text(errors='replace')}"
+                )
+            line += chunk
+    except BaseException:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        raise
+    finally:
+        sel.close()
+    info = json.loads(line.decode())
+    return Lab(proc, info, rd, log)
+
+
+# --- pyVmomi helpers for tests ------------------------------------------------
+#
+# Read VMs through precise property paths: pyVmomi cannot parse some whole
+# properties of the simulator (e.g. VirtualMachine.resourceConfig).
+
+
+def find(si: Any, vimtype: Any, name: str) -> Any:
+    """The managed object of a type with that name (KeyError if none)."""
+    content = si.RetrieveContent()
+    view = content.viewManager.CreateContainerView(content.rootFolder, [vimtype], True)
+    try:
+        for obj in view.view:
+            if obj.name == name:
+                return obj
+    finally:
+        view.Destroy()
+    raise KeyError(f"{vimtype.__name__} {name!r} not found")
+
+
+def find_all(si: Any, vimtype: Any) -> list[Any]:
+    content = si.RetrieveContent()
+    view = content.viewManager.CreateContainerView(content.rootFolder, [vimtype], True)
+    try:
+        return list(view.view)
+    finally:
+        view.Destroy()
+
+
+def props(si: Any, obj: Any, *paths: str) -> dict[str, Any]:
+    """Read property paths of one object through the PropertyCollector."""
+    from pyVmomi import vmodl
+
+    pc = si.content.propertyCollector
+    spec = vmodl.query.PropertyCollector.FilterSpec(
+        objectSet=[vmodl.query.PropertyCollector.ObjectSpec(obj=obj, skip=False)],
+        propSet=[vmodl.query.PropertyCollector.PropertySpec(type=type(obj), pathSet=list(paths), all=False)],
+    )
+    out: dict[str, Any] = {}
+    res = pc.RetrievePropertiesEx([spec], vmodl.query.PropertyCollector.RetrieveOptions())
+    for oc in res.objects if res else []:
+        for p in oc.propSet:
+            out[p.name] = p.val
+    return out
+
+
+def prop(si: Any, obj: Any, path: str) -> Any:
+    return props(si, obj, path).get(path)
+
+
+def wait(task: Any, timeout: float = 30.0) -> Any:
+    """Wait for a vim.Task; return its result or raise its error (a vim fault)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        info = task.info
+        if info.state == "success":
+            return info.result
+        if info.state == "error":
+            raise info.error
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"task {task._moId} still {info.state} after {timeout}s")
+        time.sleep(0.01)
+
+
+def _export_lines(lab: Lab) -> str:
+    env = lab.env()
+    return "export " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="labctl", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("build", help="build the lab binary (tests/lab/bin/lab)")
+    b.add_argument("--force", action="store_true")
+    r = sub.add_parser("run", help="start a lab in the foreground")
+    r.add_argument("--lab", default=str(DEFAULT_LAB), help="lab file (default: %(default)s); 'none' with --fleet")
+    r.add_argument("--dir", help="run directory (default: a new temporary directory)")
+    r.add_argument("--fleet", type=int, help="add N generated clusters Fleet-01..")
+    r.add_argument("--fault", action="append", default=[], help="fault rule (repeatable)")
+    args = p.parse_args(argv)
+
+    try:
+        if args.cmd == "build":
+            print(build(force=args.force))
+            return 0
+        lab = start(None if args.lab == "none" else args.lab, args.dir, args.fleet, args.fault)
+    except (LabUnavailable, LabBuildError, RuntimeError, TimeoutError) as e:
+        print(f"labctl: {e}", file=sys.stderr)
+        return 1
+
+    stop = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    print(f"# lab {lab.url} (pid {lab.pid}, run dir {lab.run_dir}, log {lab.log_file})")
+    print(f"# control API: https://{lab.server}/lab/  -- Ctrl-C to stop")
+    print(_export_lines(lab), flush=True)
+    try:
+        while not stop and lab.running:
+            time.sleep(0.2)
+    finally:
+        lab.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
