@@ -224,9 +224,9 @@ def _host_actions(changes: list[Change]) -> list[Action]:
             continue
         host = parts[2]
         if parts[3] == OPTION:
-            kind, rule = ActionKind.SET_HOST_OPTION, "MSCS-HOST-OPTIONS"
+            kind, rule = ActionKind.SET_HOST_OPTION, "MSCS-HOST-001"
         elif parts[3] == LUN:
-            kind, rule = ActionKind.RESERVE_LUN, "MSCS-HOST-PERENNIAL"
+            kind, rule = ActionKind.RESERVE_LUN, "MSCS-HOST-004"
         else:  # pragma: no cover
             continue
         out.append(_from_change(change, kind, host, rule=rule))
@@ -246,7 +246,7 @@ def _cluster_actions(ctx: Context, changes: list[Change]) -> list[Action]:
                 Op.DELETE: ActionKind.DELETE_RULE,
             }[change.op]
             out.append(
-                _from_change(change, kind, parts[2], rule="MSCS-PLACE-RULE", batch=f"vcluster/{vsphere_cluster}")
+                _from_change(change, kind, parts[2], rule="MSCS-PLACE-003", batch=f"vcluster/{vsphere_cluster}")
             )
         elif parts[1] == "node" and parts[3] in (DRS, HA) and change.op is not Op.DELETE:
             kind = ActionKind.SET_DRS_OVERRIDE if parts[3] == DRS else ActionKind.SET_HA_OVERRIDE
@@ -255,7 +255,7 @@ def _cluster_actions(ctx: Context, changes: list[Change]) -> list[Action]:
                     change,
                     kind,
                     parts[2],
-                    rule="MSCS-PLACE-OVERRIDE",
+                    rule="MSCS-PLACE-004" if parts[3] == DRS else "MSCS-PLACE-002",
                     batch=f"vcluster/{ctx.vsphere_clusters.get(parts[2])}",
                 )
             )
@@ -277,7 +277,7 @@ def _node_device_actions(
             kind = ActionKind.ADD_CONTROLLER if change.op is Op.CREATE else ActionKind.EDIT_CONTROLLER
             if change.op is Op.DELETE:
                 continue  # a controller is never removed: its disks may hold data
-            controller.append(_from_change(change, kind, vm, batch=disks_batch, rule="MSCS-DISK-CONTROLLER"))
+            controller.append(_from_change(change, kind, vm, batch=disks_batch, rule="MSCS-DISK-002"))
         elif kind_of == DISK:
             if change.op in (Op.DELETE, Op.UPDATE):
                 reason = Reason.NOT_IN_FILE if change.op is Op.DELETE else Reason.REPLACE
@@ -300,7 +300,7 @@ def _node_device_actions(
             if change.op is Op.DELETE:
                 nic_remove.append(_from_change(change, ActionKind.REMOVE_NIC, vm, batch=nics_batch))
             elif change.op is Op.CREATE:
-                nic_add.append(_from_change(change, ActionKind.ADD_NIC, vm, batch=nics_batch, rule="MSCS-NET-TWO"))
+                nic_add.append(_from_change(change, ActionKind.ADD_NIC, vm, batch=nics_batch, rule="MSCS-NET-001"))
             elif "adapter" in change.fields:
                 # Another adapter type is another device: remove the old NIC, add the new one.
                 nic_remove.append(
@@ -308,11 +308,12 @@ def _node_device_actions(
                 )
                 nic_add.append(
                     _from_change(
-                        change, ActionKind.ADD_NIC, vm, batch=nics_batch, reason=Reason.REPLACE, rule="MSCS-NET-VMXNET3"
+                        change, ActionKind.ADD_NIC, vm, batch=nics_batch, reason=Reason.REPLACE, rule="MSCS-NET-004"
                     )
                 )
             else:
                 nic_add.append(_from_change(change, ActionKind.EDIT_NIC, vm, batch=nics_batch))
+    attach.sort(key=lambda a: ((a.after or {}).get("bus", 0), (a.after or {}).get("unit", 0)))
     return controller + detach + attach + nic_remove + sorted(nic_add, key=_nic_order)
 
 
@@ -341,7 +342,7 @@ def _disk_attach(change: Change, vm: str, creators: dict[str, str], batch: str) 
         before=change.before,
         after=after,
         reason=Reason.MISSING if change.op is Op.CREATE else Reason.REPLACE,
-        rule="MSCS-DISK-SAME-UNIT",
+        rule="MSCS-DISK-009",
         depends_on=deps,
         batch=batch,
     )

@@ -13,7 +13,9 @@ STYLE = {Op.CREATE: "green", Op.UPDATE: "yellow", Op.DELETE: "red"}
 
 def _value(value: Any) -> str:
     if isinstance(value, list):
-        return "[" + ", ".join(map(str, value)) + "]"
+        return "[" + ", ".join(map(_value, value)) + "]"
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
     return str(value)
 
 
