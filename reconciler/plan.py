@@ -145,6 +145,7 @@ def plan_actions(
     powered_on: dict[str, bool],
     *,
     tools_running: dict[str, bool] | None = None,
+    existing_files: set[str] | None = None,
     shared_bus_sharing: dict[str, str] | None = None,
 ) -> list[Action]:
     """Order the changes into actions. `powered_on` is each VM node's power state now.
@@ -161,7 +162,9 @@ def plan_actions(
     cluster_actions = _cluster_actions(ctx, changes)
     actions += cluster_actions
     previous_node_done: str | None = None
-    creators: dict[str, str] = {}  # file -> id of the action that creates it
+    # file -> id of the action that creates it ("" when a node has the file attached already:
+    # the others attach it, nobody creates it again).
+    creators: dict[str, str] = dict.fromkeys(existing_files or (), "")
     desired_sharing = str(cluster.spec.shared_disks.controller.sharing)
     for vm in ctx.vm_nodes:
         node_actions = _node_device_actions(cluster, vm, changes, creators)
@@ -245,9 +248,7 @@ def _cluster_actions(ctx: Context, changes: list[Change]) -> list[Action]:
                 Op.UPDATE: ActionKind.UPDATE_RULE,
                 Op.DELETE: ActionKind.DELETE_RULE,
             }[change.op]
-            out.append(
-                _from_change(change, kind, parts[2], rule="MSCS-PLACE-003", batch=f"vcluster/{vsphere_cluster}")
-            )
+            out.append(_from_change(change, kind, parts[2], rule="MSCS-PLACE-003", batch=f"vcluster/{vsphere_cluster}"))
         elif parts[1] == "node" and parts[3] in (DRS, HA) and change.op is not Op.DELETE:
             kind = ActionKind.SET_DRS_OVERRIDE if parts[3] == DRS else ActionKind.SET_HA_OVERRIDE
             out.append(
@@ -332,7 +333,7 @@ def _disk_attach(change: Change, vm: str, creators: dict[str, str], batch: str) 
         deps: tuple[str, ...] = ()
     else:
         kind = ActionKind.ATTACH_DISK
-        deps = (creator,)
+        deps = (creator,) if creator else ()
     return Action(
         id=f"{change.address}#{kind}",
         address=change.address,

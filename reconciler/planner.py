@@ -65,6 +65,7 @@ def build_plan(
         changes,
         powered_on={vm: n.powered_on for vm, n in nodes.items()},
         tools_running={vm: n.tools_running for vm, n in nodes.items()},
+        existing_files={d.file for n in nodes.values() for d in n.disks.values() if d.file},
         shared_bus_sharing={vm: n.controllers[bus].sharing for vm, n in nodes.items() if bus in n.controllers},
     )
     return Plan(

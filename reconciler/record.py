@@ -23,7 +23,13 @@ RESOURCE_KIND: dict[ActionKind, str] = {
     ActionKind.SET_GUEST_SETTING: "guest-setting",
 }
 _REMOVING = {ActionKind.DETACH_DISK, ActionKind.REMOVE_NIC, ActionKind.DELETE_RULE}
-_CREATING = {ActionKind.CREATE_DISK, ActionKind.ADD_CONTROLLER, ActionKind.ADD_NIC, ActionKind.CREATE_RULE}
+_CREATING = {
+    ActionKind.CREATE_DISK,
+    ActionKind.ATTACH_DISK,
+    ActionKind.ADD_CONTROLLER,
+    ActionKind.ADD_NIC,
+    ActionKind.CREATE_RULE,
+}
 
 
 def record_outcome(state: State, outcome: Any, now: str) -> State:

@@ -394,7 +394,18 @@ class VCenterExecutor:
                 changes.append(self._disk_spec(action, name, temp_key, controller_key))
                 pending.append(action)
         if changes:
-            self._reconfigure(vm, name, changes, change_version)
+            try:
+                self._reconfigure(vm, name, changes, change_version)
+            except VCenterTaskError as exc:
+                # The shared file is there already (an earlier run created it, then failed, or
+                # every node detached it): attach it instead of creating it again.
+                if "FileAlreadyExists" not in str(exc) or not any(a.kind is ActionKind.CREATE_DISK for a in step):
+                    raise
+                retry = [
+                    a.model_copy(update={"kind": ActionKind.ATTACH_DISK}) if a.kind is ActionKind.CREATE_DISK else a
+                    for a in step
+                ]
+                return self._disks(retry)
             devices, _ = self._devices(vm)
         ctrls = dev.controllers_of(devices)
         now = {(d.bus, d.unit): d for d in dev.disks_of(devices, ctrls)}

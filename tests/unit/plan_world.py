@@ -49,8 +49,13 @@ def cab_cluster(**spec_changes: object) -> FailoverCluster:
 
 
 def lun(name: str, reserved: bool = False) -> ObservedLun:
-    return ObservedLun(canonical_name=name, uuid="0200" + name[-8:], device_path=f"/vmfs/devices/disks/{name}",
-                       perennially_reserved=reserved, transport="fc")
+    return ObservedLun(
+        canonical_name=name,
+        uuid="0200" + name[-8:],
+        device_path=f"/vmfs/devices/disks/{name}",
+        perennially_reserved=reserved,
+        transport="fc",
+    )
 
 
 def host(name: str, *, luns: list[str], options: dict | None = None, version: str = "8.0.2") -> ObservedHost:
@@ -60,12 +65,19 @@ def host(name: str, *, luns: list[str], options: dict | None = None, version: st
         version=version,
         cluster="Cluster-A",
         luns={n: lun(n) for n in luns},
-        hbas=[ObservedHba(device="vmhba1", model="ISP2532-based 8Gb Fibre Channel to PCI Express HBA",
-                          driver="qlnativefc", kind="fc")],
+        hbas=[
+            ObservedHba(
+                device="vmhba1",
+                model="ISP2532-based 8Gb Fibre Channel to PCI Express HBA",
+                driver="qlnativefc",
+                kind="fc",
+            )
+        ],
         datastores=["SAN-VMFS-01", f"{name.split('.')[0]}-local"],
         networks=["Production", "Heartbeat"],
-        options=options if options is not None else
-        {"Disk.ResetOnFailure": 0, "Disk.UseLunReset": 1, "Disk.UseDeviceReset": 1},
+        options=options
+        if options is not None
+        else {"Disk.ResetOnFailure": 0, "Disk.UseLunReset": 1, "Disk.UseDeviceReset": 1},
         option_manager=f"optmgr-{name[:6]}",
         storage_system=f"storage-{name[:6]}",
     )
@@ -83,16 +95,16 @@ def fresh_vm(name: str, host_name: str, power: str = "poweredOn") -> ObservedVm:
         guest_id="windows8Server64Guest",
         tools_running=power == "poweredOn",
         controllers={0: ObservedController(key=1000, bus=0, type="lsilogic-sas", sharing="none", pci_slot=160)},
-        disks={"0:0": ObservedDisk(key=2000, bus=0, unit=0, kind="vmdk", file=f"[local] {name}/{name}.vmdk",
-                                   size_gb=40)},
+        disks={
+            "0:0": ObservedDisk(key=2000, bus=0, unit=0, kind="vmdk", file=f"[local] {name}/{name}.vmdk", size_gb=40)
+        },
         nics=[ObservedNic(key=4000, adapter="vmxnet3", network="Production", pci_slot=192)],
     )
 
 
 def cab_world(**vm_changes: object) -> Observed:
     hosts = {
-        h: host(h, luns=[LUN_DS, LUN1, LUN2])
-        for h in ("esx-a1.lab.local", "esx-a2.lab.local", "esx-a3.lab.local")
+        h: host(h, luns=[LUN_DS, LUN1, LUN2]) for h in ("esx-a1.lab.local", "esx-a2.lab.local", "esx-a3.lab.local")
     }
     vms = {
         "SQLNODE1": fresh_vm("SQLNODE1", "esx-a1.lab.local"),
@@ -103,11 +115,15 @@ def cab_world(**vm_changes: object) -> Observed:
         vms=vms,
         hosts=hosts,
         datastores={
-            "SAN-VMFS-01": ObservedDatastore(name="SAN-VMFS-01", moref="datastore-1", type="VMFS",
-                                             extents=[LUN_DS], hosts=sorted(hosts)),
+            "SAN-VMFS-01": ObservedDatastore(
+                name="SAN-VMFS-01", moref="datastore-1", type="VMFS", extents=[LUN_DS], hosts=sorted(hosts)
+            ),
         },
         networks=["Heartbeat", "Production"],
         network_refs={"Production": "vim.Network:network-1", "Heartbeat": "vim.Network:network-2"},
-        clusters={"Cluster-A": ObservedCluster(name="Cluster-A", moref="domain-c1", drs_enabled=True,
-                                               ha_enabled=True, hosts=sorted(hosts))},
+        clusters={
+            "Cluster-A": ObservedCluster(
+                name="Cluster-A", moref="domain-c1", drs_enabled=True, ha_enabled=True, hosts=sorted(hosts)
+            )
+        },
     )

@@ -83,8 +83,6 @@ def test_all_disks_before_any_nic_and_batched_in_two_calls_per_node():
 
 
 def test_nothing_to_do_when_vcenter_already_matches():
-    from tests.unit.plan_world import ObservedCluster, ObservedVmRule
-
     cluster = cab_cluster()
     world = cab_world()
     plan = build_plan(cluster, world)
@@ -92,7 +90,6 @@ def test_nothing_to_do_when_vcenter_already_matches():
     world = _as_applied(cluster, world, plan)
     again = build_plan(cluster, world)
     assert again.actions == [], [a.id for a in again.actions]
-    assert ObservedCluster and ObservedVmRule
 
 
 def test_a_powered_off_node_needs_no_power_off_and_is_powered_on():
@@ -144,13 +141,22 @@ def _as_applied(cluster, world, plan):
         if a.kind in (ActionKind.ADD_CONTROLLER,):
             vm = vms[a.target]
             bus = int(a.address.rsplit("/", 1)[-1])
-            ctrls = {**vm.controllers, bus: ObservedController(key=1001, bus=bus, type=after["type"],
-                                                               sharing=after["sharing"])}
+            ctrls = {
+                **vm.controllers,
+                bus: ObservedController(key=1001, bus=bus, type=after["type"], sharing=after["sharing"]),
+            }
             vms[a.target] = vm.model_copy(update={"controllers": ctrls})
         elif a.kind in (ActionKind.CREATE_DISK, ActionKind.ATTACH_DISK):
             vm = vms[a.target]
-            disk = ObservedDisk(key=2001 + after["unit"], bus=after["bus"], unit=after["unit"], kind=after["kind"],
-                                file=after["file"], lun=after.get("lun"), compatibility=after.get("compatibility"))
+            disk = ObservedDisk(
+                key=2001 + after["unit"],
+                bus=after["bus"],
+                unit=after["unit"],
+                kind=after["kind"],
+                file=after["file"],
+                lun=after.get("lun"),
+                compatibility=after.get("compatibility"),
+            )
             vms[a.target] = vm.model_copy(update={"disks": {**vm.disks, f"{after['bus']}:{after['unit']}": disk}})
         elif a.kind is ActionKind.ADD_NIC:
             vm = vms[a.target]
