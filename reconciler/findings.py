@@ -41,7 +41,14 @@ class Finding(BaseModel):
         prefix = f"{where}: " if where else ""
         field = f"{self.dotted_path}: " if self.path else ""
         level = "" if self.severity is Severity.ERROR else "warning: "
-        return f"{prefix}{field}{level}{self.message} [{self.rule_id}]"
+        return one_line(f"{prefix}{field}{level}{self.message} [{self.rule_id}]")
+
+
+def one_line(text: str) -> str:
+    """Escape control characters (a key written as "a\\nb" in the file) so a finding stays one line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def dotted(path: FieldPath) -> str:
