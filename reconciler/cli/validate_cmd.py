@@ -1,0 +1,163 @@
+"""`mscsctl validate`, `mscsctl schema` and `mscsctl rules`: the desired file on its own, no vCenter."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+import yaml
+
+from reconciler.cli import app, output
+from reconciler.findings import Finding, Severity, one_line
+from reconciler.loader import LoadedFile, validate_file
+from reconciler.rules import catalogue
+from reconciler.schema import schema_text
+from reconciler.spec import with_defaults
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def summary(loaded: LoadedFile) -> str:
+    """`sql-prod-01.yaml: valid (2 warnings)` or `sql-prod-01.yaml: 3 errors, 1 warning`."""
+    errors = sum(f.severity is Severity.ERROR for f in loaded.findings)
+    warnings = len(loaded.findings) - errors
+    if errors:
+        text = _count(errors, "error") + (f", {_count(warnings, 'warning')}" if warnings else "")
+    else:
+        text = "valid" + (f" ({_count(warnings, 'warning')})" if warnings else "")
+    return one_line(f"{loaded.file}: {text}")
+
+
+def finding_dict(finding: Finding) -> dict[str, Any]:
+    data = finding.model_dump(mode="json")
+    data["field"] = finding.dotted_path
+    data["text"] = str(finding)
+    return data
+
+
+class _IndentedDumper(yaml.SafeDumper):
+    """Indent list items under their key, as the examples are written."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+
+def normalized_yaml(loaded: LoadedFile) -> str:
+    assert loaded.cluster is not None
+    return yaml.dump(
+        with_defaults(loaded.cluster).to_yaml_dict(),
+        Dumper=_IndentedDumper,
+        sort_keys=False,
+        default_flow_style=False,
+        allow_unicode=True,
+    )
+
+
+@app.command("validate")
+@output.reports_errors
+def validate_command(
+    files: list[Path] = typer.Argument(
+        ..., metavar="FILE", help="Desired-state files (YAML); - reads standard input.", show_default=False
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the findings as JSON."),
+    show_defaults: bool = typer.Option(
+        False,
+        "--show-defaults",
+        help="Print each valid file normalized, every default filled in, as YAML (findings go to stderr).",
+    ),
+) -> None:
+    """Check desired files against the file format and the rule catalogue's file-only rules.
+
+    Each finding is one line, FILE:LINE:COLUMN: field.path: message [RULE-ID], then one
+    summary line per file. Rules that need vCenter, and rules that depend on the vSphere
+    version while the file says vsphereVersion: auto, run at plan time.
+
+    Exit codes: 0 every file is valid (warnings alone are fine), 1 a file has errors.
+    """
+    results = [validate_file(path) for path in files]
+    invalid = any(not r.valid for r in results)
+    if as_json:
+        output.print_json(
+            {
+                "valid": not invalid,
+                "files": [_file_json(r, show_defaults) for r in results],
+            }
+        )
+        raise typer.Exit(1 if invalid else 0)
+
+    report = output.stderr() if show_defaults else output.stdout()
+    documents = []
+    for loaded in results:
+        for finding in loaded.findings:
+            if finding.severity is Severity.WARNING and output.is_quiet():
+                continue
+            style = "red" if finding.severity is Severity.ERROR else "yellow"
+            report.print(str(finding), style=style, markup=False, highlight=False)
+        report.print(summary(loaded), style=None if loaded.valid else "bold red", markup=False, highlight=False)
+        if show_defaults and loaded.valid:
+            documents.append(normalized_yaml(loaded))
+    if documents:
+        sys.stdout.write("---\n".join(documents))
+    raise typer.Exit(1 if invalid else 0)
+
+
+def _file_json(loaded: LoadedFile, show_defaults: bool) -> dict[str, Any]:
+    errors = sum(f.severity is Severity.ERROR for f in loaded.findings)
+    data: dict[str, Any] = {
+        "file": loaded.file,
+        "valid": loaded.valid,
+        "errors": errors,
+        "warnings": len(loaded.findings) - errors,
+        "findings": [finding_dict(f) for f in loaded.findings],
+    }
+    if show_defaults and loaded.valid and loaded.cluster is not None:
+        data["normalized"] = with_defaults(loaded.cluster).to_yaml_dict()
+    return data
+
+
+@app.command("schema")
+@output.reports_errors
+def schema_command() -> None:
+    """Print the JSON Schema of the desired file (for editor completion and validation).
+
+    The same schema ships as reconciler/schema/failover-cluster.schema.json; point an
+    editor at it with a first line such as
+    # yaml-language-server: $schema=<path to>/failover-cluster.schema.json
+
+    Exit codes: 0 success.
+    """
+    sys.stdout.write(schema_text())
+
+
+@app.command("rules")
+@output.reports_errors
+def rules_command(
+    as_json: bool = typer.Option(False, "--json", help="Print the catalogue as JSON."),
+) -> None:
+    """List the rule catalogue: ID, severity, vSphere versions, what it checks, and its source.
+
+    "file" rules run at validate and plan; "vCenter" rules need what vCenter shows and run at
+    plan. Sources: [ch] the vSphere 4 book chapter, [vmw X] VMware's failover clustering
+    guide for vSphere X, [kb N] a VMware knowledge-base article.
+
+    Exit codes: 0 success.
+    """
+    rules = catalogue()
+    if as_json:
+        output.print_json([r.as_dict() for r in rules])
+        return
+    console = output.stdout()
+    width = max(len(r.id) for r in rules)
+    vwidth = max(len(r.versions.text) for r in rules)
+    for r in rules:
+        where = "vCenter" if r.needs_observed else "file"
+        console.print(
+            f"{r.id:<{width}}  {r.severity.value:<7}  {r.versions.text:<{vwidth}}  {where:<7}  {r.title}",
+            markup=False,
+            highlight=False,
+        )
+        console.print(f"{'':<{width}}  source: {r.source}", style="dim", markup=False, highlight=False)

@@ -1,0 +1,232 @@
+"""The rule catalogue: what a supported failover cluster on vSphere looks like, as data.
+
+A rule is an ID that never changes, a severity, a one-line title, where the fact comes from
+(`[ch]` the vSphere 4 book chapter the project started from, `[vmw X]` VMware's *Setup for
+Failover Clustering and Microsoft Cluster Service* guide for vSphere X, `[kb N]` a VMware
+knowledge-base article), the vSphere versions it applies to, and a check: a function of
+the desired file (and, for `needs_observed` rules, of what vCenter shows) yielding findings.
+
+Where the book and VMware's later guides disagree, there are two rules, each with its own
+version range, and the message says which source applies and why.
+
+Adding a rule is adding one `@rule(...)` function in the subject module (`nodes`, `storage`,
+`network`, `guest`, `placement`, `hosts`, `inventory`) and one failing-file test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+
+from reconciler.findings import FieldPath, Finding, Severity
+from reconciler.observed import Observed
+from reconciler.spec import ClusterSpec, FailoverCluster, PhysicalNode, VmNode, parse_version, with_defaults
+
+Version = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Versions:
+    """The vSphere versions a rule applies to: `since <= version < until`."""
+
+    since: Version | None = None
+    until: Version | None = None
+
+    @property
+    def text(self) -> str:
+        if self.since and self.until:
+            return f">= {_v(self.since)}, < {_v(self.until)}"
+        if self.since:
+            return f">= {_v(self.since)}"
+        if self.until:
+            return f"< {_v(self.until)}"
+        return "all"
+
+    @property
+    def all(self) -> bool:
+        return self.since is None and self.until is None
+
+    def applies(self, version: Version | None) -> bool | None:
+        """True or False; None when the version is unknown and the range is not `all`."""
+        if self.all:
+            return True
+        if version is None:
+            return None
+        return (self.since is None or version >= self.since) and (self.until is None or version < self.until)
+
+
+def _v(version: Version) -> str:
+    return f"{version[0]}.{version[1]}"
+
+
+ALL = Versions()
+
+
+def before(major: int, minor: int = 0) -> Versions:
+    return Versions(until=(major, minor))
+
+
+def since(major: int, minor: int = 0) -> Versions:
+    return Versions(since=(major, minor))
+
+
+@dataclass(frozen=True)
+class RuleContext:
+    """What a check sees.
+
+    `cluster` is the file as written (to tell a written value from a default); `spec` is the
+    effective spec with every default filled (`with_defaults`), which is what gets built.
+    `version` is the target vSphere version, or None when unknown (`auto` at validate).
+    """
+
+    cluster: FailoverCluster
+    effective: FailoverCluster
+    version: Version | None = None
+    observed: Observed | None = None
+    rule: Rule | None = None
+
+    @property
+    def spec(self) -> ClusterSpec:
+        return self.effective.spec
+
+    @property
+    def written(self) -> ClusterSpec:
+        return self.cluster.spec
+
+    @property
+    def vm_nodes(self) -> list[tuple[int, VmNode]]:
+        return [(i, n) for i, n in enumerate(self.spec.nodes) if isinstance(n, VmNode)]
+
+    @property
+    def physical_nodes(self) -> list[tuple[int, PhysicalNode]]:
+        return [(i, n) for i, n in enumerate(self.spec.nodes) if isinstance(n, PhysicalNode)]
+
+    @property
+    def version_text(self) -> str:
+        return _v(self.version) if self.version else "this version"
+
+    def finding(self, path: FieldPath, message: str) -> Finding:
+        """A finding of the rule being run, about the field at `path` (YAML names)."""
+        assert self.rule is not None
+        return Finding(rule_id=self.rule.id, severity=self.rule.severity, message=message, path=path)
+
+
+Check = Callable[[RuleContext], Iterable[Finding]]
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    severity: Severity
+    title: str
+    source: str
+    versions: Versions
+    needs_observed: bool
+    check: Check = field(repr=False, compare=False)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "severity": self.severity.value,
+            "title": self.title,
+            "source": self.source,
+            "versions": self.versions.text,
+            "needs_observed": self.needs_observed,
+        }
+
+
+_REGISTRY: dict[str, Rule] = {}
+
+
+def rule(
+    id: str,
+    *,
+    title: str,
+    source: str,
+    severity: Severity = Severity.ERROR,
+    versions: Versions = ALL,
+    needs_observed: bool = False,
+) -> Callable[[Check], Check]:
+    """Register a check in the catalogue."""
+
+    def register(check: Check) -> Check:
+        if id in _REGISTRY:
+            raise ValueError(f"rule {id} is registered twice")
+        if "\n" in title:
+            raise ValueError(f"rule {id}: the title is one line")
+        _REGISTRY[id] = Rule(id, severity, title, source, versions, needs_observed, check)
+        return check
+
+    return register
+
+
+def catalogue() -> list[Rule]:
+    """Every rule, sorted by ID."""
+    _load_subjects()
+    return sorted(_REGISTRY.values(), key=lambda r: _sort_key(r.id))
+
+
+def get_rule(rule_id: str) -> Rule:
+    _load_subjects()
+    return _REGISTRY[rule_id]
+
+
+# Catalogue order: the file's own subjects first, then what needs vCenter.
+_PREFIX_ORDER = ("NODE", "DISK", "NET", "GUEST", "PLACE", "HOST", "STOR", "INV")
+
+
+def _sort_key(rule_id: str) -> tuple[int, str, int]:
+    prefix, _, number = rule_id.rpartition("-")
+    group = prefix.removeprefix("MSCS-")
+    rank = _PREFIX_ORDER.index(group) if group in _PREFIX_ORDER else len(_PREFIX_ORDER)
+    return rank, prefix, int(number) if number.isdigit() else 0
+
+
+def _load_subjects() -> None:
+    # The subject modules register their rules when imported.
+    from reconciler.rules import disks, guest, hosts, inventory, network, nodes, placement, storage  # noqa: F401
+
+
+def target_version(cluster: FailoverCluster, observed: Observed | None = None) -> Version | None:
+    """The vSphere version the rules check against.
+
+    Pinned in the file (`vsphereVersion: "6.7"`): that. `auto`: the oldest ESXi version
+    among the hosts running the nodes, when vCenter has been read; otherwise unknown.
+    """
+    pinned = cluster.spec.vsphere_version
+    if pinned != "auto":
+        return parse_version(pinned)
+    if observed is None:
+        return None
+    versions = []
+    for name in cluster.spec.vm_names:
+        host = observed.host_of(name)
+        if host is not None and host.version_tuple is not None:
+            versions.append(host.version_tuple)
+    return min(versions) if versions else None
+
+
+def run_rules(
+    cluster: FailoverCluster,
+    *,
+    version: Version | None = None,
+    observed: Observed | None = None,
+) -> list[Finding]:
+    """Run the catalogue against one desired file; findings carry field paths, not positions.
+
+    File-only rules always run; rules that need what vCenter shows run only when `observed`
+    is given. `version` defaults to `target_version(cluster, observed)`. A rule limited to
+    some vSphere versions stays silent while the version is unknown.
+    Locate the findings with `LoadedFile.place()` (the loader's source map).
+    """
+    if version is None:
+        version = target_version(cluster, observed)
+    base = RuleContext(cluster=cluster, effective=with_defaults(cluster), version=version, observed=observed)
+    findings: list[Finding] = []
+    for r in catalogue():
+        if r.needs_observed and observed is None:
+            continue
+        if not r.versions.applies(version):
+            continue
+        findings.extend(r.check(replace(base, rule=r)))
+    return findings

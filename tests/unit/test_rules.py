@@ -1,0 +1,397 @@
+"""The rule catalogue: one failing file per file-only rule, one vCenter world per vCenter rule.
+
+A failing file in `rules_cases/` is named after its rule and marks the line the finding
+must point at with `# <- RULE-ID`; `mscsctl validate` must exit 1 (0 for a warning) and
+print that rule on that line. The vCenter-side rules run against the examples and
+hand-built `Observed` worlds, and must point at the field of the file they concern.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from reconciler.cli import main
+from reconciler.findings import Severity
+from reconciler.loader import load_file
+from reconciler.observed import (
+    Observed,
+    ObservedCluster,
+    ObservedDatastore,
+    ObservedHba,
+    ObservedHost,
+    ObservedLun,
+    ObservedVm,
+)
+from reconciler.rules import Versions, before, catalogue, get_rule, run_rules, since, target_version
+
+HERE = Path(__file__).parent
+ROOT = HERE.parent.parent
+CASES = HERE / "rules_cases"
+EXAMPLES = ROOT / "examples"
+CAB = EXAMPLES / "cluster-across-boxes.yaml"
+CIB = EXAMPLES / "cluster-in-a-box.yaml"
+P2V = EXAMPLES / "physical-to-virtual.yaml"
+
+FILE_RULES = sorted(r.id for r in catalogue() if not r.needs_observed)
+LINE = re.compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<col>\d+): (?P<rest>.*) \[(?P<rule>[A-Z0-9-]+)\]$")
+
+
+def marked_line(path: Path, rule_id: str) -> int:
+    for number, text in enumerate(path.read_text().splitlines(), start=1):
+        if text.rstrip().endswith(f"# <- {rule_id}"):
+            return number
+    raise AssertionError(f"{path.name} marks no line with '# <- {rule_id}'")
+
+
+def line_of(path: Path, needle: str, nth: int = 1) -> int:
+    hits = [i for i, text in enumerate(path.read_text().splitlines(), start=1) if needle in text]
+    return hits[nth - 1]
+
+
+# --------------------------------------------------------------------------- the catalogue as data
+
+
+def test_every_rule_is_well_formed():
+    rules = catalogue()
+    assert len({r.id for r in rules}) == len(rules)
+    for r in rules:
+        assert re.fullmatch(r"MSCS-(NODE|DISK|NET|GUEST|PLACE|HOST|STOR|INV)-\d{3}", r.id), r.id
+        assert r.severity in (Severity.ERROR, Severity.WARNING)
+        assert r.title and "\n" not in r.title and len(r.title) <= 110, r.id
+        assert r.source, r.id
+        assert r.versions.text
+
+
+def test_each_file_rule_has_a_failing_file_and_nothing_else_is_there():
+    cases = sorted(p.stem for p in CASES.glob("*.yaml"))
+    assert cases == FILE_RULES
+
+
+def test_versions_read_like_the_catalogue_says():
+    assert Versions().text == "all" and Versions().applies(None) is True
+    assert before(6, 0).text == "< 6.0" and before(6, 0).applies((5, 5)) and not before(6, 0).applies((6, 0))
+    assert since(7, 0).text == ">= 7.0" and since(7, 0).applies((8, 0)) and not since(7, 0).applies((6, 7))
+    assert since(6, 0).applies(None) is None  # unknown version: the rule stays silent
+
+
+# --------------------------------------------------------------------------- file-only rules
+
+
+@pytest.mark.parametrize("rule_id", FILE_RULES)
+def test_failing_file(rule_id, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    path = CASES.relative_to(ROOT) / f"{rule_id}.yaml"
+    rule = get_rule(rule_id)
+    code = main(["validate", str(path)])
+    out = capsys.readouterr().out
+    expected_line = marked_line(path, rule_id)
+    found = [m for m in map(LINE.match, out.splitlines()) if m]
+    hits = [m for m in found if m["rule"] == rule_id]
+    assert any(m["file"] == str(path) and int(m["line"]) == expected_line for m in hits), out
+    errors = {m["rule"] for m in found if ": warning: " not in m.group(0)}
+    summary = out.splitlines()[-1]
+    if rule.severity is Severity.ERROR:
+        assert code == 1
+        # Each failing file is wrong in one way only: no other rule reports an error on it.
+        assert errors == {rule_id}, out
+        assert summary.startswith(f"{path}: 1 error"), summary
+    else:
+        assert code == 0, out
+        assert errors == set(), out
+        assert summary.startswith(f"{path}: valid ("), summary
+
+
+def test_examples_are_valid_and_the_box_warns(capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    code = main(
+        [
+            "validate",
+            "examples/cluster-across-boxes.yaml",
+            "examples/cluster-in-a-box.yaml",
+            "examples/physical-to-virtual.yaml",
+        ]
+    )
+    out = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert "examples/cluster-across-boxes.yaml: valid" in out
+    assert "examples/physical-to-virtual.yaml: valid" in out
+    assert "examples/cluster-in-a-box.yaml: valid (1 warning)" in out
+    assert any(line.endswith("[MSCS-PLACE-001]") for line in out)
+
+
+@pytest.mark.parametrize("pinned", ["4.1", "5.5", "6.0", "6.7", "7.0", "8.0"])
+@pytest.mark.parametrize("example", [CAB, P2V])
+def test_examples_stay_valid_under_every_version(example, pinned):
+    cluster = load_file(example).cluster
+    assert cluster is not None
+    assert [
+        f for f in run_rules(cluster, version=tuple(map(int, pinned.split(".")))) if f.severity is Severity.ERROR
+    ] == []
+
+
+def test_version_rules_are_silent_with_auto_and_fire_when_pinned():
+    text = (CASES / "MSCS-DISK-008.yaml").read_text().replace('vsphereVersion: "6.7"', "vsphereVersion: auto")
+    from reconciler.loader import load_text
+
+    loaded = load_text(text, "auto.yaml")
+    assert loaded.cluster is not None
+    assert run_rules(loaded.cluster) == []
+    assert [f.rule_id for f in run_rules(loaded.cluster, version=(6, 7))] == ["MSCS-DISK-008"]
+    assert run_rules(loaded.cluster, version=(7, 0)) == []
+
+
+def test_virtual_compatibility_across_boxes_is_fine_for_windows_2003():
+    text = (CASES / "MSCS-DISK-006.yaml").read_text().replace("windows2016", "windows2003")
+    from reconciler.loader import load_text
+
+    loaded = load_text(text, "w2003.yaml")
+    assert loaded.cluster is not None
+    assert [f for f in run_rules(loaded.cluster) if f.rule_id == "MSCS-DISK-006"] == []
+
+
+# --------------------------------------------------------------------------- vCenter-side rules
+
+LUN1 = "naa.6006016012345678000000000000a001"
+LUN2 = "naa.6006016012345678000000000000a002"
+LUN3 = "naa.6006016012345678000000000000a003"
+LUN4 = "naa.6006016012345678000000000000a004"
+LUN_DS = "naa.6006016012345678000000000000a000"
+QLOGIC = ObservedHba(
+    device="vmhba1", model="ISP2532-based 8Gb Fibre Channel to PCI Express HBA", driver="qlnativefc", kind="fc"
+)
+EMULEX = ObservedHba(device="vmhba2", model="Emulex LightPulse LPe12000", driver="lpfc", kind="fc")
+
+
+def host(
+    name: str,
+    *,
+    version: str = "8.0.2",
+    luns=(LUN_DS, LUN1, LUN2, LUN3, LUN4),
+    transport="fc",
+    hbas=(QLOGIC,),
+    datastores=None,
+) -> ObservedHost:
+    short = name.split(".")[0]
+    return ObservedHost(
+        name=name,
+        moref=f"host-{short}",
+        version=version,
+        cluster="Cluster-A",
+        luns={n: ObservedLun(canonical_name=n, uuid="02" + n[-8:], transport=transport) for n in luns},
+        hbas=list(hbas),
+        datastores=datastores if datastores is not None else ["SAN-VMFS-01", "NFS-01", f"{short}-local"],
+        networks=["Production", "Heartbeat"],
+    )
+
+
+def vm(name: str, host_name: str) -> ObservedVm:
+    return ObservedVm(name=name, moref=f"vm-{name}", host=host_name, cluster="Cluster-A")
+
+
+def world(*, vms=None, hosts=None, datastores=None, drs=False, ha=False, networks=("Production", "Heartbeat")):
+    hosts = hosts or {h.name: h for h in (host("esx-a1.lab.local"), host("esx-a2.lab.local"))}
+    vms = vms or {
+        "SQLNODE1": vm("SQLNODE1", "esx-a1.lab.local"),
+        "SQLNODE2": vm("SQLNODE2", "esx-a2.lab.local"),
+        "CIB-NODE1": vm("CIB-NODE1", "esx-a1.lab.local"),
+        "CIB-NODE2": vm("CIB-NODE2", "esx-a1.lab.local"),
+        "P2V-NODE1": vm("P2V-NODE1", "esx-a2.lab.local"),
+    }
+    default_ds = {
+        "SAN-VMFS-01": ObservedDatastore(
+            name="SAN-VMFS-01", moref="datastore-1", type="VMFS", extents=[LUN_DS], hosts=sorted(hosts)
+        ),
+        "esx-a1-local": ObservedDatastore(
+            name="esx-a1-local", moref="datastore-2", type="VMFS", hosts=["esx-a1.lab.local"]
+        ),
+        "NFS-01": ObservedDatastore(name="NFS-01", moref="datastore-3", type="NFS", hosts=sorted(hosts)),
+    }
+    return Observed(
+        datacenter="DC1",
+        vms=vms,
+        hosts=hosts,
+        datastores=datastores or default_ds,
+        networks=list(networks),
+        clusters={
+            "Cluster-A": ObservedCluster(
+                name="Cluster-A", moref="domain-c1", drs_enabled=drs, ha_enabled=ha, hosts=sorted(hosts)
+            )
+        },
+    )
+
+
+def observed_findings(path: Path, observed: Observed, text: str | None = None, version=None):
+    from reconciler.loader import load_text
+
+    loaded = load_text(text, str(path)) if text is not None else load_file(path)
+    assert loaded.cluster is not None, loaded.findings
+    return loaded.place(run_rules(loaded.cluster, observed=observed, version=version))
+
+
+def only(findings, rule_id):
+    errors = [f for f in findings if f.severity is Severity.ERROR]
+    assert {f.rule_id for f in errors} == {rule_id}, [str(f) for f in findings]
+    return [f for f in findings if f.rule_id == rule_id]
+
+
+def test_the_examples_pass_every_rule_against_the_lab_world():
+    for example in (CAB, CIB, P2V):
+        assert [f for f in observed_findings(example, world()) if f.severity is Severity.ERROR] == []
+
+
+def test_target_version_is_pinned_or_the_oldest_node_host():
+    cluster = load_file(CAB).cluster
+    hosts = {h.name: h for h in (host("esx-a1.lab.local", version="7.0.3"), host("esx-a2.lab.local"))}
+    assert target_version(cluster) is None
+    assert target_version(cluster, world(hosts=hosts)) == (7, 0)
+    pinned = cluster.model_copy(update={"spec": cluster.spec.model_copy(update={"vsphere_version": "6.7"})})
+    assert target_version(pinned, world(hosts=hosts)) == (6, 7)
+
+
+def test_stor_001_a_lun_that_backs_a_vmfs_datastore():
+    text = CAB.read_text().replace(LUN2, LUN_DS)
+    [f] = only(observed_findings(CAB, world(), text), "MSCS-STOR-001")
+    assert f.line == line_of(CAB, "lun: naa.6006016012345678000000000000a002")
+    assert f.path == ("spec", "sharedDisks", "disks", 1, "lun")
+    assert "SAN-VMFS-01" in f.message and "data" in f.message
+
+
+def test_stor_002_mapping_files_on_nfs():
+    text = CAB.read_text().replace("mappingDatastore: SAN-VMFS-01", "mappingDatastore: NFS-01")
+    found = only(observed_findings(CAB, world(), text), "MSCS-STOR-002")
+    assert [f.line for f in found] == [
+        line_of(CAB, "mappingDatastore: SAN-VMFS-01", 1),
+        line_of(CAB, "mappingDatastore: SAN-VMFS-01", 2),
+    ]
+    assert "NFS" in found[0].message
+
+
+def test_stor_002_shared_vmdk_on_nfs():
+    text = CIB.read_text().replace("datastore: esx-a1-local", "datastore: NFS-01", 1)
+    [f] = only(observed_findings(CIB, world(), text), "MSCS-STOR-002")
+    assert f.line == line_of(CIB, "datastore: esx-a1-local", 1)
+
+
+def test_stor_003_iscsi_only_from_five_five():
+    hosts = {h.name: h for h in (host("esx-a1.lab.local", transport="iscsi"), host("esx-a2.lab.local"))}
+    found = only(observed_findings(CAB, world(hosts=hosts), version=(5, 1)), "MSCS-STOR-003")
+    assert [f.line for f in found] == [line_of(CAB, LUN1), line_of(CAB, LUN2)]
+    assert "esx-a1.lab.local" in found[0].message
+    assert [f for f in observed_findings(CAB, world(hosts=hosts), version=(5, 5)) if f.severity is Severity.ERROR] == []
+
+
+def test_stor_004_a_lun_not_visible_from_a_node_host():
+    hosts = {h.name: h for h in (host("esx-a1.lab.local"), host("esx-a2.lab.local", luns=(LUN1,)))}
+    [f] = only(observed_findings(CAB, world(hosts=hosts)), "MSCS-STOR-004")
+    assert f.line == line_of(CAB, LUN2)
+    assert "esx-a2.lab.local (SQLNODE2)" in f.message
+
+
+def test_stor_005_a_datastore_not_mounted_on_a_node_host():
+    hosts = {h.name: h for h in (host("esx-a1.lab.local"), host("esx-a2.lab.local", datastores=["esx-a2-local"]))}
+    ds = world().datastores | {
+        "SAN-VMFS-01": ObservedDatastore(
+            name="SAN-VMFS-01", moref="datastore-1", type="VMFS", hosts=["esx-a1.lab.local"]
+        )
+    }
+    found = only(observed_findings(CAB, world(hosts=hosts, datastores=ds)), "MSCS-STOR-005")
+    assert found[0].line == line_of(CAB, "mappingDatastore: SAN-VMFS-01")
+    assert "esx-a2.lab.local (SQLNODE2)" in found[0].message
+
+
+def test_host_002_qlogic_and_emulex_on_one_host():
+    hosts = {h.name: h for h in (host("esx-a1.lab.local"), host("esx-a2.lab.local", hbas=(QLOGIC, EMULEX)))}
+    [f] = only(observed_findings(CAB, world(hosts=hosts)), "MSCS-HOST-002")
+    assert f.line == line_of(CAB, "- vm: SQLNODE2")
+    assert "QLogic and Emulex" in f.message
+
+
+def test_host_003_mixed_esxi_versions():
+    hosts = {h.name: h for h in (host("esx-a1.lab.local", version="7.0.3"), host("esx-a2.lab.local"))}
+    [f] = only(observed_findings(CAB, world(hosts=hosts)), "MSCS-HOST-003")
+    assert f.line == line_of(CAB, "- vm: SQLNODE2")
+    assert "7.0.3" in f.message and "8.0.2" in f.message
+
+
+def test_inv_001_unknown_vm():
+    text = CAB.read_text().replace("vm: SQLNODE2", "vm: sqlnode2")
+    [f] = only(observed_findings(CAB, world(), text), "MSCS-INV-001")
+    assert f.line == line_of(CAB, "- vm: SQLNODE2")
+    assert "SQLNODE2" in f.message  # the name vCenter has, differing only in case
+
+
+def test_inv_002_unknown_portgroup():
+    text = CAB.read_text().replace("portgroup: Heartbeat", "portgroup: HB-Net")
+    [f] = only(observed_findings(CAB, world(), text), "MSCS-INV-002")
+    assert f.line == line_of(CAB, "portgroup: Heartbeat")
+
+
+def test_inv_003_unknown_datastore():
+    text = CIB.read_text().replace("datastore: esx-a1-local", "datastore: esx-a9-local", 1)
+    [f] = only(observed_findings(CIB, world(), text), "MSCS-INV-003")
+    assert f.line == line_of(CIB, "datastore: esx-a1-local", 1)
+
+
+def test_place_005_box_nodes_on_two_hosts():
+    vms = {"CIB-NODE1": vm("CIB-NODE1", "esx-a1.lab.local"), "CIB-NODE2": vm("CIB-NODE2", "esx-a2.lab.local")}
+    found = observed_findings(CIB, world(vms=vms))
+    [f] = [f for f in found if f.rule_id == "MSCS-PLACE-005"]
+    assert f.severity is Severity.ERROR
+    assert f.line == line_of(CIB, "topology: cluster-in-a-box")
+
+
+def test_place_005_across_boxes_nodes_on_one_host():
+    vms = {"SQLNODE1": vm("SQLNODE1", "esx-a1.lab.local"), "SQLNODE2": vm("SQLNODE2", "esx-a1.lab.local")}
+    [f] = only(observed_findings(CAB, world(vms=vms)), "MSCS-PLACE-005")
+    assert f.line == line_of(CAB, "topology: cluster-across-boxes")
+    assert "esx-a1.lab.local" in f.message
+
+
+def test_place_006_drs_ha_cluster_under_vsphere_4():
+    hosts = {h.name: h for h in (host("esx-a1.lab.local", version="4.1.0"), host("esx-a2.lab.local", version="4.1.0"))}
+    found = only(observed_findings(CAB, world(hosts=hosts, drs=True, ha=True)), "MSCS-PLACE-006")
+    assert [f.line for f in found] == [line_of(CAB, "- vm: SQLNODE1"), line_of(CAB, "- vm: SQLNODE2")]
+    assert "DRS and HA" in found[0].message
+    # From vSphere 5 the same cluster is fine.
+    assert only_errors(observed_findings(CAB, world(drs=True, ha=True))) == []
+
+
+def only_errors(findings):
+    return [f for f in findings if f.severity is Severity.ERROR]
+
+
+def test_vcenter_rules_stay_out_of_validate():
+    cluster = load_file(CAB).cluster
+    assert all(not get_rule(f.rule_id).needs_observed for f in run_rules(cluster))
+
+
+def test_every_vcenter_rule_has_a_test_here():
+    text = Path(__file__).read_text()
+    for r in catalogue():
+        if r.needs_observed:
+            assert f"test_{r.id.lower().removeprefix('mscs-').replace('-', '_')}" in text, r.id
+
+
+def test_host_004_a_lun_seen_unreserved_outside_the_nodes_cluster():
+    outsider = host("esx-b1.lab.local", luns=(LUN2,)).model_copy(update={"cluster": "Cluster-B"})
+    hosts = {h.name: h for h in (host("esx-a1.lab.local"), host("esx-a2.lab.local"), outsider)}
+    found = observed_findings(CAB, in_cluster_a(world(hosts=hosts), "esx-a1.lab.local", "esx-a2.lab.local"))
+    assert only_errors(found) == []
+    [f] = [f for f in found if f.rule_id == "MSCS-HOST-004"]
+    assert f.severity is Severity.WARNING
+    assert f.line == line_of(CAB, LUN2)
+    assert "esx-b1.lab.local" in f.message
+    reserved = outsider.model_copy(
+        update={"luns": {LUN2: outsider.luns[LUN2].model_copy(update={"perennially_reserved": True})}}
+    )
+    hosts[reserved.name] = reserved
+    again = in_cluster_a(world(hosts=hosts), "esx-a1.lab.local", "esx-a2.lab.local")
+    assert [f for f in observed_findings(CAB, again) if f.rule_id == "MSCS-HOST-004"] == []
+
+
+def in_cluster_a(observed: Observed, *hosts: str) -> Observed:
+    cluster = observed.clusters["Cluster-A"].model_copy(update={"hosts": list(hosts)})
+    return observed.model_copy(update={"clusters": {"Cluster-A": cluster}})
