@@ -264,18 +264,24 @@ class _NeedsStrictPass(Exception):
     pass
 
 
+# libyaml's parser with the same YAML 1.2 resolvers, when PyYAML was built with it.
+_FastLoader: Any = (
+    type("_FastLoader", (yaml.CSafeLoader,), {"yaml_implicit_resolvers": _StrictLoader.yaml_implicit_resolvers})
+    if getattr(yaml, "__with_libyaml__", False)
+    else None
+)
+
+
 def _compose_fast(text: str) -> Node | None:
     """Compose with libyaml when the text is plain: one document, no anchors, not too deep.
 
-    The pure-Python composer takes seconds on a large file; libyaml takes milliseconds.
+    On a large file the pure-Python scanner and parser dominate; libyaml is several times faster.
     Anything unusual (and every error) goes to the strict pass, whose messages are the
     ones users see.
     """
-    fast = getattr(yaml, "CSafeLoader", None)
-    if fast is None:
+    if _FastLoader is None:
         raise _NeedsStrictPass
-    loader_class = type("_FastLoader", (fast,), {"yaml_implicit_resolvers": _StrictLoader.yaml_implicit_resolvers})
-    loader = loader_class(text)
+    loader = _FastLoader(text)
     depth = documents = 0
     try:
         while loader.check_event():
@@ -296,7 +302,7 @@ def _compose_fast(text: str) -> Node | None:
         raise _NeedsStrictPass from None
     finally:
         loader.dispose()
-    loader = loader_class(text)
+    loader = _FastLoader(text)
     try:
         return loader.get_single_node()
     except yaml.YAMLError:
