@@ -32,10 +32,10 @@ $(LAB_BIN): $(wildcard $(LAB_DIR)/*.go) $(LAB_DIR)/go.mod $(LAB_DIR)/go.sum
 lab-build: $(LAB_BIN)
 
 lab: venv lab-build
-	$(BIN)/python tests/labctl.py serve --lab $(LAB_DIR)/labs/default.yaml
+	$(BIN)/python tests/labctl.py run --lab $(LAB_DIR)/labs/default.yaml
 
 demo: venv lab-build
-	$(BIN)/python tests/labctl.py demo examples/cluster-across-boxes.yaml
+	$(BIN)/python tests/demo.py examples/cluster-across-boxes.yaml
 
 test: venv lab-build
 	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
