@@ -38,7 +38,7 @@ def _register() -> None:
     # Each command module adds its commands to `app` when imported.
     import importlib
 
-    for name in ("validate_cmd", "plan_cmd", "state_cmd"):
+    for name in ("validate_cmd", "plan_cmd", "state_cmd", "drift_cmd", "graph_cmd"):
         try:
             importlib.import_module(f"reconciler.cli.{name}")
         except ModuleNotFoundError as exc:
