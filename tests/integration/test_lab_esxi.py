@@ -370,3 +370,57 @@ vms:
     assert p == {"runtime.powerState": "poweredOff", "guest.toolsRunningStatus": "guestToolsNotRunning"}
     power_on(si, vm)
     assert prop(si, vm, "guest.toolsRunningStatus") == "guestToolsRunning"
+
+
+# ---- more vCenter checks --------------------------------------------------------
+
+
+def test_change_version_is_enforced(lab):
+    si = lab.connect()
+    vm = find(si, vim.VirtualMachine, "SQLNODE1")
+    stale = prop(si, vm, "config.changeVersion")
+    assert stale
+    wait(vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(annotation="one", changeVersion=stale)))
+    fresh = prop(si, vm, "config.changeVersion")
+    assert fresh != stale
+    with pytest.raises(vim.fault.ConcurrentAccess):
+        wait(vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(annotation="two", changeVersion=stale)))
+    assert prop(si, vm, "config.annotation") == "one"
+    wait(vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(annotation="two", changeVersion=fresh)))
+
+
+def test_thin_disk_on_shared_bus_fails_power_on(lab):
+    si = lab.connect()
+    vm = find(si, vim.VirtualMachine, "P2V-NODE1")
+    power_off(si, vm)
+    reconfigure(vm, add_controller(1, "physicalSharing"))
+    backing = Dev.VirtualDisk.FlatVer2BackingInfo(fileName="[SAN-VMFS-01] P2V-NODE1/P2V-NODE1_1.vmdk", diskMode="independent_persistent", thinProvisioned=True)
+    disk = Dev.VirtualDisk(key=-1, controllerKey=controller(devices(si, vm), 1).key, unitNumber=0, capacityInKB=1024 * 1024, backing=backing)
+    reconfigure(vm, Spec(operation="add", fileOperation="create", device=disk))
+    with pytest.raises(vim.fault.GenericVmConfigFault) as err:
+        wait(vm.PowerOnVM_Task())
+    assert "for clustering" in err.value.msg
+    assert power_state(si, vm) == "poweredOff"
+
+
+def test_config_target_lists_rdm_candidates(lab_readonly):
+    si = lab_readonly.connect()
+    vm = find(si, vim.VirtualMachine, "SQLNODE1")
+    host = find(si, vim.HostSystem, "esx-a1.lab.local")
+    target = prop(si, vm, "environmentBrowser").QueryConfigTarget(host=host)
+    names = sorted(d.disk.canonicalName for d in target.scsiDisk)
+    assert names == [f"naa.6006016012345678000000000000a00{i}" for i in range(1, 5)]  # not the VMFS extent a000
+    assert {d.transportHint for d in target.scsiDisk} == {"fibreChannel"}
+    b1 = find(si, vim.HostSystem, "esx-b1.lab.local")
+    bt = prop(si, find(si, vim.VirtualMachine, "B-NODE1"), "environmentBrowser").QueryConfigTarget(host=b1)
+    assert [d.disk.canonicalName for d in bt.scsiDisk] == [B_ONLY_LUN]
+
+
+def test_adding_a_host_next_to_unknown_esxi_versions_is_refused(lab):
+    si = lab.connect()
+    cl = find(si, vim.ClusterComputeResource, "Cluster-B")
+    from pyVmomi import vmodl
+
+    with pytest.raises(vmodl.fault.NotSupported):
+        cl.AddHost_Task(spec=vim.host.ConnectSpec(hostName="esx-b4.lab.local", force=True), asConnected=True)
+    wait(find(si, vim.ClusterComputeResource, "Cluster-A").AddHost_Task(spec=vim.host.ConnectSpec(hostName="esx-a4.lab.local", force=True), asConnected=True))

@@ -76,7 +76,7 @@ func (l *Lab) build(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if err := task.Wait(ctx); err != nil {
+		if _, err := l.waitTask(task.Reference()); err != nil {
 			return err
 		}
 		for hi := range cs.Hosts {
@@ -85,11 +85,11 @@ func (l *Lab) build(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			info, err := task.WaitForResult(ctx, nil)
+			result, err := l.waitTask(task.Reference())
 			if err != nil {
 				return fmt.Errorf("add host %s: %w", hs.Name, err)
 			}
-			ref := info.Result.(types.ManagedObjectReference)
+			ref := result.(types.ManagedObjectReference)
 			hobj := l.reg.Get(ref).(*simulator.HostSystem)
 			h := &labHost{spec: hs, cluster: cs.Name, ref: ref, obj: hobj, luns: map[string]*types.HostScsiDisk{}}
 			h.storage = l.reg.Get(*hobj.ConfigManager.StorageSystem).(*simulator.HostStorageSystem)
@@ -191,6 +191,31 @@ func (l *Lab) build(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// waitTask waits for a simulator task of the build, polling its state
+// closely (a property collector round trip per task makes large fleets slow).
+func (l *Lab) waitTask(ref types.ManagedObjectReference) (types.AnyType, error) {
+	t, ok := l.reg.Get(ref).(*simulator.Task)
+	if !ok {
+		return nil, fmt.Errorf("task %s not found", ref.Value)
+	}
+	ctx := l.labContext()
+	for {
+		var info types.TaskInfo
+		ctx.WithLock(t, func() { info = t.Info })
+		switch info.State {
+		case types.TaskInfoStateSuccess:
+			return info.Result, nil
+		case types.TaskInfoStateError:
+			msg := info.Error.LocalizedMessage
+			if f, ok := info.Error.Fault.(types.BaseMethodFault); ok {
+				msg = fmt.Sprintf("%s %T", msg, f)
+			}
+			return nil, fmt.Errorf("%s: %s", info.Name, msg)
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
 }
 
 func contains(list []string, s string) bool {
@@ -588,11 +613,11 @@ func (l *Lab) createVM(ctx context.Context, folders *object.DatacenterFolders, v
 	if err != nil {
 		return err
 	}
-	info, err := task.WaitForResult(ctx, nil)
+	result, err := l.waitTask(task.Reference())
 	if err != nil {
 		return err
 	}
-	ref := info.Result.(types.ManagedObjectReference)
+	ref := result.(types.ManagedObjectReference)
 	tools := boolOr(v.ToolsRunning, true)
 	l.mu.Lock()
 	l.tools[ref.Value] = tools
@@ -614,7 +639,7 @@ func (l *Lab) createVM(ctx context.Context, folders *object.DatacenterFolders, v
 		if err != nil {
 			return err
 		}
-		if err := t.Wait(ctx); err != nil {
+		if _, err := l.waitTask(t.Reference()); err != nil {
 			return err
 		}
 		lctx.WithLock(vmObj, func() {

@@ -17,6 +17,7 @@ import (
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25/methods"
+	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/soap"
 	"github.com/vmware/govmomi/vim25/types"
 	"github.com/vmware/govmomi/vmdk"
@@ -705,4 +706,65 @@ func writeRDM(file string, b *types.VirtualDiskRawDiskMappingVer1BackingInfo, ca
 	}
 	*created = append(*created, file, filepath.Join(filepath.Dir(file), mapping))
 	return os.WriteFile(filepath.Join(filepath.Dir(file), mapping), nil, 0o600)
+}
+
+// ---- config target ---------------------------------------------------------
+
+func init() {
+	intercept("EnvironmentBrowser", "QueryConfigTarget", func(l *Lab, ctx *simulator.Context, m *simulator.Method) mo.Reference {
+		if eb, ok := ctx.Map.Get(m.This).(*simulator.EnvironmentBrowser); ok {
+			return &envBrowserHandler{EnvironmentBrowser: eb, lab: l}
+		}
+		return nil
+	})
+}
+
+// envBrowserHandler adds to QueryConfigTarget(host) the SAN disks that host
+// can map as RDMs (ConfigTarget.scsiDisk): every LUN it sees, less local
+// disks and VMFS extents, as vCenter lists them.
+type envBrowserHandler struct {
+	*simulator.EnvironmentBrowser
+	lab *Lab
+}
+
+func (e *envBrowserHandler) QueryConfigTarget(ctx *simulator.Context, req *types.QueryConfigTarget) soap.HasFault {
+	res := e.EnvironmentBrowser.QueryConfigTarget(ctx, req)
+	body, ok := res.(*methods.QueryConfigTargetBody)
+	if !ok || body.Res == nil || body.Res.Returnval == nil || req.Host == nil {
+		return res
+	}
+	h := e.lab.hosts[req.Host.Value]
+	if h == nil {
+		return res
+	}
+	target := *body.Res.Returnval
+	target.ScsiDisk = nil
+	e.lab.mu.Lock()
+	defer e.lab.mu.Unlock()
+	for _, l := range h.storage.StorageDeviceInfo.ScsiLun {
+		d, ok := l.(*types.HostScsiDisk)
+		if !ok || (d.LocalDisk != nil && *d.LocalDisk) || e.lab.extentLUNs[d.CanonicalName] != "" {
+			continue
+		}
+		hint, number := "fibreChannel", int32(0)
+		for _, lu := range h.storage.StorageDeviceInfo.MultipathInfo.Lun {
+			if lu.Lun == d.Key && len(lu.Path) > 0 {
+				if _, ok := lu.Path[0].Transport.(*types.HostInternetScsiTargetTransport); ok {
+					hint = "internetScsi"
+				}
+				_, _ = fmt.Sscanf(lu.Path[0].Name[strings.LastIndex(lu.Path[0].Name, ":L")+2:], "%d", &number)
+			}
+		}
+		target.ScsiDisk = append(target.ScsiDisk, types.VirtualMachineScsiDiskDeviceInfo{
+			VirtualMachineDiskDeviceInfo: types.VirtualMachineDiskDeviceInfo{
+				VirtualMachineTargetInfo: types.VirtualMachineTargetInfo{Name: d.DevicePath},
+				Capacity:                 d.Capacity.Block * int64(d.Capacity.BlockSize) / 1024,
+			},
+			Disk:          d,
+			TransportHint: hint,
+			LunNumber:     number,
+		})
+	}
+	body.Res.Returnval = &target
+	return body
 }

@@ -67,6 +67,25 @@ func init() {
 		}
 		return nil
 	})
+	// The simulator's EnvironmentBrowser parses the ESXi versions of a
+	// cluster's hosts on AddHost and panics on those it does not know
+	// (7.0.3 ...): refuse instead.
+	addHost := func(l *Lab, ctx *simulator.Context, m *simulator.Method) mo.Reference {
+		cl, ok := ctx.Map.Get(m.This).(*simulator.ClusterComputeResource)
+		if !ok {
+			return nil
+		}
+		for _, ref := range cl.Host {
+			if h, ok := ctx.Map.Get(ref).(*simulator.HostSystem); ok {
+				v := h.Config.Product.Version
+				if _, err := types.ParseESXiVersion(v); err != nil {
+					return &addHostRefused{ClusterComputeResource: cl, version: v}
+				}
+			}
+		}
+		return nil
+	}
+	intercept("ClusterComputeResource", "AddHost_Task", addHost)
 	intercept("Datastore", "RefreshDatastore", func(l *Lab, ctx *simulator.Context, m *simulator.Method) mo.Reference {
 		if ds, ok := ctx.Map.Get(m.This).(*simulator.Datastore); ok {
 			l.mu.Lock()
@@ -264,6 +283,9 @@ func (h *vmHandler) ReconfigVMTask(ctx *simulator.Context, req *types.ReconfigVM
 			Returnval: h.lab.failedTask(ctx, vm.Self, "ReconfigVM_Task", fault, msg, false),
 		}}
 	}
+	if cv := req.Spec.ChangeVersion; cv != "" && cv != vm.Config.ChangeVersion {
+		return fail(&types.ConcurrentAccess{}, "Cannot complete operation due to concurrent modification by another operation.")
+	}
 	if fault, msg := checkHotPlug(vm, &req.Spec); fault != nil {
 		return fail(fault, msg)
 	}
@@ -294,10 +316,43 @@ func removeFiles(files []string) {
 
 func (h *vmHandler) PowerOnVMTask(ctx *simulator.Context, req *types.PowerOnVM_Task) soap.HasFault {
 	vm := h.VirtualMachine
-	if vm.Runtime.PowerState != types.VirtualMachinePowerStatePoweredOn && !vm.Config.Template {
+	if vm.Runtime.PowerState == types.VirtualMachinePowerStatePoweredOff && !vm.Config.Template {
+		if fault, msg := checkClusteredDisks(vm); fault != nil {
+			return &methods.PowerOnVM_TaskBody{Res: &types.PowerOnVM_TaskResponse{
+				Returnval: h.lab.failedTask(ctx, vm.Self, "PowerOnVM_Task", fault, msg, false),
+			}}
+		}
 		assignSlots(ctx, vm)
 	}
 	return vm.PowerOnVMTask(ctx, req)
+}
+
+// checkClusteredDisks: ESXi opens the VMDKs of a SCSI controller with bus
+// sharing for clustering only when they are eager-zeroed thick; a thin or
+// lazy-zeroed disk there makes the power-on fail.
+func checkClusteredDisks(vm *simulator.VirtualMachine) (types.BaseMethodFault, string) {
+	devices := object.VirtualDeviceList(vm.Config.Hardware.Device)
+	for _, d := range devices {
+		disk, ok := d.(*types.VirtualDisk)
+		if !ok {
+			continue
+		}
+		c, ok := devices.FindByKey(disk.ControllerKey).(types.BaseVirtualSCSIController)
+		if !ok || sharing(c) == types.VirtualSCSISharingNoSharing {
+			continue
+		}
+		b, ok := disk.Backing.(*types.VirtualDiskFlatVer2BackingInfo)
+		if !ok {
+			continue
+		}
+		thin := b.ThinProvisioned != nil && *b.ThinProvisioned
+		eager := b.EagerlyScrub != nil && *b.EagerlyScrub
+		if thin || !eager {
+			msg := fmt.Sprintf("VMware ESX cannot open the virtual disk \"%s\" for clustering. Verify that the virtual disk was created using the thick option.", b.FileName)
+			return &types.GenericVmConfigFault{Reason: msg}, msg
+		}
+	}
+	return nil, ""
 }
 
 // ShutdownGuest needs VMware Tools running in the guest, as on ESXi.
@@ -542,4 +597,14 @@ func toolsChanges(running bool) []types.PropertyChange {
 		{Name: "summary.guest.toolsStatus", Val: types.VirtualMachineToolsStatusToolsNotRunning},
 		{Name: "summary.guest.toolsRunningStatus", Val: string(types.VirtualMachineToolsRunningStatusGuestToolsNotRunning)},
 	}
+}
+
+type addHostRefused struct {
+	*simulator.ClusterComputeResource
+	version string
+}
+
+func (a *addHostRefused) AddHostTask(ctx *simulator.Context, req *types.AddHost_Task) soap.HasFault {
+	return &methods.AddHost_TaskBody{Fault_: simulator.Fault(
+		fmt.Sprintf("The lab cannot add hosts to a cluster with ESXi %s hosts", a.version), &types.NotSupported{})}
 }
