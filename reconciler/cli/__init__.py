@@ -30,8 +30,13 @@ app = typer.Typer(
 def _global(
     no_color: bool = typer.Option(False, "--no-color", help="Never colour the output."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors and the final result."),
+    log_format: str = typer.Option(
+        "text", "--log-format", help="Log lines on stderr as 'text' or 'json' (one object a line, for pipelines)."
+    ),
 ) -> None:
-    output.configure(no_color=no_color, quiet=quiet)
+    if log_format not in ("text", "json"):
+        raise typer.BadParameter("--log-format is 'text' or 'json'")
+    output.configure(no_color=no_color, quiet=quiet, log_format=log_format)
 
 
 def _register() -> None:

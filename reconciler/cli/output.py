@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+from datetime import UTC, datetime
 import os
 import sys
 from collections.abc import Callable
@@ -15,15 +16,23 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from reconciler.errors import MscsError
 
-_settings = {"no_color": False, "quiet": False}
+_settings: dict[str, Any] = {"no_color": False, "quiet": False, "log_format": "text"}
 
 
-def configure(*, no_color: bool, quiet: bool) -> None:
+def configure(*, no_color: bool, quiet: bool, log_format: str = "text") -> None:
     _settings["no_color"] = no_color or bool(os.environ.get("NO_COLOR"))
     _settings["quiet"] = quiet
+    _settings["log_format"] = log_format
+
+
+def _log_json(level: str, message: str, **fields: Any) -> None:
+    record = {"time": datetime.now(UTC).isoformat(timespec="milliseconds"), "level": level, "msg": message, **fields}
+    sys.stderr.write(json.dumps(record, default=str) + "\n")
+    sys.stderr.flush()
 
 
 def _console(stream: Any) -> Console:
@@ -54,17 +63,38 @@ def interactive() -> bool:
 
 
 def error(message: str) -> None:
-    stderr().print(f"[bold red]Error:[/] {message}", markup=True, highlight=False)
+    if _settings["log_format"] == "json":
+        _log_json("error", message)
+        return
+    stderr().print(Text.assemble(("Error:", "bold red"), " ", message), highlight=False)
 
 
 def warn(message: str) -> None:
-    if not is_quiet():
-        stderr().print(f"[yellow]Warning:[/] {message}", markup=True, highlight=False)
+    if is_quiet():
+        return
+    if _settings["log_format"] == "json":
+        _log_json("warning", message)
+        return
+    stderr().print(Text.assemble(("Warning:", "yellow"), " ", message), highlight=False)
 
 
 def info(message: str) -> None:
-    if not is_quiet():
-        stderr().print(message, markup=False, highlight=False)
+    if is_quiet():
+        return
+    if _settings["log_format"] == "json":
+        _log_json("info", message)
+        return
+    stderr().print(message, markup=False, highlight=False)
+
+
+def progress(message: str, **fields: Any) -> None:
+    """One line per step of a long run (structured with --log-format json)."""
+    if is_quiet():
+        return
+    if _settings["log_format"] == "json":
+        _log_json("info", message, **fields)
+        return
+    stderr().print(message, markup=False, highlight=False)
 
 
 def print_json(data: Any) -> None:

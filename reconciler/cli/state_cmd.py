@@ -7,15 +7,15 @@ from pathlib import Path
 import typer
 
 from reconciler.cli import app, output
-from reconciler.cli.plan_cmd import STATE
+from reconciler.cli.plan_cmd import STATE, STATE_DIR
 from reconciler.cli.workflow import load_desired, state_backend
 from reconciler.errors import MscsError
 
 
-def _backend(file: Path | None, state_path: str | None) -> object:
+def _backend(file: Path | None, state_path: str | None, state_dir: str | None = None) -> object:
     if file is not None:
         desired = load_desired(file)
-        return state_backend(desired.path, state_path, desired.cluster.name)
+        return state_backend(desired, state=state_path, state_dir=state_dir)
     if state_path is None:
         raise MscsError("say which state: a desired FILE, or --state PATH")
     from state import open_backend
@@ -29,9 +29,10 @@ def show_command(
     file: Path | None = typer.Argument(None, help="Desired-state file whose state to show."),
     as_json: bool = typer.Option(False, "--json", help="Print the state as JSON."),
     state_path: str | None = STATE,
+    state_dir: str | None = STATE_DIR,
 ) -> int:
     """Print what mscsctl recorded the last time it applied. Exit codes: 0 ok, 1 error."""
-    backend = _backend(file, state_path)
+    backend = _backend(file, state_path, state_dir)
     state = backend.read()  # type: ignore[attr-defined]
     if state is None:
         raise MscsError(f"no state yet at {backend.describe()}: nothing was applied")  # type: ignore[attr-defined]
@@ -53,9 +54,10 @@ def force_unlock_command(
     lock_id: str = typer.Argument(..., help="The lock ID named in the 'locked' error."),
     file: Path | None = typer.Option(None, "--file", "-f", help="Desired-state file whose state is locked."),
     state_path: str | None = STATE,
+    state_dir: str | None = STATE_DIR,
 ) -> int:
     """Remove a stale state lock left by a run that died. Exit codes: 0 removed, 1 error."""
-    backend = _backend(file, state_path)
+    backend = _backend(file, state_path, state_dir)
     backend.force_unlock(lock_id)  # type: ignore[attr-defined]
     output.info(f"lock {lock_id} removed")
     return 0

@@ -36,7 +36,7 @@ def test_each_topology_plans_applies_and_converges(lab, tmp_path, topology):
     assert first.code == 2, first
     applied = run(lab, "apply", str(desired), "--auto-approve")
     assert applied.code == 0, applied
-    assert "Apply complete" in applied.out
+    assert "apply complete: " in applied.out
     again = run(lab, "plan", str(desired), "--detailed-exitcode")
     assert again.code == 0, again
     assert "no changes" in again.out

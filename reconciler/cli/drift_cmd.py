@@ -1,0 +1,95 @@
+"""`mscsctl drift`: what changed in vCenter since the last apply, for people and pipelines."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from reconciler.cli import app, output
+from reconciler.cli.plan_cmd import CA_FILE, INSECURE, SERVER, SKIP_GUEST, STATE, STATE_DIR, USER, StateOptions
+from reconciler.cli.workflow import connect, load_targets, observe_all, read_state, write_private
+from reconciler.drift import DriftReport, DriftSeverity, detect_drift
+from state.model import utc_now
+
+
+def render_drift(reports: list[DriftReport]) -> str:
+    lines = []
+    for report in reports:
+        if not report.findings:
+            lines.append(f"[bold]{report.cluster}[/]: no drift.")
+            continue
+        lines.append(f"[bold]{report.cluster}[/]: {len(report.findings)} finding(s), {report.critical} critical")
+        for f in report.findings:
+            style = "red" if f.severity is DriftSeverity.CRITICAL else "yellow"
+            field = f".{f.field}" if f.field else ""
+            lines.append(f"  [{style}]{f.severity}[/] {_esc(f.address)}{_esc(field)}")
+            lines.append(f"      vCenter shows {_esc(_v(f.observed))}; the file wants {_esc(_v(f.desired))}")
+            if f.last_applied_at:
+                outside = "changed outside mscsctl since" if f.changed_outside else "not applied yet"
+                lines.append(f"      last applied {_esc(_v(f.last_applied))} at {f.last_applied_at} ({outside})")
+            lines.append(f"      fix: {_esc(f.fix)}")
+        for note in report.notes:
+            lines.append(f"  [yellow]note:[/] {_esc(note)}")
+    return "\n".join(lines)
+
+
+def _v(value: object) -> str:
+    return "absent" if value is None else str(value)
+
+
+def _esc(text: str) -> str:
+    return text.replace("[", "\\[")
+
+
+@app.command("drift")
+@output.reports_errors
+def drift_command(
+    target: Path = typer.Argument(..., help="Desired-state file (YAML), or a directory of them."),
+    as_json: bool = typer.Option(False, "--json", help="Print the findings as JSON."),
+    markdown: bool = typer.Option(False, "--markdown", help="Print the findings as Markdown."),
+    junit: Path | None = typer.Option(None, "--junit", help="Also write the findings as JUnit XML to this file."),
+    skip_guest: bool = SKIP_GUEST,
+    state_path: str | None = STATE,
+    state_dir: str | None = STATE_DIR,
+    server: str | None = SERVER,
+    user: str | None = USER,
+    ca_file: str | None = CA_FILE,
+    insecure: bool | None = INSECURE,
+) -> int:
+    """Compare what vCenter shows now with the desired file(s) and with what was last applied.
+
+    Exit codes: 0 no drift, 2 drift found, 1 error (an unreachable vCenter is an error,
+    never "no drift").
+    """
+    targets = load_targets(target)
+    states = StateOptions(state_path, state_dir, targets)
+    checked_at = utc_now()
+    with connect(server, user, ca_file, insecure) as session:
+        observed = observe_all(session, targets.desired)
+    reports = [
+        detect_drift(
+            d.cluster,
+            observed[d.name],
+            read_state(states.backend(d), d),
+            desired_file=str(d.path),
+            checked_at=checked_at,
+        )
+        for d in targets.desired
+    ]
+    if junit is not None:
+        from reconciler.report.junit import drift_junit
+
+        write_private(junit, drift_junit(reports))
+    if as_json:
+        output.print_json({"format_version": 1, "reports": [r.model_dump(mode="json") for r in reports]})
+    elif markdown:
+        from reconciler.report.markdown import drift_markdown
+
+        sys.stdout.write(drift_markdown(reports))
+    else:
+        output.stdout().print(render_drift(reports), markup=True, highlight=False)
+    if any(r.drifted for r in reports):
+        raise typer.Exit(2)
+    return 0
