@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import functools
 import json
-from datetime import UTC, datetime
 import os
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import typer

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from labctl import find, find_all, prop, props
 from pyVmomi import vim
 
+from labctl import find, find_all, prop, props
 from tests.integration.cli import example, run
 
 pytestmark = pytest.mark.slow
