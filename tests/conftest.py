@@ -29,7 +29,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import labctl  # noqa: E402
+import labctl
 
 LAB_FIXTURES = {"lab", "lab_factory", "lab_readonly", "lab_binary"}
 

@@ -53,6 +53,17 @@ def _sources() -> list[Path]:
     return [*LAB_SRC.glob("*.go"), LAB_SRC / "go.mod", LAB_SRC / "go.sum"]
 
 
+def find_go() -> str | None:
+    """The go command: on PATH, else in $GOROOT/bin or /usr/local/go/bin."""
+    found = shutil.which("go")
+    if found:
+        return found
+    for d in (os.environ.get("GOROOT"), "/usr/local/go"):
+        if d and os.access(Path(d) / "bin" / "go", os.X_OK):
+            return str(Path(d) / "bin" / "go")
+    return None
+
+
 def build(force: bool = False) -> Path:
     """Build the lab (``go build``) unless the cached binary is newer than its sources."""
     target = bin_dir() / "lab"
@@ -60,13 +71,13 @@ def build(force: bool = False) -> Path:
         newest = max(p.stat().st_mtime for p in _sources() if p.exists())
         if target.stat().st_mtime >= newest:
             return target
-    go = shutil.which("go")
+    go = find_go()
     if go is None:
         raise LabUnavailable("Go toolchain not found on PATH: cannot build the vCenter lab (tests/lab)")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f"lab.{os.getpid()}.tmp")
     proc = subprocess.run(
-        [go, "build", "-o", str(tmp), "."],
+        [go, "build", "-buildvcs=false", "-o", str(tmp), "."],
         cwd=LAB_SRC,
         capture_output=True,
         text=True,
@@ -340,7 +351,9 @@ def _export_lines(lab: Lab) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="labctl", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="labctl", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="build the lab binary (tests/lab/bin/lab)")
     b.add_argument("--force", action="store_true")

@@ -59,7 +59,7 @@ def test_cluster_a_luns(si):
     for name in CLUSTER_A:
         host = find(si, vim.HostSystem, name)
         disks = disks_by_name(host)
-        assert set(SHARED_LUNS + [SAN_LUN]) <= set(disks)
+        assert {*SHARED_LUNS, SAN_LUN} <= set(disks)
         assert B_ONLY_LUN not in disks and ISCSI_LUN not in disks
         for naa in SHARED_LUNS:
             d = disks[naa]
@@ -211,7 +211,10 @@ def test_vm_freshly_built(si, vm_name):
     disk = disks[0]
     assert disk.controllerKey == ctrl.key and disk.unitNumber == 0
     assert disk.backing.thinProvisioned is True
-    assert disk.backing.fileName == f"[{'ISCSI-01' if vm_name.startswith('B-') else 'SAN-VMFS-01'}] {vm_name}/{vm_name}.vmdk"
+    assert (
+        disk.backing.fileName
+        == f"[{'ISCSI-01' if vm_name.startswith('B-') else 'SAN-VMFS-01'}] {vm_name}/{vm_name}.vmdk"
+    )
     nics = [d for d in devices if isinstance(d, vim.vm.device.VirtualEthernetCard)]
     assert len(nics) == 1
     assert isinstance(nics[0], vim.vm.device.VirtualVmxnet3)

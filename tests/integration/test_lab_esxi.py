@@ -183,7 +183,9 @@ def test_pci_slots_assigned_at_power_on_and_kept(lab):
     power_on(si, vm)
 
     # a NIC hot-added to the running VM gets its slot at once
-    nic3 = Dev.VirtualVmxnet3(key=-302, backing=Dev.VirtualEthernetCard.NetworkBackingInfo(deviceName="Heartbeat", network=prod))
+    nic3 = Dev.VirtualVmxnet3(
+        key=-302, backing=Dev.VirtualEthernetCard.NetworkBackingInfo(deviceName="Heartbeat", network=prod)
+    )
     reconfigure(vm, Spec(operation="add", device=nic3))
     new = [d for d in devices(si, vm) if isinstance(d, Dev.VirtualEthernetCard) and d.key not in after]
     assert [d.slotInfo.pciSlotNumber for d in new] == [1184]
@@ -211,7 +213,11 @@ def test_rdm_created_then_attached_by_second_vm(lab):
     with pytest.raises(vim.fault.FileAlreadyExists):
         reconfigure(n1, rdm_spec(controller(devices(si, n1), 1).key, 1, path, lun))
 
-    d1 = next(d for d in devices(si, n1) if isinstance(d, Dev.VirtualDisk) and isinstance(d.backing, Dev.VirtualDisk.RawDiskMappingVer1BackingInfo))
+    d1 = next(
+        d
+        for d in devices(si, n1)
+        if isinstance(d, Dev.VirtualDisk) and isinstance(d.backing, Dev.VirtualDisk.RawDiskMappingVer1BackingInfo)
+    )
     assert d1.backing.compatibilityMode == "physicalMode"
     assert d1.backing.deviceName == f"/vmfs/devices/disks/{A001}"
     assert d1.backing.lunUuid == lun.uuid
@@ -220,7 +226,11 @@ def test_rdm_created_then_attached_by_second_vm(lab):
 
     # the second node attaches the existing mapping file: no fileOperation, only the file name
     reconfigure(n2, rdm_spec(controller(devices(si, n2), 1).key, 0, path, lun=None, create=False))
-    d2 = next(d for d in devices(si, n2) if isinstance(d, Dev.VirtualDisk) and d.controllerKey == controller(devices(si, n2), 1).key)
+    d2 = next(
+        d
+        for d in devices(si, n2)
+        if isinstance(d, Dev.VirtualDisk) and d.controllerKey == controller(devices(si, n2), 1).key
+    )
     assert isinstance(d2.backing, Dev.VirtualDisk.RawDiskMappingVer1BackingInfo)
     for field in ("compatibilityMode", "deviceName", "lunUuid", "fileName", "diskMode"):
         assert getattr(d2.backing, field) == getattr(d1.backing, field), field
@@ -246,7 +256,11 @@ def test_rdm_of_a_lun_the_host_does_not_see_is_refused(lab):
         compatibilityMode="physicalMode",
         diskMode="independent_persistent",
     )
-    spec = Spec(operation="add", fileOperation="create", device=Dev.VirtualDisk(key=-9, controllerKey=controller(devices(si, vm2), 1).key, unitNumber=1, backing=ghost))
+    spec = Spec(
+        operation="add",
+        fileOperation="create",
+        device=Dev.VirtualDisk(key=-9, controllerKey=controller(devices(si, vm2), 1).key, unitNumber=1, backing=ghost),
+    )
     with pytest.raises(vim.fault.InvalidDeviceBacking):
         reconfigure(vm2, spec)
 
@@ -264,11 +278,16 @@ def test_rdm_of_a_datastore_extent_is_refused(lab):
     power_off(si, vm)
     reconfigure(vm, add_controller(1, "physicalSharing"))
     with pytest.raises(vim.fault.InvalidDeviceBacking) as err:
-        reconfigure(vm, rdm_spec(controller(devices(si, vm), 1).key, 0, "[SAN-VMFS-01] P2V-NODE1/x.vmdk", lun_of(si, a3, SAN_LUN)))
+        reconfigure(
+            vm,
+            rdm_spec(controller(devices(si, vm), 1).key, 0, "[SAN-VMFS-01] P2V-NODE1/x.vmdk", lun_of(si, a3, SAN_LUN)),
+        )
     assert "SAN-VMFS-01" in err.value.msg
     # RDM mapping files live on VMFS, not NFS
     with pytest.raises(vim.fault.InvalidDeviceBacking):
-        reconfigure(vm, rdm_spec(controller(devices(si, vm), 1).key, 0, "[NFS-01] P2V-NODE1/x.vmdk", lun_of(si, a3, A002)))
+        reconfigure(
+            vm, rdm_spec(controller(devices(si, vm), 1).key, 0, "[NFS-01] P2V-NODE1/x.vmdk", lun_of(si, a3, A002))
+        )
 
 
 # ---- shared VMDK --------------------------------------------------------------------
@@ -282,8 +301,16 @@ def test_shared_eager_zeroed_vmdk(lab):
         power_off(si, vm)
         reconfigure(vm, add_controller(1, "virtualSharing"))
     path = "[SAN-VMFS-01] CIB-NODE1/CIB-NODE1_1.vmdk"
-    backing = Dev.VirtualDisk.FlatVer2BackingInfo(fileName=path, diskMode="independent_persistent", thinProvisioned=False, eagerlyScrub=True)
-    disk = Dev.VirtualDisk(key=-1, controllerKey=controller(devices(si, n1), 1).key, unitNumber=0, capacityInKB=GIB // 1024, backing=backing)
+    backing = Dev.VirtualDisk.FlatVer2BackingInfo(
+        fileName=path, diskMode="independent_persistent", thinProvisioned=False, eagerlyScrub=True
+    )
+    disk = Dev.VirtualDisk(
+        key=-1,
+        controllerKey=controller(devices(si, n1), 1).key,
+        unitNumber=0,
+        capacityInKB=GIB // 1024,
+        backing=backing,
+    )
     reconfigure(n1, Spec(operation="add", fileOperation="create", device=disk))
 
     backing2 = Dev.VirtualDisk.FlatVer2BackingInfo(fileName=path, diskMode="independent_persistent")
@@ -394,8 +421,16 @@ def test_thin_disk_on_shared_bus_fails_power_on(lab):
     vm = find(si, vim.VirtualMachine, "P2V-NODE1")
     power_off(si, vm)
     reconfigure(vm, add_controller(1, "physicalSharing"))
-    backing = Dev.VirtualDisk.FlatVer2BackingInfo(fileName="[SAN-VMFS-01] P2V-NODE1/P2V-NODE1_1.vmdk", diskMode="independent_persistent", thinProvisioned=True)
-    disk = Dev.VirtualDisk(key=-1, controllerKey=controller(devices(si, vm), 1).key, unitNumber=0, capacityInKB=1024 * 1024, backing=backing)
+    backing = Dev.VirtualDisk.FlatVer2BackingInfo(
+        fileName="[SAN-VMFS-01] P2V-NODE1/P2V-NODE1_1.vmdk", diskMode="independent_persistent", thinProvisioned=True
+    )
+    disk = Dev.VirtualDisk(
+        key=-1,
+        controllerKey=controller(devices(si, vm), 1).key,
+        unitNumber=0,
+        capacityInKB=1024 * 1024,
+        backing=backing,
+    )
     reconfigure(vm, Spec(operation="add", fileOperation="create", device=disk))
     with pytest.raises(vim.fault.GenericVmConfigFault) as err:
         wait(vm.PowerOnVM_Task())
@@ -423,4 +458,55 @@ def test_adding_a_host_next_to_unknown_esxi_versions_is_refused(lab):
 
     with pytest.raises(vmodl.fault.NotSupported):
         cl.AddHost_Task(spec=vim.host.ConnectSpec(hostName="esx-b4.lab.local", force=True), asConnected=True)
-    wait(find(si, vim.ClusterComputeResource, "Cluster-A").AddHost_Task(spec=vim.host.ConnectSpec(hostName="esx-a4.lab.local", force=True), asConnected=True))
+    wait(
+        find(si, vim.ClusterComputeResource, "Cluster-A").AddHost_Task(
+            spec=vim.host.ConnectSpec(hostName="esx-a4.lab.local", force=True), asConnected=True
+        )
+    )
+
+
+def test_cluster_rules_and_overrides_read_back(lab):
+    """Anti-affinity rules and DRS/HA VM overrides are read from cluster.configurationEx."""
+    si = lab.connect()
+    cl = find(si, vim.ClusterComputeResource, "Cluster-A")
+    n1 = find(si, vim.VirtualMachine, "SQLNODE1")
+    n2 = find(si, vim.VirtualMachine, "SQLNODE2")
+    spec = vim.cluster.ConfigSpecEx(
+        rulesSpec=[
+            vim.cluster.RuleSpec(
+                operation="add",
+                info=vim.cluster.AntiAffinityRuleSpec(name="sql-anti", enabled=True, mandatory=True, vm=[n1, n2]),
+            )
+        ],
+        drsVmConfigSpec=[
+            vim.cluster.DrsVmConfigSpec(
+                operation="add", info=vim.cluster.DrsVmConfigInfo(key=n1, enabled=True, behavior="partiallyAutomated")
+            )
+        ],
+        dasVmConfigSpec=[
+            vim.cluster.DasVmConfigSpec(
+                operation="add",
+                info=vim.cluster.DasVmConfigInfo(key=n1, dasSettings=vim.cluster.DasVmSettings(restartPriority="high")),
+            )
+        ],
+    )
+    wait(cl.ReconfigureComputeResource_Task(spec=spec, modify=True))
+    cfg = prop(si, cl, "configurationEx")
+    (rule,) = cfg.rule
+    assert isinstance(rule, vim.cluster.AntiAffinityRuleSpec)
+    assert (rule.name, rule.enabled, rule.mandatory, sorted(v.name for v in rule.vm)) == (
+        "sql-anti",
+        True,
+        True,
+        ["SQLNODE1", "SQLNODE2"],
+    )
+    assert rule.key
+    assert [(c.key.name, c.behavior) for c in cfg.drsVmConfig] == [("SQLNODE1", "partiallyAutomated")]
+    assert [(c.key.name, c.dasSettings.restartPriority) for c in cfg.dasVmConfig] == [("SQLNODE1", "high")]
+    wait(
+        cl.ReconfigureComputeResource_Task(
+            spec=vim.cluster.ConfigSpecEx(rulesSpec=[vim.cluster.RuleSpec(operation="remove", removeKey=rule.key)]),
+            modify=True,
+        )
+    )
+    assert prop(si, cl, "configurationEx").rule == []

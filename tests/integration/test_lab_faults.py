@@ -161,7 +161,11 @@ faults:
 
 
 def test_control_api(lab):
-    ids = lab.control("POST", "faults", [{"method": "CurrentTime", "fault": "NotAuthenticated"}, {"method": "Logout", "action": "drop"}])["ids"]
+    ids = lab.control(
+        "POST",
+        "faults",
+        [{"method": "CurrentTime", "fault": "NotAuthenticated"}, {"method": "Logout", "action": "drop"}],
+    )["ids"]
     assert len(ids) == 2
     assert [r["id"] for r in lab.faults()] == ids
     lab.remove_fault(ids[0])
