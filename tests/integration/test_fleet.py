@@ -18,8 +18,10 @@ FLEET = 20
 
 
 def test_fleet_of_twenty_plans_and_applies_in_parallel_with_per_cluster_state(lab_factory, tmp_path):
-    lab = lab_factory({"datacenter": "DC1", "credentials": {"username": "administrator@vsphere.local",
-                                                            "password": "Lab-Passw0rd!"}}, fleet=FLEET)
+    lab = lab_factory(
+        {"datacenter": "DC1", "credentials": {"username": "administrator@vsphere.local", "password": "Lab-Passw0rd!"}},
+        fleet=FLEET,
+    )
     fleet = tmp_path / "fleet"
     write_fleet(FLEET, fleet)
     planned = run(lab, "plan", str(fleet), "--detailed-exitcode", "--json")
@@ -27,6 +29,7 @@ def test_fleet_of_twenty_plans_and_applies_in_parallel_with_per_cluster_state(la
     plans = json.loads(planned.out)["plans"]
     assert sorted(p["cluster"] for p in plans) == [f"fleet-{i:02d}" for i in range(1, FLEET + 1)]
     lab.reset_calls()
+    started = lab.connect().CurrentTime()
     applied = run(lab, "apply", str(fleet), "--auto-approve", "--parallelism", "10", "--json", timeout=600)
     assert applied.code == 0, applied
     rows = json.loads(applied.out)["clusters"]
@@ -39,7 +42,7 @@ def test_fleet_of_twenty_plans_and_applies_in_parallel_with_per_cluster_state(la
     assert stats.get("ReconfigVM_Task", 0) == FLEET * 2 * 2  # 2 nodes x (disks, NICs): batched
     si = lab.connect()
     # Independent clusters ran at the same time: their power cycles overlap in the event log.
-    spans = _power_spans(si)
+    spans = _power_spans(si, since=started)
     assert len(spans) == FLEET
     overlapping = sum(
         1 for a in spans for b in spans if a < b and spans[a][0] < spans[b][1] and spans[b][0] < spans[a][1]
@@ -55,7 +58,7 @@ def test_fleet_of_twenty_plans_and_applies_in_parallel_with_per_cluster_state(la
     ]
 
 
-def _power_spans(si):
+def _power_spans(si, since):
     """Cluster number -> (first, last) power event time of its two nodes."""
     spec = vim.event.EventFilterSpec(eventTypeId=["VmPoweredOffEvent", "VmPoweredOnEvent"])
     collector = si.content.eventManager.CreateCollectorForEvents(spec)
@@ -67,7 +70,7 @@ def _power_spans(si):
     spans: dict[str, tuple] = {}
     for event in events:
         name = event.vm.name if event.vm else ""
-        if not name.startswith("F"):
+        if not name.startswith("F") or event.createdTime < since:
             continue
         key = name[1:3]
         first, last = spans.get(key, (event.createdTime, event.createdTime))
