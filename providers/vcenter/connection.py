@@ -133,10 +133,16 @@ class Session:
             return fn(self.si)
 
     def relogin(self) -> None:
+        """Log in again on the same connection, so objects bound to it keep working."""
         with self._lock:
-            with contextlib.suppress(Exception):  # the old session is gone already
-                Disconnect(self.si)
-            self.si = _login(self.settings)
+            try:
+                content = self.si.RetrieveContent()
+                content.sessionManager.Login(userName=self.settings.user, password=self.settings.password)
+            except vim.fault.InvalidLogin:
+                raise VCenterConnectionError(
+                    f"vCenter {self.settings.address} ended the session and refused a new login of "
+                    f"{self.settings.user!r}"
+                ) from None
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
