@@ -117,3 +117,15 @@ def test_reconfigured_event_and_collector(lab):
         assert page[0].createdTime <= page[1].createdTime and page[0].key < page[1].key
     finally:
         collector.DestroyCollector()
+
+
+def test_query_events_returns_more_than_one_page(lab):
+    """QueryEvents without maxCount answers every matching event (up to 1000), as vCenter does."""
+    si = lab.connect()
+    vm = find(si, vim.VirtualMachine, "B-NODE1")
+    since = si.CurrentTime()
+    for _ in range(8):
+        cycle(vm)
+    events = si.content.eventManager.QueryEvents(vm_filter(vm, since))
+    assert len(events) == 16
+    assert [e.key for e in events] == sorted((e.key for e in events), reverse=True)  # newest first

@@ -1,5 +1,11 @@
 package main
 
+// Events.
+//
+// vCenter's QueryEvents answers up to 1000 matching events when the filter
+// sets no maxCount; the simulator answers its collector page size, 10: the
+// lab asks for 1000.
+//
 // Event and task history collectors.
 //
 // vCenter's RewindCollector moves the scrollable view before the oldest item,
@@ -33,6 +39,12 @@ func init() {
 		}
 		return &collectorHandler{obj: obj, hc: hc}
 	}
+	intercept("EventManager", "QueryEvents", func(l *Lab, ctx *simulator.Context, m *simulator.Method) mo.Reference {
+		if em, ok := ctx.Map.Get(m.This).(*simulator.EventManager); ok {
+			return &eventManagerHandler{EventManager: em}
+		}
+		return nil
+	})
 	intercept("EventHistoryCollector", "RewindCollector", f)
 	intercept("TaskHistoryCollector", "RewindCollector", f)
 }
@@ -53,4 +65,15 @@ func (c *collectorHandler) RewindCollector(ctx *simulator.Context, req *types.Re
 		reflect.NewAt(pos.Type(), unsafe.Pointer(pos.UnsafeAddr())).Elem().Set(reflect.Zero(pos.Type()))
 	}
 	return res
+}
+
+type eventManagerHandler struct {
+	*simulator.EventManager
+}
+
+func (e *eventManagerHandler) QueryEvents(ctx *simulator.Context, req *types.QueryEvents) soap.HasFault {
+	if req.Filter.MaxCount == 0 {
+		req.Filter.MaxCount = 1000
+	}
+	return e.EventManager.QueryEvents(ctx, req)
 }

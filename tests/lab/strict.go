@@ -232,6 +232,10 @@ func checkHotPlug(vm *simulator.VirtualMachine, spec *types.VirtualMachineConfig
 		RequestedState: types.VirtualMachinePowerStatePoweredOff,
 		ExistingState:  vm.Runtime.PowerState,
 	}
+	msg := poweredOnMsg
+	if vm.Runtime.PowerState == types.VirtualMachinePowerStateSuspended {
+		msg = strings.Replace(msg, "Powered on", "Suspended", 1)
+	}
 	for _, change := range spec.DeviceChange {
 		ds := change.GetVirtualDeviceConfigSpec()
 		dev := ds.Device.GetVirtualDevice()
@@ -240,7 +244,7 @@ func checkHotPlug(vm *simulator.VirtualMachine, spec *types.VirtualMachineConfig
 			switch ds.Operation {
 			case types.VirtualDeviceConfigSpecOperationAdd:
 				if sharing(d) != types.VirtualSCSISharingNoSharing {
-					return refuse, poweredOnMsg
+					return refuse, msg
 				}
 			case types.VirtualDeviceConfigSpecOperationRemove, types.VirtualDeviceConfigSpecOperationEdit:
 				old, ok := devices.FindByKey(dev.Key).(types.BaseVirtualSCSIController)
@@ -248,10 +252,10 @@ func checkHotPlug(vm *simulator.VirtualMachine, spec *types.VirtualMachineConfig
 					continue
 				}
 				if sharing(old) != types.VirtualSCSISharingNoSharing {
-					return refuse, poweredOnMsg
+					return refuse, msg
 				}
 				if ds.Operation == types.VirtualDeviceConfigSpecOperationEdit && sharing(d) != sharing(old) {
-					return refuse, poweredOnMsg
+					return refuse, msg
 				}
 			}
 		case *types.VirtualDisk:
@@ -269,7 +273,7 @@ func checkHotPlug(vm *simulator.VirtualMachine, spec *types.VirtualMachineConfig
 				continue
 			}
 			if c := controllers[ckey]; c != nil && sharing(c) != types.VirtualSCSISharingNoSharing {
-				return refuse, poweredOnMsg
+				return refuse, msg
 			}
 		}
 	}
