@@ -510,3 +510,47 @@ def test_cluster_rules_and_overrides_read_back(lab):
         )
     )
     assert prop(si, cl, "configurationEx").rule == []
+
+
+def test_device_layout_is_checked(lab):
+    si = lab.connect()
+    vm = find(si, vim.VirtualMachine, "P2V-NODE1")
+    power_off(si, vm)
+    before = devices(si, vm)
+    with pytest.raises(vim.fault.InvalidDeviceSpec, match="already in use"):
+        reconfigure(vm, add_controller(0, "noSharing"))
+    with pytest.raises(vim.fault.InvalidDeviceSpec, match="out of range"):
+        reconfigure(vm, add_controller(4, "noSharing"))
+    ck = controller(before, 0).key
+
+    def disk(unit, ckey=ck):
+        backing = Dev.VirtualDisk.FlatVer2BackingInfo(
+            fileName=f"[SAN-VMFS-01] P2V-NODE1/u{unit}.vmdk", diskMode="persistent", thinProvisioned=True
+        )
+        return Spec(
+            operation="add",
+            fileOperation="create",
+            device=Dev.VirtualDisk(key=-9, controllerKey=ckey, unitNumber=unit, capacityInKB=1024, backing=backing),
+        )
+
+    for unit in (7, 16):
+        with pytest.raises(vim.fault.InvalidDeviceSpec, match="unit number"):
+            reconfigure(vm, disk(unit))
+    with pytest.raises(vim.fault.InvalidController):
+        reconfigure(vm, disk(1, ckey=99))
+    with pytest.raises(vim.fault.InvalidDeviceSpec):
+        reconfigure(vm, disk(0))  # taken by the boot disk
+    assert len(devices(si, vm)) == len(before)
+    # replacing a controller on the same bus in one spec is fine
+    reconfigure(vm, add_controller(1, "physicalSharing", key=-50), disk(8, ckey=-50))
+    new = controller(devices(si, vm), 1)
+    with pytest.raises(vim.fault.InvalidDeviceSpec, match="still has device"):
+        reconfigure(vm, Spec(operation="remove", device=new))
+    attached = next(d for d in devices(si, vm) if isinstance(d, Dev.VirtualDisk) and d.controllerKey == new.key)
+    reconfigure(
+        vm,
+        Spec(operation="remove", fileOperation="destroy", device=attached),
+        Spec(operation="remove", device=new),
+        add_controller(1, "noSharing", key=-51),
+    )
+    assert controller(devices(si, vm), 1).sharedBus == "noSharing"

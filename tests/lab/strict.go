@@ -280,6 +280,102 @@ func checkHotPlug(vm *simulator.VirtualMachine, spec *types.VirtualMachineConfig
 	return nil, ""
 }
 
+func invalidDevice(index int, msg string) (types.BaseMethodFault, string) {
+	return &types.InvalidDeviceSpec{
+		InvalidVmConfig: types.InvalidVmConfig{Property: "virtualDeviceSpec.device"},
+		DeviceIndex:     int32(index),
+	}, fmt.Sprintf("Invalid configuration for device '%d'. %s", index, msg)
+}
+
+// checkDeviceLayout refuses what vCenter refuses and the simulator lets
+// through: a SCSI controller on a bus number outside 0-3 or already used, a
+// disk on a controller that does not exist, a SCSI disk on unit 7 (the
+// controller's own) or beyond 15.
+func checkDeviceLayout(vm *simulator.VirtualMachine, spec *types.VirtualMachineConfigSpec) (types.BaseMethodFault, string) {
+	devices := object.VirtualDeviceList(vm.Config.Hardware.Device)
+	removed := map[int32]bool{}
+	for _, change := range spec.DeviceChange {
+		ds := change.GetVirtualDeviceConfigSpec()
+		if ds.Operation == types.VirtualDeviceConfigSpecOperationRemove && ds.Device != nil {
+			removed[ds.Device.GetVirtualDevice().Key] = true
+		}
+	}
+	controllers := map[int32]types.BaseVirtualDevice{}
+	buses := map[int32]int32{} // SCSI bus number -> controller key
+	for _, d := range devices {
+		key := d.GetVirtualDevice().Key
+		if _, ok := d.(types.BaseVirtualController); !ok || removed[key] {
+			continue
+		}
+		controllers[key] = d
+		if c, ok := d.(types.BaseVirtualSCSIController); ok {
+			buses[c.GetVirtualSCSIController().BusNumber] = key
+		}
+	}
+	for i, change := range spec.DeviceChange {
+		ds := change.GetVirtualDeviceConfigSpec()
+		if ds.Device == nil || ds.Operation != types.VirtualDeviceConfigSpecOperationAdd {
+			continue
+		}
+		if c, ok := ds.Device.(types.BaseVirtualSCSIController); ok {
+			bus := c.GetVirtualSCSIController().BusNumber
+			if bus < 0 || bus > 3 {
+				return invalidDevice(i, fmt.Sprintf("SCSI bus number %d is out of range (0-3).", bus))
+			}
+			if _, used := buses[bus]; used {
+				return invalidDevice(i, fmt.Sprintf("SCSI bus number %d is already in use.", bus))
+			}
+			buses[bus] = ds.Device.GetVirtualDevice().Key
+		}
+		if _, ok := ds.Device.(types.BaseVirtualController); ok {
+			controllers[ds.Device.GetVirtualDevice().Key] = ds.Device
+		}
+	}
+	for i, change := range spec.DeviceChange {
+		ds := change.GetVirtualDeviceConfigSpec()
+		if ds.Device == nil || ds.Operation != types.VirtualDeviceConfigSpecOperationRemove {
+			continue
+		}
+		if _, ok := ds.Device.(types.BaseVirtualController); !ok {
+			continue
+		}
+		key := ds.Device.GetVirtualDevice().Key
+		for _, d := range devices {
+			if d.GetVirtualDevice().ControllerKey == key && !removed[d.GetVirtualDevice().Key] {
+				return invalidDevice(i, fmt.Sprintf("The controller still has device %d attached.", d.GetVirtualDevice().Key))
+			}
+		}
+	}
+	for i, change := range spec.DeviceChange {
+		ds := change.GetVirtualDeviceConfigSpec()
+		disk, ok := ds.Device.(*types.VirtualDisk)
+		if !ok || ds.Operation == types.VirtualDeviceConfigSpecOperationRemove {
+			continue
+		}
+		c, ok := controllers[disk.ControllerKey]
+		if !ok {
+			return &types.InvalidController{
+				InvalidDeviceSpec: types.InvalidDeviceSpec{
+					InvalidVmConfig: types.InvalidVmConfig{Property: "virtualDeviceSpec.device.controllerKey"},
+					DeviceIndex:     int32(i),
+				},
+				ControllerKey: disk.ControllerKey,
+			}, fmt.Sprintf("Device '%d' refers to a nonexistent controller '%d'.", i, disk.ControllerKey)
+		}
+		if sc, ok := c.(types.BaseVirtualSCSIController); ok && disk.UnitNumber != nil {
+			unit := *disk.UnitNumber
+			reserved := sc.GetVirtualSCSIController().ScsiCtlrUnitNumber
+			if reserved == 0 {
+				reserved = 7
+			}
+			if unit < 0 || unit > 15 || unit == reserved {
+				return invalidDevice(i, fmt.Sprintf("SCSI unit number %d is not available (0-15, %d is the controller's).", unit, reserved))
+			}
+		}
+	}
+	return nil, ""
+}
+
 func (h *vmHandler) ReconfigVMTask(ctx *simulator.Context, req *types.ReconfigVM_Task) soap.HasFault {
 	vm := h.VirtualMachine
 	fail := func(fault types.BaseMethodFault, msg string) soap.HasFault {
@@ -289,6 +385,9 @@ func (h *vmHandler) ReconfigVMTask(ctx *simulator.Context, req *types.ReconfigVM
 	}
 	if cv := req.Spec.ChangeVersion; cv != "" && cv != vm.Config.ChangeVersion {
 		return fail(&types.ConcurrentAccess{}, "Cannot complete operation due to concurrent modification by another operation.")
+	}
+	if fault, msg := checkDeviceLayout(vm, &req.Spec); fault != nil {
+		return fail(fault, msg)
 	}
 	if fault, msg := checkHotPlug(vm, &req.Spec); fault != nil {
 		return fail(fault, msg)
