@@ -112,7 +112,10 @@ func (l *Lab) dispatch(ctx *simulator.Context, m *simulator.Method) (mo.Referenc
 	if h == nil {
 		return nil, nil
 	}
-	// ctx.Session is this request's own copy: the swap lasts for this call only.
+	// ctx.Session is this request's own copy: the swap lasts for this call
+	// only. Methods that register session objects (CreateCollectorForEvents,
+	// CreateFilter, views ...) must not be intercepted: they would land in
+	// the temporary registry.
 	r := simulator.NewRegistry()
 	r.Put(h)
 	ctx.Session.Registry = r
