@@ -107,11 +107,19 @@ def detect_drift(
     version = resolve_version(cluster, observed)
     ctx = normalize.context(cluster, observed, version)
     managed = {a: r.model_dump() for a, r in state.resources.items()} if state else {}
-    desired = normalize.desired_tree(cluster, ctx)
+    notes = []
+    if observed.guests is not None:
+        unseen = {n: g for n, g in observed.guests.items() if not g.available}
+        notes += [
+            f"{n}: guest not observed: {g.detail} [{g.reason}]"
+            for n, g in sorted(unseen.items())
+            if n in normalize.node_names(cluster)
+        ]
+        observed = observed.model_copy(update={"guests": {n: g for n, g in observed.guests.items() if g.available}})
+    desired = normalize.desired_tree(cluster, ctx, observed)
     current, _ = normalize.observed_tree(cluster, observed, ctx, managed)
     findings: list[DriftFinding] = []
     fix = f"mscsctl apply {desired_file}"
-    notes = []
     missing = [vm for vm in ctx.vm_nodes if vm not in observed.vms]
     if missing:
         notes.append("VM not found in vCenter: " + ", ".join(missing))

@@ -112,9 +112,27 @@ def wants_vm_rule(cluster: FailoverCluster, ctx: Context) -> bool:
     return ctx.version is None or ctx.version >= (6, 0)
 
 
-def desired_tree(cluster: FailoverCluster, ctx: Context) -> Tree:
+def node_names(cluster: FailoverCluster) -> list[str]:
+    """Every node, VM or physical, in file order."""
+    return [n.vm if isinstance(n, VmNode) else n.physical for n in cluster.spec.nodes]
+
+
+def guest_plannable(observed: Observed, node: str) -> bool:
+    """The guest side of a node is in the trees when it was observed, or when the node is only
+    powered off (apply powers it on, then sets the value)."""
+    guests = observed.guests
+    if guests is None or node not in guests:
+        return False
+    return guests[node].available or guests[node].reason == "powered-off"
+
+
+def desired_tree(cluster: FailoverCluster, ctx: Context, observed: Observed | None = None) -> Tree:
     spec = cluster.spec
     tree: Tree = {}
+    if observed is not None:
+        for node in node_names(cluster):
+            if guest_plannable(observed, node):
+                tree[node_address(cluster, node, GUEST, "diskTimeout")] = {"seconds": spec.guest.disk_timeout_seconds}
     controller = spec.shared_disks.controller
     for vm in ctx.vm_nodes:
         if spec.shared_disks.disks:
@@ -233,6 +251,11 @@ def observed_tree(
             tree[host_address(cluster, host_name, LUN, lun)] = {
                 "perenniallyReserved": observed.hosts[host_name].luns[lun].perennially_reserved
             }
+    for node_name_ in node_names(cluster):
+        if guest_plannable(observed, node_name_):
+            guest = observed.guests[node_name_]  # type: ignore[index]
+            seconds: Any = guest.timeout_seconds if guest.available else "unknown (powered off)"
+            tree[node_address(cluster, node_name_, GUEST, "diskTimeout")] = {"seconds": seconds}
     name = rule_name(cluster)
     for vsc_name in sorted(set(ctx.vsphere_clusters.values())):
         vsc = observed.clusters.get(vsc_name)

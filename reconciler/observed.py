@@ -140,6 +140,19 @@ class ObservedCluster(_Observed):
     hosts: list[str] = Field(default_factory=list)
 
 
+class ObservedGuest(_Observed):
+    """A node's guest facts (the disk timeout), or why the guest could not be asked."""
+
+    node: str
+    timeout_seconds: int | None = None  # None: absent in the guest, or not observed (see reason)
+    reason: str | None = None  # powered-off, tools-not-running, bad-credentials, ...: not observed
+    detail: str = ""  # the sentence saying why
+
+    @property
+    def available(self) -> bool:
+        return self.reason is None
+
+
 class Observed(_Observed):
     """Everything one cluster's plan needs, read in a constant number of round trips."""
 
@@ -150,6 +163,7 @@ class Observed(_Observed):
     networks: list[str] = Field(default_factory=list)  # port group names in the datacenter
     network_refs: dict[str, str] = Field(default_factory=dict)  # port group -> "Type:moref"
     clusters: dict[str, ObservedCluster] = Field(default_factory=dict)
+    guests: dict[str, ObservedGuest] | None = None  # by node name; None: the guest side is left out
 
     def host_of(self, vm: str) -> ObservedHost | None:
         node = self.vms.get(vm)

@@ -25,6 +25,7 @@ from reconciler.normalize import (
     CONTROLLER,
     DISK,
     DRS,
+    GUEST,
     HA,
     LUN,
     NIC,
@@ -34,6 +35,7 @@ from reconciler.normalize import (
     Context,
     Unmanaged,
     node_address,
+    node_names,
 )
 from reconciler.spec import FailoverCluster
 
@@ -197,10 +199,33 @@ def plan_actions(
             action = action.model_copy(update={"depends_on": deps})
             chained.append(action)
             prev = (action.id,)
+        guest = _guest_action(cluster, vm, by_addr, prev)
+        if guest is not None:
+            chained.append(guest)
         actions += chained
         if chained:
             previous_node_done = chained[-1].id
+    # Physical nodes: only their guest side, after every VM node.
+    for node in node_names(cluster):
+        if node in ctx.vm_nodes:
+            continue
+        deps = (previous_node_done,) if previous_node_done else tuple(a.id for a in actions)[-1:]
+        guest = _guest_action(cluster, node, by_addr, deps)
+        if guest is not None:
+            actions.append(guest)
+            previous_node_done = guest.id
     return actions
+
+
+def _guest_action(
+    cluster: FailoverCluster, node: str, by_addr: dict[str, Change], deps: tuple[str, ...]
+) -> Action | None:
+    """Guest settings come last for a node: after it is powered on again, Tools running."""
+    change = by_addr.get(node_address(cluster, node, GUEST, "diskTimeout"))
+    if change is None or change.op is Op.DELETE:
+        return None
+    action = _from_change(change, ActionKind.SET_GUEST_SETTING, node, rule="MSCS-GUEST-001")
+    return action.model_copy(update={"depends_on": deps})
 
 
 def _power_action(

@@ -54,7 +54,7 @@ def build_plan(
     if has_errors(findings):
         raise RuleViolation(findings)
     ctx = normalize.context(cluster, observed, version)
-    desired = normalize.desired_tree(cluster, ctx)
+    desired = normalize.desired_tree(cluster, ctx, observed)
     current, unmanaged = normalize.observed_tree(cluster, observed, ctx, managed)
     changes = diff_trees(current, desired)
     nodes = {vm: observed.vms[vm] for vm in ctx.vm_nodes if vm in observed.vms}
@@ -86,7 +86,24 @@ def build_plan(
         actions=actions,
         unmanaged=unmanaged_lines(unmanaged),
         findings=[f for f in findings if f.severity is Severity.WARNING],
+        notes=guest_notes(cluster, observed),
     )
+
+
+def guest_notes(cluster: FailoverCluster, observed: Observed) -> list[str]:
+    """Per node, why its guest side is not (yet) known: the rest of the plan stands."""
+    if observed.guests is None:
+        return []
+    notes = []
+    for node in normalize.node_names(cluster):
+        guest = observed.guests.get(node)
+        if guest is None or guest.available:
+            continue
+        if guest.reason == "powered-off":
+            notes.append(f"{node}: guest not observed ({guest.detail}); apply sets the disk timeout once it runs")
+        else:
+            notes.append(f"{node}: guest not observed: {guest.detail} [{guest.reason}]; its disk timeout is left out")
+    return notes
 
 
 def stale_reasons(plan: Plan, observed: Observed) -> list[str]:

@@ -50,11 +50,15 @@ class VCenterExecutor:
         *,
         allow_data_loss: bool = False,
         tools_timeout_s: float = TOOLS_TIMEOUT_S,
+        guest_nodes: dict[str, Any] | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.session = session
         self.observed = observed
         self.allow_data_loss = allow_data_loss
         self.tools_timeout_s = tools_timeout_s
+        self.guest_nodes = guest_nodes or {}
+        self.env = env
 
     # --- entry point ---------------------------------------------------------------------
 
@@ -65,6 +69,8 @@ class VCenterExecutor:
             return [self._power(first)]
         if kind is ActionKind.SET_HOST_OPTION:
             return [self._host_option(a) for a in step]
+        if kind is ActionKind.SET_GUEST_SETTING:
+            return [self._guest_setting(a) for a in step]
         if kind is ActionKind.RESERVE_LUN:
             return [self._reserve(a) for a in step]
         if kind in (
@@ -168,6 +174,34 @@ class VCenterExecutor:
             if time.monotonic() > deadline:
                 raise VCenterTaskError(f"{action.address}: {path} did not become {value} within {timeout:.0f}s")
             time.sleep(POLL_S)
+
+    # --- guests ----------------------------------------------------------------------------
+
+    def _guest_setting(self, action: Action) -> Outcome:
+        """Read the guest's disk timeout, set it only if it differs, read it back."""
+        from providers.guest.service import set_disk_timeout, transport_for
+
+        node = self.guest_nodes.get(action.target)
+        if node is None:
+            raise MscsError(f"{action.address}: node {action.target} is not in the desired file")
+        vm = self.observed.vms.get(action.target)
+        if vm is not None:  # what the plan saw is old: the node may have been powered on since
+            now = self._read(self._vm(action.target), ["runtime.powerState", "guest.toolsRunningStatus"])
+            vm = vm.model_copy(
+                update={
+                    "power_state": str(now.get("runtime.powerState")),
+                    "tools_running": now.get("guest.toolsRunningStatus") == "guestToolsRunning",
+                }
+            )
+        transport = transport_for(node, session=self.session, vm=vm, env=self.env)
+        try:
+            change = set_disk_timeout(transport, int((action.after or {})["seconds"]))
+        finally:
+            transport.close()
+        record = {"vm_moref": vm.moref} if vm is not None else {}
+        if not change.changed:
+            return Outcome(action, "skipped", record=record, detail="already set")
+        return Outcome(action, "done", record=record, detail=f"{change.before} -> {change.after}")
 
     # --- hosts -----------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ import typer
 
 from reconciler.cli import app, output
 from reconciler.cli.plan_cmd import CA_FILE, INSECURE, SERVER, SKIP_GUEST, STATE, STATE_DIR, USER, StateOptions
-from reconciler.cli.workflow import connect, load_targets, observe_all, read_state, write_private
+from reconciler.cli.workflow import connect, load_targets, observe_all, read_state, with_guests, write_private
 from reconciler.drift import DriftReport, DriftSeverity, detect_drift
 from state.model import utc_now
 
@@ -68,6 +68,8 @@ def drift_command(
     checked_at = utc_now()
     with connect(server, user, ca_file, insecure) as session:
         observed = observe_all(session, targets.desired)
+        if not skip_guest:
+            observed = with_guests(session, targets.desired, observed)
     reports = [
         detect_drift(
             d.cluster,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +25,7 @@ from reconciler.cli.workflow import (
     observe_all,
     read_state,
     state_backend,
+    with_guests,
     write_private,
 )
 from reconciler.errors import MscsError, RuleViolation, StaleStateError
@@ -75,6 +77,8 @@ def make_plans(
 ) -> tuple[list[Plan], dict[str, Observed]]:
     """Observe every cluster together, then plan each; rule errors of all clusters at once."""
     observed = observe_all(session, targets.desired)
+    if not skip_guest:
+        observed = with_guests(session, targets.desired, observed)
     plans: list[Plan] = []
     errors: list[Any] = []
     for desired in targets.desired:
@@ -266,7 +270,13 @@ def _apply_one(
 
     with locked(backend, "apply"):
         state = read_state(backend, desired)
-        executor = VCenterExecutor(session, observed, allow_data_loss=allow_data_loss)
+        executor = VCenterExecutor(
+            session,
+            observed,
+            allow_data_loss=allow_data_loss,
+            guest_nodes={getattr(n, "vm", None) or n.physical: n for n in desired.cluster.spec.nodes},
+            env=dict(os.environ),
+        )
         recorder = _StateRecorder(backend, state, desired)
         report = apply_plan(plan, executor, recorder, _progress(plan, fleet))
         recorder.finish()

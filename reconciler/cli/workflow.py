@@ -206,3 +206,44 @@ def conflict_lanes(desired: list[Desired], observed: dict[str, Observed]) -> lis
     for i, d in enumerate(desired):
         lanes.setdefault(find(i), []).append(d)
     return list(lanes.values())
+
+
+def with_guests(session: Any, desired: list[Desired], observed: dict[str, Observed]) -> dict[str, Observed]:
+    """Each cluster's view with its nodes' guest facts added (the disk timeout, or why not).
+
+    Guests are asked in parallel (each question is a few round trips and a program run in
+    the guest); a guest that cannot be asked is a per-node reason, never a failed plan.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from providers.guest.credentials import credentials_for
+    from providers.guest.service import observe_node
+    from providers.guest.transport import GuestUnavailable
+    from reconciler.observed import ObservedGuest
+
+    jobs = [(d, node) for d in desired for node in d.cluster.spec.nodes]
+    if not jobs:
+        return observed
+
+    def ask(job: tuple[Desired, Any]) -> tuple[str, ObservedGuest]:
+        d, node = job
+        vms = observed[d.name].vms
+        seen = observe_node(node, session=session, vm=vms.get(getattr(node, "vm", "")), env=os.environ)
+        reason = str(seen.reason) if seen.reason is not None else None
+        detail = seen.reason_unavailable or ""
+        if reason == "powered-off":
+            # Apply will power it on and set the value then: only if it has credentials to do so.
+            try:
+                credentials_for(node, os.environ)
+            except GuestUnavailable as exc:
+                reason, detail = str(exc.reason), f"{detail}; {exc}"
+        guest = ObservedGuest(node=seen.node, timeout_seconds=seen.timeout_seconds, reason=reason, detail=detail)
+        return d.name, guest
+
+    with ThreadPoolExecutor(max_workers=min(10, len(jobs))) as pool:
+        results = list(pool.map(ask, jobs))
+    out = {}
+    for d in desired:
+        guests = {g.node: g for name, g in results if name == d.name}
+        out[d.name] = observed[d.name].model_copy(update={"guests": guests})
+    return out
