@@ -14,7 +14,9 @@ STYLE = {Op.CREATE: "green", Op.UPDATE: "yellow", Op.DELETE: "red"}
 def _value(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(map(_value, value)) + "]"
-    if isinstance(value, bool) or value is None:
+    if value is None:
+        return "absent"
+    if isinstance(value, bool):
         return json.dumps(value)
     return str(value)
 
