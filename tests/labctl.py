@@ -111,6 +111,8 @@ class Lab:
         self.run_dir = run_dir
         self.log_file = log
         self._sis: list[Any] = []
+        # set by start() when it made the run directory itself: removed at stop()
+        self.owns_run_dir = False
 
     # --- client side -----------------------------------------------------
 
@@ -219,6 +221,8 @@ class Lab:
                 self._proc.stdin.close()
         if self._proc.stdout:
             self._proc.stdout.close()
+        if self.owns_run_dir:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
         return self._proc.returncode
 
     def __enter__(self) -> Lab:
@@ -279,7 +283,9 @@ def start(
     finally:
         sel.close()
     info = json.loads(line.decode())
-    return Lab(proc, info, rd, log)
+    lab_server = Lab(proc, info, rd, log)
+    lab_server.owns_run_dir = run_dir is None
+    return lab_server
 
 
 # --- pyVmomi helpers for tests ------------------------------------------------
