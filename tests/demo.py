@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import labctl  # noqa: E402
+import labctl
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from reconciler.plan import ActionKind, Reason
 from reconciler.planner import build_plan, stale_reasons
-from tests.unit.plan_world import LUN1, cab_cluster, cab_world
+from tests.unit.plan_world import LUN1, as_applied, cab_cluster, cab_world
 
 
 def kinds_for(plan, target):
@@ -87,7 +87,7 @@ def test_nothing_to_do_when_vcenter_already_matches():
     world = cab_world()
     plan = build_plan(cluster, world)
     # Make the world look as apply would leave it.
-    world = _as_applied(cluster, world, plan)
+    world = as_applied(cluster, world, plan)
     again = build_plan(cluster, world)
     assert again.actions == [], [a.id for a in again.actions]
 
@@ -105,7 +105,7 @@ def test_a_powered_off_node_needs_no_power_off_and_is_powered_on():
 
 def test_nic_only_change_is_hot_no_power_cycle():
     cluster = cab_cluster()
-    world = _as_applied(cluster, cab_world(), build_plan(cluster, cab_world()))
+    world = as_applied(cluster, cab_world(), build_plan(cluster, cab_world()))
     vms = dict(world.vms)
     node = vms["SQLNODE1"]
     vms["SQLNODE1"] = node.model_copy(update={"nics": [n for n in node.nics if n.network != "Heartbeat"]})
@@ -126,56 +126,3 @@ def test_stale_plan_is_detected_from_change_version_and_options():
     reasons = stale_reasons(plan, world.model_copy(update={"vms": vms, "hosts": hosts}))
     assert any("SQLNODE1 was reconfigured" in r for r in reasons)
     assert any("esx-a2.lab.local option Disk.UseLunReset" in r for r in reasons)
-
-
-def _as_applied(cluster, world, plan):
-    """The world after `plan` ran, built by hand from the plan's `after` values."""
-    from reconciler.observed import ObservedController, ObservedDisk, ObservedNic, ObservedVmRule
-
-    vms = dict(world.vms)
-    hosts = dict(world.hosts)
-    vc = world.clusters["Cluster-A"]
-    drs, ha, rules = dict(vc.drs_overrides), dict(vc.ha_overrides), dict(vc.rules)
-    for a in plan.actions:
-        after = a.after or {}
-        if a.kind in (ActionKind.ADD_CONTROLLER,):
-            vm = vms[a.target]
-            bus = int(a.address.rsplit("/", 1)[-1])
-            ctrls = {
-                **vm.controllers,
-                bus: ObservedController(key=1001, bus=bus, type=after["type"], sharing=after["sharing"]),
-            }
-            vms[a.target] = vm.model_copy(update={"controllers": ctrls})
-        elif a.kind in (ActionKind.CREATE_DISK, ActionKind.ATTACH_DISK):
-            vm = vms[a.target]
-            disk = ObservedDisk(
-                key=2001 + after["unit"],
-                bus=after["bus"],
-                unit=after["unit"],
-                kind=after["kind"],
-                file=after["file"],
-                lun=after.get("lun"),
-                compatibility=after.get("compatibility"),
-            )
-            vms[a.target] = vm.model_copy(update={"disks": {**vm.disks, f"{after['bus']}:{after['unit']}": disk}})
-        elif a.kind is ActionKind.ADD_NIC:
-            vm = vms[a.target]
-            nic = ObservedNic(key=4001 + len(vm.nics), adapter=after["adapter"], network=after["portgroup"])
-            vms[a.target] = vm.model_copy(update={"nics": [*vm.nics, nic]})
-        elif a.kind is ActionKind.SET_HOST_OPTION:
-            h = hosts[a.target]
-            key = a.address.rsplit("/", 1)[-1]
-            hosts[a.target] = h.model_copy(update={"options": {**h.options, key: after["value"]}})
-        elif a.kind is ActionKind.RESERVE_LUN:
-            h = hosts[a.target]
-            name = a.address.rsplit("/", 1)[-1]
-            luns = {**h.luns, name: h.luns[name].model_copy(update={"perennially_reserved": True})}
-            hosts[a.target] = h.model_copy(update={"luns": luns})
-        elif a.kind is ActionKind.SET_DRS_OVERRIDE:
-            drs[a.target] = after["behavior"]
-        elif a.kind is ActionKind.SET_HA_OVERRIDE:
-            ha[a.target] = after["restart"]
-        elif a.kind is ActionKind.CREATE_RULE:
-            rules[a.target] = ObservedVmRule(name=a.target, key=1, kind=after["kind"], vms=after["vms"])
-    clusters = {"Cluster-A": vc.model_copy(update={"drs_overrides": drs, "ha_overrides": ha, "rules": rules})}
-    return world.model_copy(update={"vms": vms, "hosts": hosts, "clusters": clusters})
