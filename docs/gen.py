@@ -3,8 +3,9 @@
     python docs/gen.py           # write the files
     python docs/gen.py --check   # exit 1 if any of them is out of date (what the tests check)
 
-README.md is shared: only the text between `<!-- spec:begin -->`/`<!-- spec:end -->` and
-`<!-- rules:begin -->`/`<!-- rules:end -->` is written here.
+README.md is shared: only the text between `<!-- spec:begin -->`/`<!-- spec:end -->`,
+`<!-- rules:begin -->`/`<!-- rules:end -->` and `<!-- graph:begin -->`/`<!-- graph:end -->` is
+written here. docs/graph.md and the graph section come from docs/gen_graph.py.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "docs"))
+
+from gen_graph import GRAPH_DOC, graph_doc, readme_graph_section  # noqa: E402
 
 from reconciler.loader import LOADER_FINDINGS, MAX_FILE_BYTES  # noqa: E402
 from reconciler.loader.yaml_source import MAX_DEPTH  # noqa: E402
@@ -151,12 +155,18 @@ def _between(text: str, name: str, body: str) -> str:
 
 def readme_text(current: str) -> str:
     text = _between(current, "spec", readme_spec_section())
-    return _between(text, "rules", readme_rules_section())
+    text = _between(text, "rules", readme_rules_section())
+    return _between(text, "graph", readme_graph_section())
 
 
 def outputs() -> dict[Path, str]:
     current = README.read_text(encoding="utf-8") if README.exists() else "# mscsctl\n"
-    return {SCHEMA_FILE: schema_text(), RULES_DOC: rules_doc(), README: readme_text(current)}
+    return {
+        SCHEMA_FILE: schema_text(),
+        RULES_DOC: rules_doc(),
+        GRAPH_DOC: graph_doc(),
+        README: readme_text(current),
+    }
 
 
 def main(argv: list[str]) -> int:

@@ -45,3 +45,10 @@ def test_the_table_lists_every_rule_once():
     table = _gen().rules_table()
     for rule in catalogue():
         assert table.count(f"| `{rule.id}` |") == 1
+
+
+def test_readme_graph_section_and_docs_graph_md_are_current():
+    gen = _gen()
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert _section(readme, "graph") == gen.readme_graph_section(), "README graph is stale: python docs/gen.py"
+    assert (ROOT / "docs" / "graph.md").read_text(encoding="utf-8") == gen.graph_doc()

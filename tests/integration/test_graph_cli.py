@@ -1,0 +1,55 @@
+"""`mscsctl graph` through the CLI: from a desired file (reads vCenter) and from a saved plan
+(needs no vCenter), and `plan --markdown` for a merge request."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from tests.integration.cli import example, run
+
+pytestmark = pytest.mark.slow
+
+
+def test_graph_of_a_file_and_of_its_saved_plan_are_the_same_picture(lab_readonly, tmp_path):
+    desired = example("cluster-across-boxes", tmp_path)
+    saved = tmp_path / "plan.json"
+    planned = run(lab_readonly, "plan", str(desired), "--out", str(saved), "--skip-guest")
+    assert planned.code == 0, planned
+    actions = json.loads(saved.read_text())["actions"]
+
+    from_file = run(lab_readonly, "graph", str(desired), "--format", "mermaid", "--skip-guest")
+    assert from_file.code == 0, from_file
+    assert from_file.out.startswith("flowchart TD\n")
+    boxes = re.findall(r'^\s+a(\d+)\["\d+\. ([a-z-]+)<br/>', from_file.out, re.MULTILINE)
+    assert [kind for _, kind in boxes] == [a["kind"] for a in actions]
+
+    # A saved plan is drawn offline: no vCenter is asked.
+    offline = run(None, "graph", str(saved), "--format", "mermaid", env={"VSPHERE_SERVER": "127.0.0.1:9"})
+    assert offline.code == 0, offline
+    assert offline.out == from_file.out
+
+    dot = run(None, "graph", str(saved), "--format", "dot")
+    assert dot.code == 0, dot
+    assert dot.out.startswith('digraph "mscsctl plan: sql-prod-01" {')
+    assert dot.out.count(" -> ") == sum(len(a["depends_on"]) for a in actions)
+
+
+def test_graph_of_something_that_is_not_a_plan_is_a_located_error(tmp_path):
+    bogus = tmp_path / "plan.json"
+    bogus.write_text('{"format_version": 1, "plans": [{"nope": 1}]}')
+    result = run(None, "graph", str(bogus))
+    assert result.code == 1, result
+    assert str(bogus) in result.err
+    assert "Traceback" not in result.err
+
+
+def test_plan_markdown_for_a_merge_request(lab_readonly, tmp_path):
+    desired = example("cluster-in-a-box", tmp_path)
+    result = run(lab_readonly, "plan", str(desired), "--markdown", "--skip-guest", "--detailed-exitcode")
+    assert result.code == 2, result
+    assert result.out.startswith("## mscsctl plan\n")
+    assert re.search(r"^\| cib-test-01 \| \d+ \| \d+ \| 0 \| 1 \|$", result.out, re.MULTILINE), result.out
+    assert "`MSCS-PLACE-001`" in result.out  # the single-point-of-failure warning of a box
