@@ -37,6 +37,7 @@ from reconciler.normalize import (
     node_address,
     node_names,
 )
+from reconciler.rules.catalogue import get_rule
 from reconciler.spec import FailoverCluster
 
 PLAN_FORMAT_VERSION = 1
@@ -281,11 +282,21 @@ def _cluster_actions(ctx: Context, changes: list[Change]) -> list[Action]:
                     change,
                     kind,
                     parts[2],
-                    rule="MSCS-PLACE-004" if parts[3] == DRS else "MSCS-PLACE-002",
+                    rule=_override_rule(parts[3], ctx.version),
                     batch=f"vcluster/{ctx.vsphere_clusters.get(parts[2])}",
                 )
             )
     return out
+
+
+# The rules behind a DRS or HA override, most specific first; each limited to some versions.
+_OVERRIDE_RULES = {DRS: ("MSCS-PLACE-004", "MSCS-PLACE-002"), HA: ("MSCS-PLACE-002",)}
+
+
+def _override_rule(which: str, version: tuple[int, int] | None) -> str | None:
+    """The rule an override follows under this vSphere version, or None where no rule asks for it
+    (the file's own choice: e.g. HA off for the nodes under vSphere 8)."""
+    return next((r for r in _OVERRIDE_RULES[which] if get_rule(r).versions.applies(version) is not False), None)
 
 
 def _node_device_actions(

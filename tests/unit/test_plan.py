@@ -126,3 +126,18 @@ def test_stale_plan_is_detected_from_change_version_and_options():
     reasons = stale_reasons(plan, world.model_copy(update={"vms": vms, "hosts": hosts}))
     assert any("SQLNODE1 was reconfigured" in r for r in reasons)
     assert any("esx-a2.lab.local option Disk.UseLunReset" in r for r in reasons)
+
+
+def test_overrides_cite_the_rule_of_the_plans_vsphere_version():
+    def cited(version):
+        plan = build_plan(cab_cluster(vsphereVersion=version), cab_world())
+        return {
+            a.kind: a.rule
+            for a in plan.actions
+            if a.target == "SQLNODE1" and a.kind in (ActionKind.SET_DRS_OVERRIDE, ActionKind.SET_HA_OVERRIDE)
+        }
+
+    # vSphere 8: DRS off follows the 6.0+ rule; HA off is the file's own choice, no rule asks for it.
+    assert cited("8.0") == {ActionKind.SET_DRS_OVERRIDE: "MSCS-PLACE-004", ActionKind.SET_HA_OVERRIDE: None}
+    # vSphere 5.5: neither the 4.x ban nor the 6.0 DRS rule applies; the overrides are the file's choice.
+    assert cited("5.5") == {ActionKind.SET_DRS_OVERRIDE: None, ActionKind.SET_HA_OVERRIDE: None}
