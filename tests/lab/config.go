@@ -14,13 +14,18 @@ import (
 const (
 	defaultUser     = "administrator@vsphere.local"
 	defaultPassword = "Lab-Passw0rd!"
+	// the guest login of every VM unless the lab file says otherwise
+	defaultGuestUser     = "Administrator"
+	defaultGuestPassword = "Guest-Passw0rd!"
 )
 
 // LabFile is the root of a lab description.
 type LabFile struct {
 	VCenter     VCenterSpec     `yaml:"vcenter"`
 	Credentials CredentialsSpec `yaml:"credentials"`
-	Datacenter  string          `yaml:"datacenter"`
+	// GuestCredentials: the guest login (VMware Tools guest operations) of every VM.
+	GuestCredentials CredentialsSpec `yaml:"guestCredentials"`
+	Datacenter       string          `yaml:"datacenter"`
 	// LocalDatastores gives every host a local VMFS datastore "<shortname>-local" (default true).
 	LocalDatastores *bool           `yaml:"localDatastores"`
 	PortGroups      []PortGroupSpec `yaml:"portgroups"`
@@ -129,6 +134,14 @@ type VMSpec struct {
 	ToolsRunning *bool   `yaml:"toolsRunning"`
 	// SCSIController: lsilogic-sas (default), pvscsi, lsilogic.
 	SCSIController string `yaml:"scsiController"`
+	// GuestUser/GuestPassword override guestCredentials for this VM.
+	GuestUser     string `yaml:"guestUser"`
+	GuestPassword string `yaml:"guestPassword"`
+	// GuestOperations false: the guest refuses guest operations (OperationDisabledByGuest).
+	GuestOperations *bool `yaml:"guestOperations"`
+	// DiskTimeout seeds HKLM\System\CurrentControlSet\Services\Disk\TimeOutValue
+	// in the guest: a number as REG_DWORD, a string as REG_SZ; absent by default.
+	DiskTimeout any `yaml:"diskTimeout"`
 }
 
 var naaRE = regexp.MustCompile(`^naa\.[0-9a-f]{32}$`)
@@ -172,6 +185,12 @@ func (lf *LabFile) applyDefaults() error {
 	}
 	if lf.Credentials.Password == "" {
 		lf.Credentials.Password = defaultPassword
+	}
+	if lf.GuestCredentials.Username == "" {
+		lf.GuestCredentials.Username = defaultGuestUser
+	}
+	if lf.GuestCredentials.Password == "" {
+		lf.GuestCredentials.Password = defaultGuestPassword
 	}
 	if lf.VCenter.Version == "" {
 		lf.VCenter.Version = "8.0.2"
@@ -410,6 +429,19 @@ func (lf *LabFile) applyDefaults() error {
 		}
 		if v.SCSIController == "" {
 			v.SCSIController = "lsilogic-sas"
+		}
+		switch t := v.DiskTimeout.(type) {
+		case nil:
+		case int:
+			if t < 0 || t > 0xffffffff {
+				return fmt.Errorf("vm %s: diskTimeout %d is not a REG_DWORD", v.Name, t)
+			}
+		case string:
+			if t == "" {
+				return fmt.Errorf("vm %s: diskTimeout: an empty string seeds nothing; leave it out", v.Name)
+			}
+		default:
+			return fmt.Errorf("vm %s: diskTimeout must be a number (REG_DWORD) or a string (REG_SZ)", v.Name)
 		}
 	}
 	for i := range lf.Faults {

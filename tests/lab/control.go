@@ -10,6 +10,8 @@ package main
 //	DELETE /lab/faults        remove every rule
 //	DELETE /lab/faults/{id}   remove one rule
 //	POST   /lab/sessions/end  end every session -> {"ended": N}
+//	GET    /lab/guests/{vm}   a guest's Wine prefix and temp files (guestcontrol.go)
+//	POST   /lab/guests/{vm}/reg  run reg.exe in a guest's Wine prefix
 
 import (
 	"bytes"
@@ -91,6 +93,11 @@ func (l *Lab) registerControl(mux *http.ServeMux, info func() map[string]any) {
 	mux.HandleFunc("POST /lab/sessions/end", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"ended": e.endSessions()})
 	})
+	l.registerGuestControl(mux)
+}
+
+func readBody(r *http.Request) ([]byte, error) {
+	return io.ReadAll(r.Body)
 }
 
 func strictJSON(data []byte, v any) error {

@@ -621,6 +621,7 @@ func (l *Lab) createVM(ctx context.Context, folders *object.DatacenterFolders, v
 	tools := boolOr(v.ToolsRunning, true)
 	l.mu.Lock()
 	l.tools[ref.Value] = tools
+	l.vmSpecs[ref.Value] = v
 	l.mu.Unlock()
 
 	vmObj := l.reg.Get(ref).(*simulator.VirtualMachine)

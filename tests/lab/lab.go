@@ -29,6 +29,8 @@ type Lab struct {
 	hostOptions map[string]*labHost
 	// toolsRunning flag per VM moref value
 	tools map[string]bool
+	// the lab file's VMs by moref value
+	vmSpecs map[string]*VMSpec
 	// datastore kinds by datastore name ("vmfs", "nfs")
 	dsKind map[string]string
 	// local directories backing the datastores, by datastore name
@@ -37,6 +39,19 @@ type Lab struct {
 	extentLUNs map[string]string
 
 	faults *faultEngine
+	guests *guestOps
+}
+
+// guestLogin is the user name and password the VM's guest accepts.
+func (l *Lab) guestLogin(v *VMSpec) (string, string) {
+	user, password := l.file.GuestCredentials.Username, l.file.GuestCredentials.Password
+	if v.GuestUser != "" {
+		user = v.GuestUser
+	}
+	if v.GuestPassword != "" {
+		password = v.GuestPassword
+	}
+	return user, password
 }
 
 // labHost is the lab's view of one ESXi host.

@@ -3,6 +3,7 @@
 // over TLS.
 //
 //	lab --lab labs/default.yaml --dir RUNDIR [--fleet N] [--fault SPEC ...]
+//	    [--wine PATH|off] [--wine-cache DIR]
 //
 // Once serving it prints one JSON line on stdout:
 //
@@ -56,6 +57,8 @@ func run() error {
 		fleet      = flag.Int("fleet", 0, "add N generated clusters Fleet-01..Fleet-NN")
 		listen     = flag.String("listen", "127.0.0.1:0", "address to listen on")
 		watchStdin = flag.Bool("watch-stdin", false, "exit when standard input closes")
+		wine       = flag.String("wine", os.Getenv("MSCSCTL_LAB_WINE"), "Wine's wine64 for guest operations: a path, or off (default: $MSCSCTL_LAB_WINE, else found on PATH)")
+		wineCache  = flag.String("wine-cache", os.Getenv("MSCSCTL_LAB_WINE_CACHE"), "directory keeping the template Wine prefix for later labs (default: $MSCSCTL_LAB_WINE_CACHE, else none)")
 		faultSpecs faultFlags
 	)
 	flag.Var(&faultSpecs, "fault", "fault rule, e.g. '{method: ReconfigVM_Task, call: 2, fault: TaskInProgress}' (repeatable)")
@@ -93,7 +96,7 @@ func run() error {
 		return err
 	}
 	// a fresh lab per run: datastores and scratch space of a previous run go
-	for _, d := range []string{"datastores", "tmp"} {
+	for _, d := range []string{"datastores", "tmp", "wine"} {
 		if err := os.RemoveAll(filepath.Join(runDir, d)); err != nil {
 			return err
 		}
@@ -128,11 +131,21 @@ func run() error {
 		storageSystems: map[string]*labHost{},
 		hostOptions:    map[string]*labHost{},
 		tools:          map[string]bool{},
+		vmSpecs:        map[string]*VMSpec{},
 		dsKind:         map[string]string{},
 		dsDirs:         map[string]string{},
 		extentLUNs:     map[string]string{},
 	}
 	l.faults = newFaultEngine(l)
+	cache := *wineCache
+	if cache != "" {
+		if cache, err = filepath.Abs(cache); err != nil {
+			return err
+		}
+	}
+	l.guests = newGuestOps(l, newWineHost(*wine, cache, filepath.Join(runDir, "wine")))
+	// runs after the server has closed: no Wine process outlives the lab
+	defer l.guests.stop()
 	l.reg.AddHandler(&observer{lab: l})
 	l.reg.Handler = l.dispatch
 
@@ -162,6 +175,9 @@ func run() error {
 	// more specific than the simulator's own "/sdk" patterns
 	svc.ServeMux.Handle("POST /sdk", sdk)
 	svc.ServeMux.Handle("POST /sdk/vimService", sdk)
+	// vCenter's form of a guest file-transfer URL; the simulator's own
+	// "/guestFile/" handler needs Docker
+	svc.ServeMux.HandleFunc("GET /guestFile", l.guests.serveFile)
 
 	var info map[string]any
 	l.registerControl(svc.ServeMux, func() map[string]any { return info })
@@ -192,6 +208,11 @@ func run() error {
 		"hosts":    len(l.hosts),
 		"vms":      len(lf.VMs),
 		"start_ms": time.Since(start).Milliseconds(),
+		"wine":     l.guests.wine.wine,
+	}
+	if !l.guests.wine.available() {
+		info["wine"] = nil
+		info["wine_missing"] = l.guests.wine.missing
 	}
 	line, err := json.Marshal(info)
 	if err != nil {
