@@ -4,6 +4,7 @@ Used by tests/conftest.py and from the command line:
 
     python tests/labctl.py build
     python tests/labctl.py run [--lab tests/lab/labs/default.yaml] [--dir DIR] [--fleet N] [--fault SPEC ...]
+                               [--wine-cache DIR]
 
 ``run`` builds the lab if needed, starts it in the foreground, prints
 ``export VSPHERE_SERVER=... VSPHERE_USER=... VSPHERE_PASSWORD=... VSPHERE_CA_FILE=...``
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fnmatch
 import json
 import os
 import selectors
@@ -26,6 +28,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -33,6 +36,10 @@ from typing import Any
 
 LAB_SRC = Path(__file__).resolve().parent / "lab"
 DEFAULT_LAB = LAB_SRC / "labs" / "default.yaml"
+DISK_KEY = r"HKLM\System\CurrentControlSet\Services\Disk"
+# The guest login of every lab VM unless its lab file says otherwise.
+GUEST_USER = "Administrator"
+GUEST_PASSWORD = "Guest-Passw0rd!"
 
 
 class LabUnavailable(RuntimeError):
@@ -194,6 +201,39 @@ class Lab:
     def reset_calls(self) -> None:
         self.control("DELETE", "calls")
 
+    # --- guests (Wine prefixes) ------------------------------------------
+
+    @property
+    def wine_missing(self) -> str | None:
+        """Why this lab cannot run guest programs (no Wine, ``--wine off``), or None."""
+        return self.info.get("wine_missing")
+
+    def guest(self, vm: str) -> dict[str, Any]:
+        """A VM's guest: ``prefix`` (its Wine prefix, None until first used) and ``temp_files``."""
+        return self.control("GET", f"guests/{urllib.parse.quote(vm, safe='')}")
+
+    def guest_reg(self, vm: str, *args: str) -> tuple[int, str]:
+        """Run ``reg.exe ARGS`` straight in the VM's Wine prefix: (exit code, output)."""
+        answer = self.control("POST", f"guests/{urllib.parse.quote(vm, safe='')}/reg", {"args": list(args)})
+        return int(answer["exit_code"]), answer["output"]
+
+    def guest_disk_timeout(self, vm: str) -> tuple[str, str] | None:
+        """TimeOutValue as the VM's registry holds it, e.g. ``("REG_DWORD", "0x3c")``; None when absent."""
+        code, out = self.guest_reg(vm, "query", DISK_KEY, "/v", "TimeOutValue")
+        if code != 0:
+            if "unable to find" in out.lower():
+                return None
+            raise RuntimeError(f"reg.exe query in {vm}'s prefix exited with {code}: {out.strip()}")
+        for line in out.splitlines():
+            words = line.split()
+            if len(words) == 3 and words[0] == "TimeOutValue":
+                return words[1], words[2]
+        raise RuntimeError(f"reg.exe query in {vm}'s prefix answered no TimeOutValue line: {out!r}")
+
+    def guest_temp_files(self, vm: str, pattern: str = "mscsctl-*.txt") -> list[str]:
+        """Files matching ``pattern`` in the guest's Windows temp folder (drive_c/windows/temp of its prefix)."""
+        return [n for n in self.guest(vm)["temp_files"] if fnmatch.fnmatch(n.lower(), pattern.lower())]
+
     # --- lifecycle -------------------------------------------------------
 
     @property
@@ -240,8 +280,13 @@ def start(
     binary: Path | None = None,
     timeout: float = 60.0,
     extra_args: Iterable[str] = (),
+    wine_cache: str | os.PathLike[str] | None = None,
 ) -> Lab:
-    """Start a lab server and wait for its JSON line. ``lab=None`` with ``fleet`` builds only the fleet."""
+    """Start a lab server and wait for its JSON line. ``lab=None`` with ``fleet`` builds only the fleet.
+
+    ``wine_cache``: a directory where the template Wine prefix of the guests is kept for
+    every lab given the same directory (``--wine-cache``; default $MSCSCTL_LAB_WINE_CACHE).
+    """
     exe = binary or build()
     rd = Path(run_dir) if run_dir else Path(tempfile.mkdtemp(prefix="mscsctl-lab-"))
     rd.mkdir(parents=True, exist_ok=True)
@@ -252,6 +297,8 @@ def start(
         args += ["--fleet", str(fleet)]
     for f in faults:
         args += ["--fault", f if isinstance(f, str) else json.dumps(dict(f))]
+    if wine_cache is not None:
+        args += ["--wine-cache", str(wine_cache)]
     args += list(extra_args)
     log = rd / "lab.log"
     with open(log, "ab") as logf:
@@ -368,13 +415,16 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--dir", help="run directory (default: a new temporary directory)")
     r.add_argument("--fleet", type=int, help="add N generated clusters Fleet-01..")
     r.add_argument("--fault", action="append", default=[], help="fault rule (repeatable)")
+    r.add_argument("--wine-cache", help="keep the guests' template Wine prefix here for later runs")
     args = p.parse_args(argv)
 
     try:
         if args.cmd == "build":
             print(build(force=args.force))
             return 0
-        lab = start(None if args.lab == "none" else args.lab, args.dir, args.fleet, args.fault)
+        lab = start(
+            None if args.lab == "none" else args.lab, args.dir, args.fleet, args.fault, wine_cache=args.wine_cache
+        )
     except (LabUnavailable, LabBuildError, RuntimeError, TimeoutError) as e:
         print(f"labctl: {e}", file=sys.stderr)
         return 1
@@ -389,6 +439,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     print(f"# lab {lab.url} (pid {lab.pid}, run dir {lab.run_dir}, log {lab.log_file})")
     print(f"# control API: https://{lab.server}/lab/  -- Ctrl-C to stop")
+    if lab.wine_missing:
+        print(f"# guest operations unavailable: {lab.wine_missing}")
+    else:
+        print(f"# guest login: {GUEST_USER} / {GUEST_PASSWORD} (MSCSCTL_GUEST_USER / MSCSCTL_GUEST_PASSWORD)")
     print(_export_lines(lab), flush=True)
     try:
         while not stop and lab.running:

@@ -287,7 +287,7 @@ func (h *guestProcessHandler) StartProgramInGuest(ctx *simulator.Context, req *t
 	proc.info = types.GuestProcessInfo{
 		Name:      name,
 		Owner:     user,
-		CmdLine:   strings.TrimSpace(fmt.Sprintf("%q %s", spec.ProgramPath, spec.Arguments)),
+		CmdLine:   strings.TrimSpace(`"` + spec.ProgramPath + `" ` + spec.Arguments),
 		StartTime: time.Now(),
 	}
 	g := h.g

@@ -44,6 +44,10 @@ func (f *faultFlags) Set(v string) error { *f = append(*f, v); return nil }
 func main() {
 	log.SetFlags(log.LstdFlags | log.Lmicroseconds)
 	log.SetPrefix("lab: ")
+	if len(os.Args) == 2 && os.Args[1] == watchdogFlag {
+		runWatchdog()
+		return
+	}
 	if err := run(); err != nil {
 		log.Print(err)
 		os.Exit(1)

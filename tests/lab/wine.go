@@ -11,6 +11,7 @@ package main
 // (which also ends the Wine processes of that prefix) and removes the copies.
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -60,6 +62,10 @@ type wineHost struct {
 	building    chan struct{}
 	prefixes    map[string]*winePrefix // by VM moref value
 	stopped     bool
+	// watchdog ends the guests' Wine processes if the lab dies without
+	// stopping them (SIGKILL): it waits for its standard input to close.
+	watchdog   *exec.Cmd
+	watchdogIn io.WriteCloser
 }
 
 // winePrefix is one VM's Windows: a prefix and its wineserver.
@@ -132,7 +138,7 @@ func (w *wineHost) command(prefix string, name string, args ...string) *exec.Cmd
 	cmd := exec.Command(name, args...)
 	cmd.Env = w.env(prefix)
 	cmd.Dir = prefix
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = wineProcAttr()
 	return cmd
 }
 
@@ -170,6 +176,72 @@ func (w *wineHost) run(prefix string, timeout time.Duration, name string, args .
 	return cmd.ProcessState.ExitCode(), data, nil
 }
 
+// ---- the watchdog -----------------------------------------------------------
+
+const watchdogFlag = "--wine-watchdog"
+
+// startWatchdog starts, before the first Wine process, a copy of the lab
+// that kills every Wine process of workDir (and of a template being built,
+// see watch) once the lab has gone.
+func (w *wineHost) startWatchdog() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.watchdog != nil || w.stopped {
+		return
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		log.Printf("wine: no watchdog: %v", err)
+		return
+	}
+	cmd := exec.Command(exe, watchdogFlag)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // not in the lab's group: it must see the lab go
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err == nil {
+		err = cmd.Start()
+	}
+	if err != nil {
+		log.Printf("wine: no watchdog: %v", err)
+		return
+	}
+	w.watchdog, w.watchdogIn = cmd, in
+	w.watchLocked(w.workDir)
+}
+
+// watch hands the watchdog one more directory to clean after the lab.
+func (w *wineHost) watch(dir string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.watchLocked(dir)
+}
+
+func (w *wineHost) watchLocked(dir string) {
+	if w.watchdogIn != nil {
+		_, _ = fmt.Fprintln(w.watchdogIn, dir)
+	}
+}
+
+// runWatchdog is the watchdog process: it reads directories, one a line,
+// until the lab goes (its standard input closes), then kills the Wine
+// processes left in them and removes them.
+func runWatchdog() {
+	signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	var dirs []string
+	lines := bufio.NewScanner(os.Stdin)
+	for lines.Scan() {
+		if d := strings.TrimSpace(lines.Text()); filepath.IsAbs(d) {
+			dirs = append(dirs, d)
+		}
+	}
+	for _, d := range dirs {
+		if n := killWineProcesses(d); n > 0 {
+			log.Printf("wine watchdog: killed %d Wine processes left in %s", n, d)
+		}
+		_ = os.RemoveAll(d)
+	}
+}
+
 // ---- the template -----------------------------------------------------------
 
 var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
@@ -196,6 +268,7 @@ func (w *wineHost) templateDir() (string, error) {
 	w.building = ch
 	w.mu.Unlock()
 
+	w.startWatchdog()
 	dir, err := w.findOrBuildTemplate()
 
 	w.mu.Lock()
@@ -246,6 +319,7 @@ func (w *wineHost) findOrBuildTemplate() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	w.watch(tmp)
 	if err := w.buildTemplate(tmp); err != nil {
 		_ = os.RemoveAll(tmp)
 		return "", err
@@ -520,8 +594,16 @@ func (w *wineHost) stop() {
 		}()
 	}
 	wg.Wait()
+	// Wine's services of a prefix whose server did not answer -k
+	if n := killWineProcesses(w.workDir); n > 0 {
+		log.Printf("wine: killed %d Wine processes left after wineserver -k", n)
+	}
+	if w.watchdog != nil {
+		_ = w.watchdogIn.Close()
+		_ = w.watchdog.Wait()
+	}
 	if len(prefixes) > 0 || template != "" {
-		log.Printf("wine: %d wineservers stopped", len(prefixes))
+		log.Printf("wine: stopped the wineservers of %d prefixes", len(prefixes))
 	}
 	_ = os.RemoveAll(w.workDir)
 }
