@@ -22,6 +22,9 @@ from pyVmomi import vim
 
 import labctl
 from labctl import find
+from providers.guest.credentials import GuestCredentials
+from providers.guest.transport import GuestCommandTimeout, UnavailableReason
+from providers.guest.vmtools import VmToolsTransport
 from tests.integration.cli import default_lab, example, run
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
@@ -251,3 +254,44 @@ def test_process_list_file_transfer_and_delete_behave_like_vcenter(lab_factory, 
     with pytest.raises(vim.fault.GuestProcessNotFound):
         manager.processManager.TerminateProcessInGuest(vm=vm, auth=auth, pid=1)
     assert os.path.isdir(lab.guest("B-NODE1")["prefix"])
+
+
+@pytest.mark.wine
+def test_a_command_past_its_time_limit_is_terminated_and_its_file_removed(lab_factory, lab_wine):
+    lab = lab_factory()
+    si = lab.connect()
+    vm = find(si, vim.VirtualMachine, "P2V-NODE1")
+    transport = VmToolsTransport(
+        si,
+        vm._moId,
+        GuestCredentials(user=labctl.GUEST_USER, password=labctl.GUEST_PASSWORD),
+        ssl_context=lab.ssl_context(),
+        vcenter_host=lab.host,
+        vcenter_port=lab.port,
+    )
+    assert transport.run("ver").exit_code == 0  # makes the prefix: the time limit below is the command's own
+    lab.reset_calls()
+    started = time.monotonic()
+    with pytest.raises(GuestCommandTimeout) as timeout:
+        transport.run("ping.exe -n 60 127.0.0.1", timeout_s=2)
+    assert timeout.value.reason is UnavailableReason.TIMEOUT
+    assert time.monotonic() - started < 10
+    calls = lab.calls()
+    assert (calls.get("TerminateProcessInGuest"), calls.get("DeleteFileInGuest")) == (1, 1), calls
+    assert lab.guest_temp_files("P2V-NODE1") == []
+    assert not [p for p in wine_processes_of(lab.run_dir) if "ping" in p.lower()]
+
+
+def test_fault_rules_name_the_vm_of_a_guest_call(lab_factory):
+    lab = lab_factory(extra_args=("--wine", "off"))
+    lab.inject_fault(method="StartProgramInGuest", object="SQLNODE2", fault="GuestPermissionDenied", times=0)
+    si = lab.connect()
+    processes = si.content.guestOperationsManager.processManager
+    auth = vim.vm.guest.NamePasswordAuthentication(
+        username=labctl.GUEST_USER, password=labctl.GUEST_PASSWORD, interactiveSession=False
+    )
+    spec = vim.vm.guest.ProcessManager.ProgramSpec(programPath=CMD, arguments="/c ver")
+    with pytest.raises(vim.fault.GuestPermissionDenied):
+        processes.StartProgramInGuest(vm=find(si, vim.VirtualMachine, "SQLNODE2"), auth=auth, spec=spec)
+    with pytest.raises(vim.fault.GuestOperationsUnavailable):  # SQLNODE1: the lab's own answer (no Wine)
+        processes.StartProgramInGuest(vm=find(si, vim.VirtualMachine, "SQLNODE1"), auth=auth, spec=spec)

@@ -337,7 +337,9 @@ func (w *sessionWatcher) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
-// parseCall finds the method name and _this of a SOAP request.
+// parseCall finds the method name and _this of a SOAP request. For guest
+// operations (_this a GuestProcessManager, GuestFileManager ...) the object
+// is the VM the call is about: its vm argument.
 func parseCall(body []byte) (string, types.ManagedObjectReference) {
 	var this types.ManagedObjectReference
 	dec := xml.NewDecoder(bytes.NewReader(body))
@@ -357,16 +359,23 @@ func parseCall(body []byte) (string, types.ManagedObjectReference) {
 			inBody = se.Name.Local == "Body"
 		case method == "":
 			method = se.Name.Local
-		default:
-			if se.Name.Local == "_this" {
-				for _, a := range se.Attr {
-					if a.Name.Local == "type" {
-						this.Type = a.Value
-					}
+		case se.Name.Local == "_this" && this.Value == "":
+			for _, a := range se.Attr {
+				if a.Name.Local == "type" {
+					this.Type = a.Value
 				}
+			}
+			var v string
+			_ = dec.DecodeElement(&v, &se)
+			this.Value = strings.TrimSpace(v)
+			if !strings.HasPrefix(this.Type, "Guest") {
+				return method, this
+			}
+		default:
+			if se.Name.Local == "vm" && this.Value != "" {
 				var v string
 				_ = dec.DecodeElement(&v, &se)
-				this.Value = strings.TrimSpace(v)
+				return method, types.ManagedObjectReference{Type: "VirtualMachine", Value: strings.TrimSpace(v)}
 			}
 			return method, this
 		}
