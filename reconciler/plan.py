@@ -74,6 +74,7 @@ class Reason(StrEnum):
     COLD_CHANGE = "cold-change"  # a change on this node cannot be hot-plugged
     RESTORE_POWER = "restore-power"  # bring the node back after a cold change
     DESIRED_POWER = "desired-power"  # the node is off and must run
+    GUEST_DIFFERS = "guest-differs"  # the guest has another value, or none
 
 
 REASON_TEXT: dict[Reason, str] = {
@@ -84,6 +85,7 @@ REASON_TEXT: dict[Reason, str] = {
     Reason.COLD_CHANGE: "a change on this node cannot be made while it runs",
     Reason.RESTORE_POWER: "bring the node back after the change",
     Reason.DESIRED_POWER: "cluster nodes run",
+    Reason.GUEST_DIFFERS: "the guest has a different value, or none",
 }
 
 SYMBOL = {Op.CREATE: "+", Op.UPDATE: "~", Op.DELETE: "-"}
@@ -225,7 +227,9 @@ def _guest_action(
     change = by_addr.get(node_address(cluster, node, GUEST, "diskTimeout"))
     if change is None or change.op is Op.DELETE:
         return None
-    action = _from_change(change, ActionKind.SET_GUEST_SETTING, node, rule="MSCS-GUEST-001")
+    action = _from_change(
+        change, ActionKind.SET_GUEST_SETTING, node, rule="MSCS-GUEST-001", reason=Reason.GUEST_DIFFERS
+    )
     return action.model_copy(update={"depends_on": deps})
 
 

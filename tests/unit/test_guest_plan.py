@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from reconciler.observed import ObservedGuest
-from reconciler.plan import ActionKind
+from reconciler.plan import REASON_TEXT, ActionKind, Reason
 from reconciler.planner import build_plan
 from tests.unit.plan_world import cab_cluster, cab_world
 
@@ -26,6 +26,8 @@ def test_timeout_below_60_is_set_last_on_each_node_after_power_on():
         power_on = next(a for a in node_actions if a.kind is ActionKind.POWER_ON)
         assert power_on.id in action.depends_on
         assert action.rule == "MSCS-GUEST-001"
+        assert action.reason is Reason.GUEST_DIFFERS  # the guest, not vCenter, holds the value
+        assert "vCenter" not in REASON_TEXT[action.reason]
 
 
 def test_a_guest_already_right_plans_nothing():
