@@ -8,6 +8,7 @@ import json
 import pytest
 from pyVmomi import VmomiSupport, vim
 
+import labctl
 from labctl import find, prop, wait
 from tests.integration.cli import example, run
 
@@ -156,3 +157,30 @@ def test_drift_markdown_and_junit_outputs(applied, tmp_path):
     root = ET.parse(junit).getroot()
     failures = root.findall(".//failure")
     assert len(failures) == 1 and "Disk.ResetOnFailure" in ET.tostring(root, encoding="unicode")
+
+
+def test_guest_disk_timeout_lost_by_hand(lab, lab_wine, tmp_path):
+    """Re-creating the Windows cluster can reset TimeOutValue: drift sees it in the guest's registry."""
+    guest = {"MSCSCTL_GUEST_USER": labctl.GUEST_USER, "MSCSCTL_GUEST_PASSWORD": labctl.GUEST_PASSWORD}
+    desired = example("cluster-across-boxes", tmp_path)
+    applied = run(lab, "apply", str(desired), "--auto-approve", env=guest)
+    assert applied.code == 0, applied
+    assert lab.guest_disk_timeout("SQLNODE2") == ("REG_DWORD", "0x3c")
+
+    code, out = lab.guest_reg(
+        "SQLNODE2", "add", labctl.DISK_KEY, "/v", "TimeOutValue", "/t", "REG_DWORD", "/d", "30", "/f"
+    )
+    assert code == 0, out
+    result = run(lab, "drift", str(desired), "--json", env=guest)
+    assert result.code == 2, result
+    findings = [f for r in json.loads(result.out)["reports"] for f in r["findings"]]
+    assert [(f["address"], f["field"], f["observed"], f["desired"], f["last_applied"]) for f in findings] == [
+        ("sql-prod-01/node/SQLNODE2/guest/diskTimeout", "seconds", 30, 60, 60)
+    ]
+    assert findings[0]["changed_outside"] is True
+
+    fixed = run(lab, "apply", str(desired), "--auto-approve", env=guest)
+    assert fixed.code == 0, fixed
+    assert lab.guest_disk_timeout("SQLNODE2") == ("REG_DWORD", "0x3c")
+    clean = run(lab, "drift", str(desired), env=guest)
+    assert clean.code == 0, clean
