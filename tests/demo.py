@@ -28,7 +28,13 @@ def main(argv: list[str]) -> int:
     shutil.copy(REPO / example, desired)
     print(f"== starting the simulated vCenter lab ({labctl.DEFAULT_LAB.relative_to(REPO)})", flush=True)
     lab = labctl.start(labctl.DEFAULT_LAB, work / "lab")
-    env = {**os.environ, **lab.env()}
+    # The lab's guests (Wine) take the lab's guest login, so the plan shows the disk timeout too.
+    env = {
+        "MSCSCTL_GUEST_USER": labctl.GUEST_USER,
+        "MSCSCTL_GUEST_PASSWORD": labctl.GUEST_PASSWORD,
+        **os.environ,
+        **lab.env(),
+    }
     print(f"   {lab.url} (CA file {lab.ca_file})", flush=True)
     steps = [
         ["validate", str(desired)],
