@@ -13,7 +13,7 @@ from tests.integration.cli import REPO
 pytestmark = pytest.mark.slow
 
 
-def test_demo_runs_every_step_with_the_expected_exit_codes(lab_binary):
+def test_demo_runs_every_step_with_the_expected_exit_codes(lab_binary, lab_wine):
     done = subprocess.run(
         [sys.executable, str(REPO / "tests" / "demo.py"), "examples/cluster-across-boxes.yaml"],
         cwd=REPO,
@@ -34,3 +34,5 @@ def test_demo_runs_every_step_with_the_expected_exit_codes(lab_binary):
         "(exit 0)",
     ]
     assert "the second plan found nothing to change" in done.stdout
+    # the guests too: each node's disk timeout set through the lab's guest operations
+    assert "SQLNODE1: set-guest-setting" in done.stdout and "SQLNODE2: set-guest-setting" in done.stdout
