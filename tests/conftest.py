@@ -85,7 +85,8 @@ def lab_wine_cache() -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def lab_wine() -> str:
     """The wine64 the lab will find, for tests of guest operations that need it."""
-    for candidate in WINE_CANDIDATES:
+    chosen = os.environ.get("MSCSCTL_LAB_WINE")  # the lab's own default for --wine
+    for candidate in (chosen,) if chosen else WINE_CANDIDATES:
         found = shutil.which(candidate)
         if found:
             return found

@@ -247,6 +247,10 @@ func (h *guestProcessHandler) StartProgramInGuest(ctx *simulator.Context, req *t
 		body.Fault_ = fault
 		return body
 	}
+	if req.Spec == nil || req.Spec.GetGuestProgramSpec().ProgramPath == "" {
+		body.Fault_ = guestFault("A specified parameter was not correct: spec.programPath", &types.InvalidArgument{InvalidProperty: "spec.programPath"})
+		return body
+	}
 	spec := req.Spec.GetGuestProgramSpec()
 	p, fault := h.g.prefix(vm)
 	if fault != nil {

@@ -195,6 +195,7 @@ func (w *wineHost) startWatchdog() {
 		return
 	}
 	cmd := exec.Command(exe, watchdogFlag)
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmpDir)      // the lab's TMPDIR, where wineservers keep their sockets
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // not in the lab's group: it must see the lab go
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
@@ -237,6 +238,11 @@ func runWatchdog() {
 	for _, d := range dirs {
 		if n := killWineProcesses(d); n > 0 {
 			log.Printf("wine watchdog: killed %d Wine processes left in %s", n, d)
+		}
+		removeServerDir(d)
+		subdirs, _ := os.ReadDir(d)
+		for _, e := range subdirs {
+			removeServerDir(filepath.Join(d, e.Name()))
 		}
 		_ = os.RemoveAll(d)
 	}
@@ -555,7 +561,13 @@ func (w *wineHost) stopServer(p *winePrefix) {
 			<-p.exited
 		}
 	}
-	if name, err := os.ReadFile(filepath.Join(p.dir, "wineserver")); err == nil {
+	removeServerDir(p.dir)
+}
+
+// removeServerDir removes the directory Debian's Wine made under TMPDIR for
+// the prefix's wineserver (named in the prefix's file "wineserver").
+func removeServerDir(prefix string) {
+	if name, err := os.ReadFile(filepath.Join(prefix, "wineserver")); err == nil {
 		if n := strings.TrimSpace(string(name)); strings.HasPrefix(n, "wine-") && !strings.ContainsAny(n, "/\\") {
 			_ = os.RemoveAll(filepath.Join(tmpDir, n))
 		}

@@ -16,16 +16,18 @@ func wineProcAttr() *syscall.SysProcAttr {
 
 // killWineProcesses kills every process whose WINEPREFIX is under dir:
 // Wine's own services (services.exe, winedevice.exe, explorer.exe ...) run
-// in sessions of their own and outlive a wineserver that is killed.
+// in sessions of their own and outlive a wineserver that is killed. They are
+// all stopped first, then killed: a Wine process that sees its server go
+// starts another one.
 func killWineProcesses(dir string) int {
 	want := []byte("WINEPREFIX=" + filepath.Clean(dir) + "/")
-	killed := 0
-	for pass := 0; pass < 3; pass++ {
+	stopped := map[int]bool{}
+	for pass := 0; pass < 10; pass++ {
+		found := 0
 		entries, _ := os.ReadDir("/proc")
-		n := 0
 		for _, e := range entries {
 			pid, err := strconv.Atoi(e.Name())
-			if err != nil || pid == os.Getpid() {
+			if err != nil || pid == os.Getpid() || stopped[pid] {
 				continue
 			}
 			env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
@@ -34,17 +36,20 @@ func killWineProcesses(dir string) int {
 			}
 			for _, kv := range bytes.Split(env, []byte{0}) {
 				if bytes.HasPrefix(kv, want) {
-					if syscall.Kill(pid, syscall.SIGKILL) == nil {
-						n++
+					if syscall.Kill(pid, syscall.SIGSTOP) == nil {
+						stopped[pid] = true
+						found++
 					}
 					break
 				}
 			}
 		}
-		killed += n
-		if n == 0 {
+		if found == 0 {
 			break
 		}
 	}
-	return killed
+	for pid := range stopped {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	return len(stopped)
 }
