@@ -34,5 +34,5 @@ def test_demo_runs_every_step_with_the_expected_exit_codes(lab_binary, lab_wine)
         "(exit 0)",
     ]
     assert "the second plan found nothing to change" in done.stdout
-    # the guests too: each node's disk timeout set through the lab's guest operations
-    assert "SQLNODE1: set-guest-setting" in done.stdout and "SQLNODE2: set-guest-setting" in done.stdout
+    # the guests too: each node's disk timeout set through the lab's guest operations (progress is on stderr)
+    assert "SQLNODE1: set-guest-setting" in done.stderr and "SQLNODE2: set-guest-setting" in done.stderr
