@@ -74,7 +74,7 @@ def wine_processes_of(run_dir: Path) -> list[str]:
 
 
 @pytest.mark.wine
-def test_apply_sets_the_disk_timeout_in_each_guest_registry(lab_factory, lab_wine, tmp_path):
+def test_apply_sets_the_disk_timeout_in_each_guest_registry(lab_factory, lab_wine, lab_wine_cache, tmp_path):
     lab = lab_factory(lab_with(SQLNODE2={"diskTimeout": 30}))
     assert lab.wine_missing is None
     # Straight from the prefixes: a fresh Windows has no value, the seeded one has 30.
@@ -107,6 +107,7 @@ def test_apply_sets_the_disk_timeout_in_each_guest_registry(lab_factory, lab_win
     assert wine_processes_of(run_dir)
     lab.stop()
     assert wine_processes_of(run_dir) == []
+    assert wine_processes_of(lab_wine_cache) == []  # nor of the template's build
     assert not (run_dir / "wine").exists()
 
 

@@ -14,13 +14,16 @@ func wineProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 }
 
-// killWineProcesses kills every process whose WINEPREFIX is under dir:
+// killWineProcesses kills every process whose WINEPREFIX is dir or under it:
 // Wine's own services (services.exe, winedevice.exe, explorer.exe ...) run
 // in sessions of their own and outlive a wineserver that is killed. They are
 // all stopped first, then killed: a Wine process that sees its server go
 // starts another one.
 func killWineProcesses(dir string) int {
-	want := []byte("WINEPREFIX=" + filepath.Clean(dir) + "/")
+	prefix := []byte("WINEPREFIX=" + filepath.Clean(dir))
+	inside := func(kv []byte) bool { // the prefix dir itself, or one under it
+		return bytes.HasPrefix(kv, prefix) && (len(kv) == len(prefix) || kv[len(prefix)] == '/')
+	}
 	stopped := map[int]bool{}
 	for pass := 0; pass < 10; pass++ {
 		found := 0
@@ -35,7 +38,7 @@ func killWineProcesses(dir string) int {
 				continue
 			}
 			for _, kv := range bytes.Split(env, []byte{0}) {
-				if bytes.HasPrefix(kv, want) {
+				if inside(kv) {
 					if syscall.Kill(pid, syscall.SIGSTOP) == nil {
 						stopped[pid] = true
 						found++

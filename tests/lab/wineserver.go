@@ -159,6 +159,10 @@ func (w *wineHost) stopServer(p *winePrefix) {
 			<-p.exited
 		}
 	}
+	// a service still starting when -k came does not end with its server
+	if n := killWineProcesses(p.dir); n > 0 {
+		log.Printf("wine: killed %d Wine processes of %s left after wineserver -k", n, filepath.Base(p.dir))
+	}
 	removeServerDir(p.dir)
 }
 
