@@ -85,6 +85,9 @@ def wine_guest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WineGuest]:
         return
     prefix = tmp_path_factory.mktemp("wineprefix")
     guest = WineGuest(wine, prefix)
+    # Debian's Wine keeps the wineserver's socket directory under TMPDIR and `wineserver -k`
+    # leaves it: a directory of this test's own, removed with its other files.
+    guest.env["TMPDIR"] = str(tmp_path_factory.mktemp("winetmp"))
     wineserver = shutil.which("wineserver") or str(Path(wine).with_name("wineserver"))
     quiet = {"stdin": subprocess.DEVNULL, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     # A persistent wineserver for this prefix: without it every command starts one, which
