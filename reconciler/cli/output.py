@@ -37,10 +37,13 @@ def _log_json(level: str, message: str, **fields: Any) -> None:
 
 def _console(stream: Any) -> Console:
     tty = stream.isatty()
+    plain = _settings["no_color"] or not tty
     return Console(
         file=stream,
         force_terminal=tty,
-        no_color=_settings["no_color"] or not tty,
+        # No colour also means no bold or dim: no escape code at all, as Terraform's -no-color.
+        color_system=None if plain else "auto",
+        no_color=plain,
         highlight=False,
         soft_wrap=True,
     )
