@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from reconciler import normalize
 from reconciler.diff import Change, Op, diff_trees
+from reconciler.nic_slots import moved_nics
 from reconciler.observed import Observed
 from reconciler.planner import resolve_version
 from reconciler.spec import FailoverCluster
@@ -126,6 +127,7 @@ def detect_drift(
     for change in diff_trees(current, desired):
         findings += _findings_for(cluster.name, change, state, fix)
     findings += _lun_mapped_twice(cluster, observed, ctx, fix)
+    findings += _moved_nics(cluster, observed, state, managed, fix)
     return DriftReport(
         cluster=cluster.name,
         desired_file=desired_file,
@@ -206,4 +208,29 @@ def _lun_mapped_twice(
                     )
                 )
             seen[disk.lun] = slot
+    return out
+
+
+def _moved_nics(
+    cluster: FailoverCluster, observed: Observed, state: State | None, managed: dict[str, Any], fix: str
+) -> list[DriftFinding]:
+    """An adapter in another PCI slot than recorded: Windows sees a new adapter without its IP settings."""
+    out = []
+    for moved in moved_nics(cluster, observed, managed):
+        resource = state.get(moved.address) if state else None
+        out.append(
+            DriftFinding(
+                cluster=cluster.name,
+                address=moved.address,
+                object="nic",
+                field="pciSlot",
+                desired=moved.recorded,
+                observed=moved.now,
+                last_applied=moved.recorded,
+                last_applied_at=resource.applied_at if resource else None,
+                changed_outside=True,
+                severity=DriftSeverity.WARNING,
+                fix=f"set the adapter's IP settings in Windows again, then {fix} (records the new slot)",
+            )
+        )
     return out

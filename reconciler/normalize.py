@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.observed import Observed, ObservedVm
+from reconciler.observed import Observed, ObservedNic, ObservedVm
 from reconciler.spec import (
     FailoverCluster,
     RdmDisk,
@@ -282,6 +282,27 @@ def observed_disk(disk: Any) -> dict[str, Any]:
     return {"bus": disk.bus, "unit": disk.unit, "kind": "vmdk", "file": disk.file, "sizeGB": disk.size_gb}
 
 
+def nics_by_role(
+    cluster: FailoverCluster, vm: str, nics: list[ObservedNic], managed: dict[str, dict[str, Any]]
+) -> dict[str, ObservedNic]:
+    """The NIC that serves each network role: the one on the role's port group; failing that,
+    the one mscsctl recorded for the role (its port group was changed by hand)."""
+    out: dict[str, ObservedNic] = {}
+    taken: set[int] = set()
+    for role in NIC_ROLES:
+        net = getattr(cluster.spec.networks, role)
+        if net is None:
+            continue
+        match = next((n for n in nics if n.network == net.portgroup and n.key not in taken), None)
+        if match is None:
+            key = managed.get(node_address(cluster, vm, NIC, role), {}).get("device_key")
+            match = next((n for n in nics if n.key == key and n.key not in taken), None)
+        if match is not None:
+            taken.add(match.key)
+            out[role] = match
+    return out
+
+
 def _observe_nics(
     cluster: FailoverCluster,
     node: ObservedVm,
@@ -289,24 +310,10 @@ def _observe_nics(
     unmanaged: list[Unmanaged],
     managed: dict[str, dict[str, Any]],
 ) -> None:
-    nets = cluster.spec.networks
-    taken: set[int] = set()
-    for role in NIC_ROLES:
-        net = getattr(nets, role)
-        if net is None:
-            continue
-        # The NIC that serves a role is the one on its port group; failing that, the one
-        # mscsctl recorded for the role (its port group was changed by hand).
-        match = next((n for n in node.nics if n.network == net.portgroup and n.key not in taken), None)
-        if match is None:
-            key = managed.get(node_address(cluster, node.name, NIC, role), {}).get("device_key")
-            match = next((n for n in node.nics if n.key == key and n.key not in taken), None)
-        if match is not None:
-            taken.add(match.key)
-            tree[node_address(cluster, node.name, NIC, role)] = {
-                "portgroup": match.network,
-                "adapter": match.adapter,
-            }
+    by_role = nics_by_role(cluster, node.name, node.nics, managed)
+    taken = {nic.key for nic in by_role.values()}
+    for role, match in by_role.items():
+        tree[node_address(cluster, node.name, NIC, role)] = {"portgroup": match.network, "adapter": match.adapter}
     for nic in node.nics:
         if nic.key in taken:
             continue

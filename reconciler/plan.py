@@ -62,6 +62,7 @@ class ActionKind(StrEnum):
     EDIT_NIC = "edit-nic"
     POWER_ON = "power-on"
     SET_GUEST_SETTING = "set-guest-setting"
+    RECORD_NIC_SLOT = "record-nic-slot"  # nothing changes in vCenter: the state learns a moved adapter's slot
 
 
 class Reason(StrEnum):
@@ -75,6 +76,7 @@ class Reason(StrEnum):
     RESTORE_POWER = "restore-power"  # bring the node back after a cold change
     DESIRED_POWER = "desired-power"  # the node is off and must run
     GUEST_DIFFERS = "guest-differs"  # the guest has another value, or none
+    NIC_MOVED = "nic-moved"  # the adapter is in another PCI slot than the one recorded
 
 
 REASON_TEXT: dict[Reason, str] = {
@@ -86,6 +88,10 @@ REASON_TEXT: dict[Reason, str] = {
     Reason.RESTORE_POWER: "bring the node back after the change",
     Reason.DESIRED_POWER: "cluster nodes run",
     Reason.GUEST_DIFFERS: "the guest has a different value, or none",
+    Reason.NIC_MOVED: (
+        "the adapter moved to another PCI slot, so Windows sees a new adapter: set its IP settings in the "
+        "guest again (mscsctl cannot move it back); apply then records the new slot"
+    ),
 }
 
 SYMBOL = {Op.CREATE: "+", Op.UPDATE: "~", Op.DELETE: "-"}

@@ -13,6 +13,7 @@ from reconciler import normalize
 from reconciler.diff import diff_trees
 from reconciler.errors import RuleViolation
 from reconciler.findings import Finding, Severity, has_errors
+from reconciler.nic_slots import moved_nics, record_moved_nics
 from reconciler.observed import Observed
 from reconciler.plan import NodeFingerprint, Plan, plan_actions, unmanaged_lines
 from reconciler.rules import run_rules
@@ -68,6 +69,7 @@ def build_plan(
         existing_files={d.file for n in nodes.values() for d in n.disks.values() if d.file},
         shared_bus_sharing={vm: n.controllers[bus].sharing for vm, n in nodes.items() if bus in n.controllers},
     )
+    actions += record_moved_nics(moved_nics(cluster, observed, managed or {}))
     return Plan(
         cluster=cluster.name,
         desired_file=desired_file,

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from reconciler.nic_slots import role_slots
+from reconciler.observed import ObservedNic
 from reconciler.plan import ActionKind
+from reconciler.spec import FailoverCluster
 from state.model import ManagedResource, State
 
 RESOURCE_KIND: dict[ActionKind, str] = {
@@ -35,6 +38,15 @@ _CREATING = {
 def record_outcome(state: State, outcome: Any, now: str) -> State:
     """The state after one outcome: the resource at the action's address added, updated or removed."""
     action = outcome.action
+    if action.kind is ActionKind.RECORD_NIC_SLOT:
+        previous = state.get(action.address)
+        if previous is None:
+            return state
+        after = action.after or {}
+        slot = outcome.record.get("pci_slot", after.get("pciSlot"))
+        key = outcome.record.get("device_key", after.get("deviceKey", previous.device_key))
+        update = {"device_key": key, "applied": {**previous.applied, "pciSlot": slot}, "applied_at": now}
+        return state.with_resource(action.address, previous.model_copy(update=update))
     if action.kind in _REMOVING:
         if action.after is None:  # a detach that is not the first half of a replace
             return state.without_resource(action.address)
@@ -72,3 +84,31 @@ def managed_view(state: State | None) -> dict[str, dict[str, Any]]:
     if state is None:
         return {}
     return {addr: res.model_dump() for addr, res in state.resources.items()}
+
+
+def record_nic_slots(
+    state: State, cluster: FailoverCluster, vm: str, vm_moref: str | None, nics: list[ObservedNic], now: str
+) -> State:
+    """After apply powered `vm` on (vCenter assigns PCI slots then): each network role's slot.
+
+    A role's adapter that mscsctl did not add (the production NIC of a freshly built VM) is
+    recorded too, as not created by mscsctl, so that its slot is watched like the others.
+    """
+    for address, nic in role_slots(cluster, vm, nics, managed_view(state)).items():
+        previous = state.get(address)
+        if previous is not None:
+            resource = previous.model_copy(
+                update={"device_key": nic.key, "applied": {**previous.applied, "pciSlot": nic.pci_slot}}
+            )
+        else:
+            resource = ManagedResource(
+                kind="nic",
+                vm_moref=vm_moref,
+                device_key=nic.key,
+                created_by_mscsctl=False,
+                applied={"portgroup": nic.network, "adapter": nic.adapter, "pciSlot": nic.pci_slot},
+                applied_at=now,
+            )
+        if resource != previous:
+            state = state.with_resource(address, resource)
+    return state

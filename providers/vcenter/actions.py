@@ -20,7 +20,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_ex
 from providers.vcenter import devices as dev
 from providers.vcenter.connection import Session
 from reconciler.errors import MscsError, VCenterTaskError
-from reconciler.observed import Observed
+from reconciler.observed import Observed, ObservedNic
 from reconciler.plan import Action, ActionKind
 
 TOOLS_TIMEOUT_S = 600.0
@@ -71,6 +71,8 @@ class VCenterExecutor:
             return [self._host_option(a) for a in step]
         if kind is ActionKind.SET_GUEST_SETTING:
             return [self._guest_setting(a) for a in step]
+        if kind is ActionKind.RECORD_NIC_SLOT:
+            return [self._record_nic_slot(a) for a in step]
         if kind is ActionKind.RESERVE_LUN:
             return [self._reserve(a) for a in step]
         if kind in (
@@ -164,7 +166,23 @@ class VCenterExecutor:
         self._run_task(f"power on {action.target}", vm.PowerOnVM_Task)
         if (action.after or {}).get("waitForTools", True):
             self._wait_for(vm, "guest.toolsRunningStatus", "guestToolsRunning", self.tools_timeout_s, action)
-        return Outcome(action, "done")
+        # vCenter assigns PCI slots at power-on: the adapters' slots, for the state to record.
+        return Outcome(action, "done", record={"vm_moref": vm._moId, "nics": self._nics_now(vm)})
+
+    def _nics_now(self, vm: Any) -> list[ObservedNic]:
+        devices, _ = self._devices(vm)
+        return dev.nics_of(devices, self._network_names())
+
+    def _network_names(self) -> dict[str, str]:
+        return {ref.split(":", 1)[1]: n for n, ref in self.observed.network_refs.items()}
+
+    def _record_nic_slot(self, action: Action) -> Outcome:
+        """Nothing to change in vCenter: read the adapter's slot now, for the state."""
+        key = (action.after or {}).get("deviceKey")
+        nic = next((n for n in self._nics_now(self._vm(action.target)) if n.key == key), None)
+        if nic is None or nic.pci_slot is None:
+            raise MscsError(f"{action.address}: the adapter (device key {key}) has no PCI slot now; plan again")
+        return Outcome(action, "done", record={"pci_slot": nic.pci_slot, "device_key": nic.key})
 
     def _wait_for(self, obj: Any, path: str, value: str, timeout: float, action: Action) -> None:
         deadline = time.monotonic() + timeout
@@ -497,7 +515,7 @@ class VCenterExecutor:
         name = step[0].target
         vm = self._vm(name)
         devices, change_version = self._devices(vm)
-        net_names = {ref.split(":", 1)[1]: n for n, ref in self.observed.network_refs.items()}
+        net_names = self._network_names()
         nics = dev.nics_of(devices, net_names)
         device_by_key = {d.key: d for d in devices}
         taken: set[int] = set()

@@ -30,9 +30,9 @@ from reconciler.cli.workflow import (
 )
 from reconciler.errors import MscsError, RuleViolation, StaleStateError
 from reconciler.observed import Observed
-from reconciler.plan import PLAN_FORMAT_VERSION, Action, Plan
+from reconciler.plan import PLAN_FORMAT_VERSION, Action, ActionKind, Plan
 from reconciler.planner import build_plan, stale_reasons
-from reconciler.record import managed_view, record_outcome
+from reconciler.record import managed_view, record_nic_slots, record_outcome
 from reconciler.render import plan_from_json, plan_json, render_text
 from state import locked
 from state.model import State, utc_now
@@ -339,7 +339,13 @@ class _StateRecorder:
         self.desired = desired
 
     def __call__(self, outcome: Any) -> None:
-        new = record_outcome(self.state, outcome, utc_now())
+        now = utc_now()
+        new = record_outcome(self.state, outcome, now)
+        if outcome.action.kind is ActionKind.POWER_ON and "nics" in outcome.record:
+            vm = outcome.action.target
+            new = record_nic_slots(
+                new, self.desired.cluster, vm, outcome.record.get("vm_moref"), outcome.record["nics"], now
+            )
         if new != self.state or self.serial is None:
             self._write(new)
 
