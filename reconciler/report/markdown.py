@@ -79,14 +79,16 @@ def plan_markdown(plans: list[Plan]) -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
+def _about(desired_file: str, more: str) -> str:
+    """What a cluster's section is about: its desired file, then one more fact when there is one."""
+    parts = [f"Desired file {_code(desired_file)}"] if desired_file else []
+    return ", ".join([*parts, *([more] if more else [])])
+
+
 def _plan_section(plan: Plan) -> list[str]:
     lines = [f"### {_text(plan.cluster)}", ""]
-    about = []
-    if plan.desired_file:
-        about.append(f"Desired file {_code(plan.desired_file)}")
-    if plan.vsphere_version:
-        about.append(f"vSphere {_text(plan.vsphere_version)}")
-    intro = ", ".join(about) + ". " if about else ""
+    about = _about(plan.desired_file, plan.vsphere_version and f"vSphere {_text(plan.vsphere_version)}")
+    intro = about + ". " if about else ""
     if not plan.actions:
         lines += [f"{intro}No changes: vCenter matches the desired file.", ""]
     else:
@@ -172,12 +174,7 @@ def drift_markdown(reports: list[DriftReport]) -> str:
 
 def _drift_section(report: DriftReport) -> list[str]:
     lines = [f"### {_text(report.cluster)}", ""]
-    about = []
-    if report.desired_file:
-        about.append(f"Desired file {_code(report.desired_file)}")
-    if report.checked_at:
-        about.append(f"checked at {_text(report.checked_at)}")
-    intro = ", ".join(about)
+    intro = _about(report.desired_file, report.checked_at and f"checked at {_text(report.checked_at)}")
     intro = intro[:1].upper() + intro[1:]
     if not report.findings:
         lines += [f"{intro}: no drift, vCenter matches the desired file." if intro else "No drift.", ""]
