@@ -7,46 +7,33 @@ was changed outside mscsctl since, how serious it is and the command that fixes 
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from reconciler import normalize
+from reconciler.address import Address
 from reconciler.diff import Change, Op, diff_trees
+from reconciler.kinds import Managed, kind_named
+from reconciler.kinds import Severity as DriftSeverity
+from reconciler.kinds.disk import NAME as DISK
 from reconciler.nic_slots import moved_nics
 from reconciler.observed import Observed
-from reconciler.planner import resolve_version
+from reconciler.rules.catalogue import target_version
 from reconciler.spec import FailoverCluster
+from reconciler.values import show_value
 from state.model import State
 
 DRIFT_FORMAT_VERSION = 1
 
-
-class DriftSeverity(StrEnum):
-    CRITICAL = "critical"  # the cluster's storage safety is at stake
-    WARNING = "warning"
-
-
-# Fields whose drift puts shared storage at risk: two nodes that disagree on how a disk is
-# shared can corrupt it.
-_CRITICAL_FIELDS = {
-    ("controller", "sharing"),
-    ("controller", "type"),
-    ("disk", "compatibility"),
-    ("disk", "unit"),
-    ("disk", "bus"),
-    ("disk", "lun"),
-    ("disk", "file"),
-    ("disk", "kind"),
-}
+__all__ = ["DRIFT_FORMAT_VERSION", "DriftFinding", "DriftReport", "DriftSeverity", "detect_drift", "severity_of"]
 
 
 class DriftFinding(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     cluster: str
-    address: str
+    address: Address
     object: str  # controller, disk, nic, power, drs, ha, option, lun, rule, guest
     field: str  # the field that differs ("" when the whole object is missing or extra)
     desired: Any = None
@@ -60,7 +47,7 @@ class DriftFinding(BaseModel):
     @property
     def summary(self) -> str:
         field = f".{self.field}" if self.field else ""
-        return f"{self.address}{field}: {_show(self.observed)} (desired {_show(self.desired)})"
+        return f"{self.address}{field}: {show_value(self.observed)} (desired {show_value(self.desired)})"
 
 
 class DriftReport(BaseModel):
@@ -82,19 +69,10 @@ class DriftReport(BaseModel):
         return sum(1 for f in self.findings if f.severity is DriftSeverity.CRITICAL)
 
 
-def _show(value: Any) -> str:
-    if value is None:
-        return "absent"
-    return str(value)
-
-
 def severity_of(object_type: str, field: str, op: Op) -> DriftSeverity:
-    if object_type in ("controller", "disk"):
-        if op is not Op.UPDATE:
-            return DriftSeverity.CRITICAL  # a shared disk or its controller appeared or vanished
-        if (object_type, field) in _CRITICAL_FIELDS:
-            return DriftSeverity.CRITICAL
-    return DriftSeverity.WARNING
+    """From the kind's catalogue entry: a shared disk or its controller appearing or vanishing,
+    or disagreeing on how it is shared, puts the data at risk."""
+    return kind_named(object_type).severity(field if op is Op.UPDATE else None)
 
 
 def detect_drift(
@@ -105,16 +83,16 @@ def detect_drift(
     desired_file: str,
     checked_at: str,
 ) -> DriftReport:
-    version = resolve_version(cluster, observed)
+    version = target_version(cluster, observed)
     ctx = normalize.context(cluster, observed, version)
-    managed = {a: r.model_dump() for a, r in state.resources.items()} if state else {}
+    managed: Managed = state.managed() if state else {}
     notes = []
     if observed.guests is not None:
         unseen = {n: g for n, g in observed.guests.items() if not g.available}
         notes += [
             f"{n}: guest not observed: {g.detail} [{g.reason}]"
             for n, g in sorted(unseen.items())
-            if n in normalize.node_names(cluster)
+            if n in cluster.spec.node_names
         ]
         observed = observed.model_copy(update={"guests": {n: g for n, g in observed.guests.items() if g.available}})
     desired = normalize.desired_tree(cluster, ctx, observed)
@@ -139,21 +117,20 @@ def detect_drift(
 
 def _findings_for(cluster: str, change: Change, state: State | None, fix: str) -> list[DriftFinding]:
     resource = state.get(change.address) if state else None
-    applied = dict(resource.applied) if resource else {}
     applied_at = resource.applied_at if resource else None
     object_type = change.object_type
     out = []
-    if change.op is Op.UPDATE:
+    if change.op is Op.UPDATE and change.before is not None and change.after is not None:
         for field in change.fields:
-            observed_value = (change.before or {}).get(field)
-            last = applied.get(field) if resource else None
+            observed_value = change.before.field_value(field)
+            last = resource.applied_value(field) if resource else None
             out.append(
                 DriftFinding(
                     cluster=cluster,
                     address=change.address,
                     object=object_type,
                     field=field,
-                    desired=(change.after or {}).get(field),
+                    desired=change.after.field_value(field),
                     observed=observed_value,
                     last_applied=last,
                     last_applied_at=applied_at,
@@ -169,9 +146,9 @@ def _findings_for(cluster: str, change: Change, state: State | None, fix: str) -
             address=change.address,
             object=object_type,
             field="",
-            desired=change.after,
-            observed=change.before,
-            last_applied=applied or None,
+            desired=change.after.fields() if change.after else None,
+            observed=change.before.fields() if change.before else None,
+            last_applied=dict(resource.applied) if resource and resource.applied else None,
             last_applied_at=applied_at,
             changed_outside=resource is not None,
             severity=severity_of(object_type, "", change.op),
@@ -197,7 +174,7 @@ def _lun_mapped_twice(
                 out.append(
                     DriftFinding(
                         cluster=cluster.name,
-                        address=normalize.node_address(cluster, vm, "disk"),
+                        address=Address.node(cluster.name, vm, DISK),
                         object="disk",
                         field="lun",
                         desired=f"{disk.lun} mapped once",
@@ -212,7 +189,7 @@ def _lun_mapped_twice(
 
 
 def _moved_nics(
-    cluster: FailoverCluster, observed: Observed, state: State | None, managed: dict[str, Any], fix: str
+    cluster: FailoverCluster, observed: Observed, state: State | None, managed: Managed, fix: str
 ) -> list[DriftFinding]:
     """An adapter in another PCI slot than recorded: Windows sees a new adapter without its IP settings."""
     out = []

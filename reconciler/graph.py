@@ -54,16 +54,17 @@ class _Section:
 
 def _where(action: Action) -> tuple[str, list[str]]:
     """The group an action belongs to, and its address relative to that group."""
-    parts = action.address.split("/")[1:]  # without the cluster's name
-    if len(parts) >= 2 and parts[0] == "host":
-        return f"host {parts[1]}", parts[2:]
-    if action.batch and action.batch.startswith("vcluster/"):
-        name = action.batch.split("/", 1)[1]
-        title = "vSphere cluster" if name in ("", "None") else f"vSphere cluster {name}"
-        return title, parts[1:] if parts[0] == "node" else parts
-    if len(parts) >= 2 and parts[0] == "node":
-        return f"node {parts[1]}", parts[2:]
-    return "cluster", parts
+    address = action.address
+    rest = [address.kind] + ([address.name] if address.name else [])
+    if address.on_host:
+        return f"host {address.owner}", rest
+    if action.vsphere_cluster is not None:
+        name = action.vsphere_cluster
+        title = f"vSphere cluster {name}" if name else "vSphere cluster"
+        return title, [address.owner, *rest] if address.on_node else rest
+    if address.on_node:
+        return f"node {address.owner}", rest
+    return "cluster", rest
 
 
 def _section(plan: Plan, prefix: str) -> _Section:

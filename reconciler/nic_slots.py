@@ -10,10 +10,13 @@ plan and drift compare. Pure: observed NICs and the state's record in, moves out
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
+from reconciler.address import Address
 from reconciler.diff import Op
-from reconciler.normalize import NIC, nics_by_role, node_address, node_names
+from reconciler.kinds import Managed
+from reconciler.kinds.facts import nics_by_role
+from reconciler.kinds.nic import NAME as NIC
+from reconciler.kinds.nic import NicSlotPayload
 from reconciler.observed import Observed, ObservedNic
 from reconciler.plan import Action, ActionKind, Reason
 from reconciler.spec import FailoverCluster
@@ -23,7 +26,7 @@ from reconciler.spec import FailoverCluster
 class MovedNic:
     vm: str
     role: str
-    address: str  # cluster/node/VM/nic/ROLE
+    address: Address  # cluster/node/VM/nic/ROLE
     recorded: int  # the slot mscsctl recorded
     now: int  # the slot vCenter shows now
     device_key: int
@@ -36,29 +39,30 @@ class MovedNic:
         )
 
 
-def recorded_slot(managed: dict[str, dict[str, Any]], address: str) -> int | None:
-    return ((managed.get(address) or {}).get("applied") or {}).get("pciSlot")
+def recorded_slot(managed: Managed, address: Address) -> int | None:
+    resource = managed.get(address)
+    return resource.pci_slot if resource is not None else None
 
 
 def role_slots(
-    cluster: FailoverCluster, vm: str, nics: list[ObservedNic], managed: dict[str, dict[str, Any]]
-) -> dict[str, ObservedNic]:
+    cluster: FailoverCluster, vm: str, nics: list[ObservedNic], managed: Managed
+) -> dict[Address, ObservedNic]:
     """Address -> NIC for each role whose adapter has a slot, as it is to be recorded."""
     return {
-        node_address(cluster, vm, NIC, role): nic
+        Address.node(cluster.name, vm, NIC, role): nic
         for role, nic in nics_by_role(cluster, vm, nics, managed).items()
         if nic.pci_slot is not None
     }
 
 
-def moved_nics(cluster: FailoverCluster, observed: Observed, managed: dict[str, dict[str, Any]]) -> list[MovedNic]:
+def moved_nics(cluster: FailoverCluster, observed: Observed, managed: Managed) -> list[MovedNic]:
     out = []
-    for vm in node_names(cluster):
+    for vm in cluster.spec.node_names:
         node = observed.vms.get(vm)
         if node is None:
             continue
         for role, nic in nics_by_role(cluster, vm, node.nics, managed).items():
-            address = node_address(cluster, vm, NIC, role)
+            address = Address.node(cluster.name, vm, NIC, role)
             recorded = recorded_slot(managed, address)
             if recorded is not None and nic.pci_slot is not None and nic.pci_slot != recorded:
                 out.append(MovedNic(vm, role, address, recorded, nic.pci_slot, nic.key))
@@ -74,8 +78,8 @@ def record_moved_nics(moved: list[MovedNic]) -> list[Action]:
             kind=ActionKind.RECORD_NIC_SLOT,
             op=Op.UPDATE,
             target=m.vm,
-            before={"pciSlot": m.recorded},
-            after={"pciSlot": m.now, "deviceKey": m.device_key},
+            before=NicSlotPayload(pci_slot=m.recorded),
+            after=NicSlotPayload(pci_slot=m.now, device_key=m.device_key),
             reason=Reason.NIC_MOVED,
         )
         for m in moved

@@ -17,52 +17,26 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, model_validator
 
+from reconciler.address import Address
 from reconciler.diff import Change, Op
 from reconciler.findings import Finding
-from reconciler.normalize import (
-    CONTROLLER,
-    DISK,
-    DRS,
-    GUEST,
-    HA,
-    LUN,
-    NIC,
-    OPTION,
-    POWER,
-    RULE,
-    Context,
-    Unmanaged,
-    node_address,
-    node_names,
-)
+from reconciler.kinds import ActionKind, Context, Payload, Unmanaged, parse_payload
+from reconciler.kinds.controller import NAME as CONTROLLER
+from reconciler.kinds.disk import NAME as DISK
+from reconciler.kinds.guest import address as guest_address
+from reconciler.kinds.host import LUN, OPTION
+from reconciler.kinds.nic import NAME as NIC
+from reconciler.kinds.placement import DRS, HA, RULE
+from reconciler.kinds.power import NAME as POWER
+from reconciler.kinds.power import PowerPayload
 from reconciler.rules.catalogue import get_rule
 from reconciler.spec import FailoverCluster
 
 PLAN_FORMAT_VERSION = 1
 
-
-class ActionKind(StrEnum):
-    SET_HOST_OPTION = "set-host-option"
-    RESERVE_LUN = "reserve-lun"
-    SET_DRS_OVERRIDE = "set-drs-override"
-    SET_HA_OVERRIDE = "set-ha-override"
-    CREATE_RULE = "create-rule"
-    UPDATE_RULE = "update-rule"
-    DELETE_RULE = "delete-rule"
-    POWER_OFF = "power-off"
-    ADD_CONTROLLER = "add-controller"
-    EDIT_CONTROLLER = "edit-controller"
-    DETACH_DISK = "detach-disk"
-    CREATE_DISK = "create-disk"
-    ATTACH_DISK = "attach-disk"
-    REMOVE_NIC = "remove-nic"
-    ADD_NIC = "add-nic"
-    EDIT_NIC = "edit-nic"
-    POWER_ON = "power-on"
-    SET_GUEST_SETTING = "set-guest-setting"
-    RECORD_NIC_SLOT = "record-nic-slot"  # nothing changes in vCenter: the state learns a moved adapter's slot
+__all__ = ["PLAN_FORMAT_VERSION", "Action", "ActionKind", "NodeFingerprint", "Plan", "Reason", "plan_actions"]
 
 
 class Reason(StrEnum):
@@ -97,24 +71,48 @@ REASON_TEXT: dict[Reason, str] = {
 SYMBOL = {Op.CREATE: "+", Op.UPDATE: "~", Op.DELETE: "-"}
 
 
+VCLUSTER_BATCH = "vcluster/"
+
+
 class Action(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    """One planned change. `before`/`after` are the payloads of the action's resource kind."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     id: str  # address#kind: unique in a plan
-    address: str
+    address: Address
     kind: ActionKind
     op: Op
     target: str  # VM, host or vSphere-cluster name the action changes
-    before: dict[str, Any] | None = None
-    after: dict[str, Any] | None = None
+    before: SerializeAsAny[Payload] | None = None
+    after: SerializeAsAny[Payload] | None = None
     reason: Reason
     rule: str | None = None
     depends_on: tuple[str, ...] = ()
     batch: str | None = None  # actions sharing a batch go to vCenter in one call
 
+    @model_validator(mode="before")
+    @classmethod
+    def _typed_payloads(cls, data: Any) -> Any:
+        """A saved plan's `before`/`after` are read as the kind's payload model (unknown fields refused)."""
+        if isinstance(data, dict) and data.get("kind") in ActionKind._value2member_map_:
+            kind = ActionKind(data["kind"])
+            data = dict(data)
+            for side in ("before", "after"):
+                if isinstance(data.get(side), dict):
+                    data[side] = parse_payload(kind, data[side])
+        return data
+
+    @property
+    def vsphere_cluster(self) -> str | None:
+        """The vSphere cluster whose one reconfigure carries this action, for overrides and rules."""
+        if self.batch and self.batch.startswith(VCLUSTER_BATCH):
+            return self.batch.removeprefix(VCLUSTER_BATCH)
+        return None
+
 
 class NodeFingerprint(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     moref: str
     change_version: str
@@ -124,7 +122,7 @@ class NodeFingerprint(BaseModel):
 class Plan(BaseModel):
     """What apply will do, and what was seen when it was planned (to refuse a stale plan)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     format_version: int = PLAN_FORMAT_VERSION
     cluster: str
@@ -164,58 +162,24 @@ def plan_actions(
     `shared_bus_sharing` is the sharing mode vCenter shows today on each node's shared
     controller (absent: no controller yet), to know whether a disk change can be hot-plugged.
     """
-    shared_bus_sharing = shared_bus_sharing or {}
-    tools_running = tools_running or {}
     by_addr = {c.address: c for c in changes}
-    actions: list[Action] = []
     host_actions = _host_actions(changes)
-    actions += host_actions
     cluster_actions = _cluster_actions(ctx, changes)
-    actions += cluster_actions
+    actions: list[Action] = host_actions + cluster_actions
+    base_deps = tuple(a.id for a in actions)
     previous_node_done: str | None = None
     # file -> id of the action that creates it ("" when a node has the file attached already:
     # the others attach it, nobody creates it again).
     creators: dict[str, str] = dict.fromkeys(existing_files or (), "")
-    desired_sharing = str(cluster.spec.shared_disks.controller.sharing)
+    rolling = _Rolling(cluster, by_addr, powered_on, tools_running or {}, shared_bus_sharing or {})
     for vm in ctx.vm_nodes:
-        node_actions = _node_device_actions(cluster, vm, changes, creators)
-        cold = any(a.kind in _COLD_KINDS for a in node_actions) or (
-            any(a.kind in _SHARED_DISK_KINDS for a in node_actions)
-            and (desired_sharing != "none" or shared_bus_sharing.get(vm, "none") != "none")
-        )
-        power_change = by_addr.get(node_address(cluster, vm, POWER))
-        is_on = powered_on.get(vm, False)
-        seq: list[Action] = []
-        base_deps = tuple(a.id for a in host_actions + cluster_actions)
-        if previous_node_done:
-            base_deps += (previous_node_done,)
-        if cold and is_on:
-            seq.append(_power_action(cluster, vm, ActionKind.POWER_OFF, "poweredOn", "poweredOff", Reason.COLD_CHANGE))
-        seq += node_actions
-        if (cold and is_on) or (power_change is not None and not is_on):
-            reason = Reason.RESTORE_POWER if (cold and is_on) else Reason.DESIRED_POWER
-            before = "poweredOff" if (cold and is_on) else (power_change.before or {}).get("state", "poweredOff")
-            on = _power_action(cluster, vm, ActionKind.POWER_ON, before, "poweredOn", reason)
-            # Back means Tools running again, where Tools ran before: only then is the next node touched.
-            seq.append(
-                on.model_copy(update={"after": {"state": "poweredOn", "waitForTools": tools_running.get(vm, False)}})
-            )
-        # Chain the node's actions: each depends on the one before it.
-        chained: list[Action] = []
-        prev: tuple[str, ...] = base_deps
-        for action in seq:
-            deps = tuple(dict.fromkeys(prev + action.depends_on))
-            action = action.model_copy(update={"depends_on": deps})
-            chained.append(action)
-            prev = (action.id,)
-        guest = _guest_action(cluster, vm, by_addr, prev)
-        if guest is not None:
-            chained.append(guest)
+        deps = base_deps + ((previous_node_done,) if previous_node_done else ())
+        chained = rolling.node(vm, _node_device_actions(cluster, vm, changes, creators), deps)
         actions += chained
         if chained:
             previous_node_done = chained[-1].id
     # Physical nodes: only their guest side, after every VM node.
-    for node in node_names(cluster):
+    for node in cluster.spec.node_names:
         if node in ctx.vm_nodes:
             continue
         deps = (previous_node_done,) if previous_node_done else tuple(a.id for a in actions)[-1:]
@@ -226,11 +190,62 @@ def plan_actions(
     return actions
 
 
+class _Rolling:
+    """One node's actions in the rolling order: power off if cold, devices, power on, guest."""
+
+    def __init__(
+        self,
+        cluster: FailoverCluster,
+        by_addr: dict[Address, Change],
+        powered_on: dict[str, bool],
+        tools_running: dict[str, bool],
+        shared_bus_sharing: dict[str, str],
+    ) -> None:
+        self.cluster, self.by_addr = cluster, by_addr
+        self.powered_on, self.tools_running, self.sharing = powered_on, tools_running, shared_bus_sharing
+        self.desired_sharing = str(cluster.spec.shared_disks.controller.sharing)
+
+    def _cold(self, vm: str, node_actions: list[Action]) -> bool:
+        return any(a.kind in _COLD_KINDS for a in node_actions) or (
+            any(a.kind in _SHARED_DISK_KINDS for a in node_actions)
+            and (self.desired_sharing != "none" or self.sharing.get(vm, "none") != "none")
+        )
+
+    def node(self, vm: str, node_actions: list[Action], base_deps: tuple[str, ...]) -> list[Action]:
+        cold = self._cold(vm, node_actions)
+        power_change = self.by_addr.get(Address.node(self.cluster.name, vm, POWER))
+        is_on = self.powered_on.get(vm, False)
+        seq: list[Action] = []
+        if cold and is_on:
+            seq.append(
+                _power_action(self.cluster, vm, ActionKind.POWER_OFF, "poweredOn", "poweredOff", Reason.COLD_CHANGE)
+            )
+        seq += node_actions
+        if (cold and is_on) or (power_change is not None and not is_on):
+            reason = Reason.RESTORE_POWER if (cold and is_on) else Reason.DESIRED_POWER
+            was = power_change.before if power_change is not None else None
+            before = "poweredOff" if (cold and is_on) or not isinstance(was, PowerPayload) else was.state
+            # Back means Tools running again, where Tools ran before: only then is the next node touched.
+            wait = self.tools_running.get(vm, False)
+            seq.append(_power_action(self.cluster, vm, ActionKind.POWER_ON, before, "poweredOn", reason, wait=wait))
+        # Chain the node's actions: each depends on the one before it.
+        chained: list[Action] = []
+        prev: tuple[str, ...] = base_deps
+        for action in seq:
+            action = action.model_copy(update={"depends_on": tuple(dict.fromkeys(prev + action.depends_on))})
+            chained.append(action)
+            prev = (action.id,)
+        guest = _guest_action(self.cluster, vm, self.by_addr, prev)
+        if guest is not None:
+            chained.append(guest)
+        return chained
+
+
 def _guest_action(
-    cluster: FailoverCluster, node: str, by_addr: dict[str, Change], deps: tuple[str, ...]
+    cluster: FailoverCluster, node: str, by_addr: dict[Address, Change], deps: tuple[str, ...]
 ) -> Action | None:
     """Guest settings come last for a node: after it is powered on again, Tools running."""
-    change = by_addr.get(node_address(cluster, node, GUEST, "diskTimeout"))
+    change = by_addr.get(guest_address(cluster, node))
     if change is None or change.op is Op.DELETE:
         return None
     action = _from_change(
@@ -240,36 +255,47 @@ def _guest_action(
 
 
 def _power_action(
-    cluster: FailoverCluster, vm: str, kind: ActionKind, before: str, after: str, reason: Reason
+    cluster: FailoverCluster,
+    vm: str,
+    kind: ActionKind,
+    before: str,
+    after: str,
+    reason: Reason,
+    *,
+    wait: bool | None = None,
 ) -> Action:
-    address = node_address(cluster, vm, POWER)
+    address = Address.node(cluster.name, vm, POWER)
     return Action(
         id=f"{address}#{kind}",
         address=address,
         kind=kind,
         op=Op.UPDATE,
         target=vm,
-        before={"state": before},
-        after={"state": after},
+        before=PowerPayload(state=before),
+        after=PowerPayload(state=after, wait_for_tools=wait),
         reason=reason,
     )
+
+
+_HOST_ACTIONS = {OPTION: (ActionKind.SET_HOST_OPTION, "MSCS-HOST-001"), LUN: (ActionKind.RESERVE_LUN, "MSCS-HOST-004")}
 
 
 def _host_actions(changes: list[Change]) -> list[Action]:
     out = []
     for change in changes:
-        parts = change.address.split("/")
-        if parts[1] != "host" or change.op is Op.DELETE:
+        address = change.address
+        if not address.on_host or change.op is Op.DELETE or address.kind not in _HOST_ACTIONS:
             continue
-        host = parts[2]
-        if parts[3] == OPTION:
-            kind, rule = ActionKind.SET_HOST_OPTION, "MSCS-HOST-001"
-        elif parts[3] == LUN:
-            kind, rule = ActionKind.RESERVE_LUN, "MSCS-HOST-004"
-        else:  # pragma: no cover
-            continue
-        out.append(_from_change(change, kind, host, rule=rule))
+        kind, rule = _HOST_ACTIONS[address.kind]
+        out.append(_from_change(change, kind, address.owner, rule=rule))
     return out
+
+
+_RULE_ACTIONS = {
+    Op.CREATE: ActionKind.CREATE_RULE,
+    Op.UPDATE: ActionKind.UPDATE_RULE,
+    Op.DELETE: ActionKind.DELETE_RULE,
+}
 
 
 def _cluster_actions(ctx: Context, changes: list[Change]) -> list[Action]:
@@ -277,25 +303,16 @@ def _cluster_actions(ctx: Context, changes: list[Change]) -> list[Action]:
     out = []
     vsphere_cluster = next((ctx.vsphere_clusters[vm] for vm in ctx.vm_nodes if vm in ctx.vsphere_clusters), None)
     for change in changes:
-        parts = change.address.split("/")
-        if parts[1] == RULE:
-            kind = {
-                Op.CREATE: ActionKind.CREATE_RULE,
-                Op.UPDATE: ActionKind.UPDATE_RULE,
-                Op.DELETE: ActionKind.DELETE_RULE,
-            }[change.op]
-            out.append(_from_change(change, kind, parts[2], rule="MSCS-PLACE-003", batch=f"vcluster/{vsphere_cluster}"))
-        elif parts[1] == "node" and parts[3] in (DRS, HA) and change.op is not Op.DELETE:
-            kind = ActionKind.SET_DRS_OVERRIDE if parts[3] == DRS else ActionKind.SET_HA_OVERRIDE
-            out.append(
-                _from_change(
-                    change,
-                    kind,
-                    parts[2],
-                    rule=_override_rule(parts[3], ctx.version),
-                    batch=f"vcluster/{ctx.vsphere_clusters.get(parts[2])}",
-                )
-            )
+        address = change.address
+        if address.kind == RULE and not address.on_node and not address.on_host:
+            kind = _RULE_ACTIONS[change.op]
+            batch = f"{VCLUSTER_BATCH}{vsphere_cluster or ''}"
+            out.append(_from_change(change, kind, address.name, rule="MSCS-PLACE-003", batch=batch))
+        elif address.on_node and address.kind in (DRS, HA) and change.op is not Op.DELETE:
+            kind = ActionKind.SET_DRS_OVERRIDE if address.kind == DRS else ActionKind.SET_HA_OVERRIDE
+            batch = f"{VCLUSTER_BATCH}{ctx.vsphere_clusters.get(address.owner, '')}"
+            rule = _override_rule(address.kind, ctx.version)
+            out.append(_from_change(change, kind, address.owner, rule=rule, batch=batch))
     return out
 
 
@@ -313,65 +330,63 @@ def _node_device_actions(
     cluster: FailoverCluster, vm: str, changes: list[Change], creators: dict[str, str]
 ) -> list[Action]:
     """Controller and disks in one batch, then NICs in another: all disks before any NIC."""
-    prefix = node_address(cluster, vm) + "/"
     disks_batch = f"{vm}/devices"
     nics_batch = f"{vm}/nics"
-    mine = [c for c in changes if c.address.startswith(prefix)]
+    mine = [c for c in changes if c.address.on_node and c.address.owner == vm]
     controller, detach, attach, nic_remove, nic_add = [], [], [], [], []
     for change in mine:
-        kind_of = change.address[len(prefix) :].split("/")[0]
-        if kind_of == CONTROLLER:
+        kind_of = change.address.kind
+        if kind_of == CONTROLLER and change.op is not Op.DELETE:  # never removed: its disks may hold data
             kind = ActionKind.ADD_CONTROLLER if change.op is Op.CREATE else ActionKind.EDIT_CONTROLLER
-            if change.op is Op.DELETE:
-                continue  # a controller is never removed: its disks may hold data
             controller.append(_from_change(change, kind, vm, batch=disks_batch, rule="MSCS-DISK-002"))
         elif kind_of == DISK:
             if change.op in (Op.DELETE, Op.UPDATE):
-                reason = Reason.NOT_IN_FILE if change.op is Op.DELETE else Reason.REPLACE
-                detach.append(
-                    Action(
-                        id=f"{change.address}#{ActionKind.DETACH_DISK}",
-                        address=change.address,
-                        kind=ActionKind.DETACH_DISK,
-                        op=Op.DELETE if change.op is Op.DELETE else Op.UPDATE,
-                        target=vm,
-                        before=change.before,
-                        after=change.after if change.op is Op.UPDATE else None,
-                        reason=reason,
-                        batch=disks_batch,
-                    )
-                )
+                detach.append(_disk_detach(change, vm, disks_batch))
             if change.op in (Op.CREATE, Op.UPDATE):
                 attach.append(_disk_attach(change, vm, creators, disks_batch))
         elif kind_of == NIC:
-            if change.op is Op.DELETE:
-                nic_remove.append(_from_change(change, ActionKind.REMOVE_NIC, vm, batch=nics_batch))
-            elif change.op is Op.CREATE:
-                nic_add.append(_from_change(change, ActionKind.ADD_NIC, vm, batch=nics_batch, rule="MSCS-NET-001"))
-            elif "adapter" in change.fields:
-                # Another adapter type is another device: remove the old NIC, add the new one.
-                nic_remove.append(
-                    _from_change(change, ActionKind.REMOVE_NIC, vm, batch=nics_batch, reason=Reason.REPLACE)
-                )
-                nic_add.append(
-                    _from_change(
-                        change, ActionKind.ADD_NIC, vm, batch=nics_batch, reason=Reason.REPLACE, rule="MSCS-NET-004"
-                    )
-                )
-            else:
-                nic_add.append(_from_change(change, ActionKind.EDIT_NIC, vm, batch=nics_batch))
-    attach.sort(key=lambda a: ((a.after or {}).get("bus", 0), (a.after or {}).get("unit", 0)))
+            removed, added = _nic_actions(change, vm, nics_batch)
+            nic_remove += removed
+            nic_add += added
+    attach.sort(key=lambda a: (a.after.bus, a.after.unit or 0))  # type: ignore[union-attr]
     return controller + detach + attach + nic_remove + sorted(nic_add, key=_nic_order)
 
 
+def _nic_actions(change: Change, vm: str, batch: str) -> tuple[list[Action], list[Action]]:
+    if change.op is Op.DELETE:
+        return [_from_change(change, ActionKind.REMOVE_NIC, vm, batch=batch)], []
+    if change.op is Op.CREATE:
+        return [], [_from_change(change, ActionKind.ADD_NIC, vm, batch=batch, rule="MSCS-NET-001")]
+    if "adapter" in change.fields:
+        # Another adapter type is another device: remove the old NIC, add the new one.
+        return (
+            [_from_change(change, ActionKind.REMOVE_NIC, vm, batch=batch, reason=Reason.REPLACE)],
+            [_from_change(change, ActionKind.ADD_NIC, vm, batch=batch, reason=Reason.REPLACE, rule="MSCS-NET-004")],
+        )
+    return [], [_from_change(change, ActionKind.EDIT_NIC, vm, batch=batch)]
+
+
 def _nic_order(action: Action) -> tuple[int, str]:
-    role = action.address.rsplit("/", 1)[-1]
-    return ({"production": 0, "heartbeat": 1}.get(role, 2), action.address)
+    return ({"production": 0, "heartbeat": 1}.get(action.address.name, 2), str(action.address))
+
+
+def _disk_detach(change: Change, vm: str, batch: str) -> Action:
+    replace = change.op is Op.UPDATE
+    return Action(
+        id=f"{change.address}#{ActionKind.DETACH_DISK}",
+        address=change.address,
+        kind=ActionKind.DETACH_DISK,
+        op=Op.UPDATE if replace else Op.DELETE,
+        target=vm,
+        before=change.before,
+        after=change.after if replace else None,
+        reason=Reason.REPLACE if replace else Reason.NOT_IN_FILE,
+        batch=batch,
+    )
 
 
 def _disk_attach(change: Change, vm: str, creators: dict[str, str], batch: str) -> Action:
-    after = change.after or {}
-    file = after.get("file", "")
+    file = change.after.file  # type: ignore[union-attr]
     creator = creators.get(file)
     if creator is None:
         kind = ActionKind.CREATE_DISK
@@ -387,7 +402,7 @@ def _disk_attach(change: Change, vm: str, creators: dict[str, str], batch: str) 
         op=Op.CREATE if change.op is Op.CREATE else Op.UPDATE,
         target=vm,
         before=change.before,
-        after=after,
+        after=change.after,
         reason=Reason.MISSING if change.op is Op.CREATE else Reason.REPLACE,
         rule="MSCS-DISK-009",
         depends_on=deps,

@@ -12,32 +12,21 @@ from typing import Any
 from reconciler import normalize
 from reconciler.diff import diff_trees
 from reconciler.errors import RuleViolation
-from reconciler.findings import Finding, Severity, has_errors
+from reconciler.findings import Severity, has_errors
+from reconciler.kinds import Managed
 from reconciler.nic_slots import moved_nics, record_moved_nics
 from reconciler.observed import Observed
 from reconciler.plan import NodeFingerprint, Plan, plan_actions, unmanaged_lines
 from reconciler.rules import run_rules
-from reconciler.spec import FailoverCluster, parse_version
-
-
-def resolve_version(cluster: FailoverCluster, observed: Observed) -> tuple[int, int] | None:
-    """The pinned `vsphereVersion`, else the lowest version among the nodes' hosts."""
-    pinned = cluster.spec.vsphere_version
-    if pinned != "auto":
-        return parse_version(pinned)
-    versions = [
-        h.version_tuple
-        for vm in cluster.spec.vm_names
-        if (h := observed.host_of(vm)) is not None and h.version_tuple is not None
-    ]
-    return min(versions) if versions else None
+from reconciler.rules.catalogue import target_version
+from reconciler.spec import FailoverCluster
 
 
 def build_plan(
     cluster: FailoverCluster,
     observed: Observed,
     *,
-    managed: dict[str, dict[str, Any]] | None = None,
+    managed: Managed | None = None,
     desired_file: str = "",
     desired_hash: str = "",
     created_at: str = "",
@@ -45,10 +34,10 @@ def build_plan(
 ) -> Plan:
     """`cluster` must already carry its defaults (`spec.with_defaults`).
 
-    `managed` is the state's resources as dicts (address -> resource), `locate` turns a
+    `managed` is the state's resources by address (`State.managed()`), `locate` turns a
     finding's field path into file:line:column (the loader's source map), when there is one.
     """
-    version = resolve_version(cluster, observed)
+    version = target_version(cluster, observed)
     findings = run_rules(cluster, version=version, observed=observed)
     if locate is not None:
         findings = [locate(f) for f in findings]
@@ -97,7 +86,7 @@ def guest_notes(cluster: FailoverCluster, observed: Observed) -> list[str]:
     if observed.guests is None:
         return []
     notes = []
-    for node in normalize.node_names(cluster):
+    for node in cluster.spec.node_names:
         guest = observed.guests.get(node)
         if guest is None or guest.available:
             continue
@@ -129,7 +118,3 @@ def stale_reasons(plan: Plan, observed: Observed) -> list[str]:
             if now_value != value:
                 reasons.append(f"host {host} option {key} is {now_value} now ({value} when planned)")
     return reasons
-
-
-def warnings_of(findings: list[Finding]) -> list[Finding]:
-    return [f for f in findings if f.severity is Severity.WARNING]

@@ -7,23 +7,15 @@ from typing import Any
 
 from reconciler.diff import Op
 from reconciler.plan import PLAN_FORMAT_VERSION, REASON_TEXT, SYMBOL, Action, ActionKind, Plan
+from reconciler.values import show_value as _value
 
 STYLE = {Op.CREATE: "green", Op.UPDATE: "yellow", Op.DELETE: "red"}
 
 
-def _value(value: Any) -> str:
-    if isinstance(value, list):
-        return "[" + ", ".join(map(_value, value)) + "]"
-    if value is None:
-        return "absent"
-    if isinstance(value, bool):
-        return json.dumps(value)
-    return str(value)
-
-
 def summary(action: Action) -> str:
     """One line saying what changes: `sharing: none -> physical`, or the new object's fields."""
-    before, after = action.before or {}, action.after or {}
+    before = action.before.fields() if action.before else {}
+    after = action.after.fields() if action.after else {}
     if action.kind in (ActionKind.POWER_OFF, ActionKind.POWER_ON):
         return f"{before.get('state', '?')} -> {after.get('state', '?')}"
     if action.kind in (ActionKind.DETACH_DISK, ActionKind.REMOVE_NIC) and action.op is not Op.UPDATE:
@@ -42,7 +34,7 @@ def counts(plan: Plan) -> dict[str, int]:
     return out
 
 
-def render_text(plan: Plan, *, color: bool = True) -> str:
+def render_text(plan: Plan) -> str:
     """Markup for a rich console (colours are dropped when the console has none)."""
     lines: list[str] = []
     if not plan.actions:
@@ -54,7 +46,7 @@ def render_text(plan: Plan, *, color: bool = True) -> str:
         for n, action in enumerate(plan.actions, 1):
             style = STYLE[action.op]
             symbol = SYMBOL[action.op]
-            lines.append(f"  [{style}]{symbol}[/] {n:>2}. [bold]{_esc(action.address)}[/]  {action.kind}")
+            lines.append(f"  [{style}]{symbol}[/] {n:>2}. [bold]{_esc(str(action.address))}[/]  {action.kind}")
             lines.append(f"        {_esc(summary(action))}")
             why = REASON_TEXT[action.reason]
             rule = f" [{_esc(action.rule)}]" if action.rule else ""

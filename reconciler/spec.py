@@ -116,6 +116,10 @@ class VmNode(_Model):
         description="Per-node guest credential variables; default MSCSCTL_GUEST_USER / MSCSCTL_GUEST_PASSWORD.",
     )
 
+    @property
+    def name(self) -> str:
+        return self.vm
+
 
 class WinRM(_Model):
     address: str = Field(min_length=1, description="Host name or address of the physical node.")
@@ -129,6 +133,10 @@ class PhysicalNode(_Model):
     credentials_env: CredentialsEnv | None = Field(
         default=None, description="Guest credential variables for WinRM; default as for VM nodes."
     )
+
+    @property
+    def name(self) -> str:
+        return self.physical
 
 
 def _node_kind(value: Any) -> str | None:
@@ -294,6 +302,11 @@ class ClusterSpec(_Model):
     @property
     def vm_names(self) -> list[str]:
         return [n.vm for n in self.nodes if isinstance(n, VmNode)]
+
+    @property
+    def node_names(self) -> list[str]:
+        """Every node, VM or physical, in file order."""
+        return [n.name for n in self.nodes]
 
 
 class FailoverCluster(_Model):

@@ -14,10 +14,11 @@ import hashlib
 import json
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, ValidationError, field_validator
 
+from reconciler.address import Address, AddressError
 from reconciler.errors import MscsError
 
 STATE_FORMAT_VERSION = 1
@@ -82,6 +83,18 @@ class ManagedResource(_StateModel):
     applied: dict[str, JsonValue] = Field(default_factory=dict, description="The values mscsctl last applied, as JSON.")
     applied_at: UtcTimestamp = Field(description="When they were applied (UTC).")
 
+    # The state records a network adapter's PCI slot beside its payload (`applied.pciSlot`).
+    PCI_SLOT: ClassVar[str] = "pciSlot"
+
+    @property
+    def pci_slot(self) -> int | None:
+        slot = self.applied.get(self.PCI_SLOT)
+        return slot if isinstance(slot, int) else None
+
+    def applied_value(self, name: str) -> JsonValue:
+        """One applied field by its JSON name (drift shows what was last applied)."""
+        return self.applied.get(name)
+
 
 class State(_StateModel):
     """Everything mscsctl recorded about one cluster after its last successful apply."""
@@ -97,7 +110,13 @@ class State(_StateModel):
     @field_validator("resources")
     @classmethod
     def _sorted_by_address(cls, resources: dict[str, ManagedResource]) -> dict[str, ManagedResource]:
-        """Kept in address order so the stored file and every listing are deterministic."""
+        """Kept in address order so the stored file and every listing are deterministic; each key
+        must read as an address."""
+        for key in resources:
+            try:
+                Address.parse(key)
+            except AddressError as exc:
+                raise ValueError(str(exc)) from None
         return dict(sorted(resources.items()))
 
     @classmethod
@@ -111,17 +130,21 @@ class State(_StateModel):
             updated_at=now or utc_now(),
         )
 
-    def get(self, address: str) -> ManagedResource | None:
-        return self.resources.get(address)
+    def get(self, address: Address | str) -> ManagedResource | None:
+        return self.resources.get(str(address))
 
-    def with_resource(self, address: str, resource: ManagedResource) -> State:
+    def managed(self) -> dict[Address, ManagedResource]:
+        """The resources by typed address, as the planner and drift read them."""
+        return {Address.parse(a): r for a, r in self.resources.items()}
+
+    def with_resource(self, address: Address | str, resource: ManagedResource) -> State:
         """A copy with `address` set to `resource` (added or replaced)."""
-        return self._replace(resources={**self.resources, address: resource})
+        return self._replace(resources={**self.resources, str(address): resource})
 
-    def without_resource(self, address: str) -> State:
+    def without_resource(self, address: Address | str) -> State:
         """A copy without `address`. Removing an address that is not there is not an error,
         because an apply that deleted the object may be run again."""
-        return self._replace(resources={a: r for a, r in self.resources.items() if a != address})
+        return self._replace(resources={a: r for a, r in self.resources.items() if a != str(address)})
 
     def with_desired_hash(self, desired_hash: str) -> State:
         return self._replace(desired_hash=desired_hash)

@@ -11,6 +11,7 @@ from reconciler.cli import app, output
 from reconciler.cli.plan_cmd import CA_FILE, INSECURE, SERVER, SKIP_GUEST, STATE, STATE_DIR, USER, StateOptions
 from reconciler.cli.workflow import connect, load_targets, observe_all, read_state, with_guests, write_private
 from reconciler.drift import DriftReport, DriftSeverity, detect_drift
+from reconciler.values import show_value
 from state.model import utc_now
 
 
@@ -24,19 +25,17 @@ def render_drift(reports: list[DriftReport]) -> str:
         for f in report.findings:
             style = "red" if f.severity is DriftSeverity.CRITICAL else "yellow"
             field = f".{f.field}" if f.field else ""
-            lines.append(f"  [{style}]{f.severity}[/] {_esc(f.address)}{_esc(field)}")
-            lines.append(f"      vCenter shows {_esc(_v(f.observed))}; the file wants {_esc(_v(f.desired))}")
+            lines.append(f"  [{style}]{f.severity}[/] {_esc(str(f.address))}{_esc(field)}")
+            seen, wanted = _esc(show_value(f.observed)), _esc(show_value(f.desired))
+            lines.append(f"      vCenter shows {seen}; the file wants {wanted}")
             if f.last_applied_at:
                 outside = "changed outside mscsctl since" if f.changed_outside else "not applied yet"
-                lines.append(f"      last applied {_esc(_v(f.last_applied))} at {f.last_applied_at} ({outside})")
+                last = _esc(show_value(f.last_applied))
+                lines.append(f"      last applied {last} at {f.last_applied_at} ({outside})")
             lines.append(f"      fix: {_esc(f.fix)}")
         for note in report.notes:
             lines.append(f"  [yellow]note:[/] {_esc(note)}")
     return "\n".join(lines)
-
-
-def _v(value: object) -> str:
-    return "absent" if value is None else str(value)
 
 
 def _esc(text: str) -> str:

@@ -32,7 +32,7 @@ from reconciler.errors import MscsError, RuleViolation, StaleStateError
 from reconciler.observed import Observed
 from reconciler.plan import PLAN_FORMAT_VERSION, Action, ActionKind, Plan
 from reconciler.planner import build_plan, stale_reasons
-from reconciler.record import managed_view, record_nic_slots, record_outcome
+from reconciler.record import record_nic_slots, record_outcome
 from reconciler.render import plan_from_json, plan_json, render_text
 from state import locked
 from state.model import State, utc_now
@@ -88,7 +88,7 @@ def make_plans(
                 build_plan(
                     desired.cluster,
                     observed[desired.name],
-                    managed=managed_view(state),
+                    managed=state.managed() if state is not None else None,
                     desired_file=str(desired.path),
                     desired_hash=desired.hash,
                     created_at=utc_now(),

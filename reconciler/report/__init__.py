@@ -6,18 +6,6 @@ environment), so a pipeline can diff two runs and a test can compare with a gold
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from reconciler.values import show_value
 
-from reconciler.findings import one_line
-
-
-def show_value(value: Any) -> str:
-    """A value as one line: `k=v, k=v` for an object, `[a, b]` for a list, JSON's true/false/null."""
-    if isinstance(value, dict):
-        return ", ".join(f"{k}={show_value(v)}" for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(map(show_value, value)) + "]"
-    if isinstance(value, bool) or value is None:
-        return json.dumps(value)
-    return one_line(str(value))
+__all__ = ["show_value"]

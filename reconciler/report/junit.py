@@ -21,23 +21,19 @@ def _xml_text(text: str) -> str:
     return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
-def _value(value: object) -> str:
-    return "absent" if value is None else show_value(value)
-
-
 def case_name(finding: DriftFinding) -> str:
-    return f"{finding.address}.{finding.field}" if finding.field else finding.address
+    return f"{finding.address}.{finding.field}" if finding.field else str(finding.address)
 
 
 def _message(finding: DriftFinding) -> str:
-    return f"{case_name(finding)}: {_value(finding.observed)} (desired {_value(finding.desired)})"
+    return f"{case_name(finding)}: {show_value(finding.observed)} (desired {show_value(finding.desired)})"
 
 
 def _details(finding: DriftFinding) -> str:
     if finding.last_applied_at is None and finding.last_applied is None:
         applied = "never"
     else:
-        applied = _value(finding.last_applied)
+        applied = show_value(finding.last_applied)
         if finding.last_applied_at:
             applied += f" (at {finding.last_applied_at})"
     lines = [
@@ -45,8 +41,8 @@ def _details(finding: DriftFinding) -> str:
         f"address: {finding.address}",
         f"object: {finding.object}",
         f"field: {finding.field or '(the whole object)'}",
-        f"observed: {_value(finding.observed)}",
-        f"desired: {_value(finding.desired)}",
+        f"observed: {show_value(finding.observed)}",
+        f"desired: {show_value(finding.desired)}",
         f"last applied: {applied}",
         f"changed outside mscsctl: {'yes' if finding.changed_outside else 'no'}",
         f"fix: {finding.fix}",

@@ -97,7 +97,7 @@ def _plan_section(plan: Plan) -> list[str]:
             [
                 str(n),
                 _code(SYMBOL[action.op], cell=True),
-                _code(action.address, cell=True),
+                _code(str(action.address), cell=True),
                 _text(str(action.kind)),
                 _code(summary(action), cell=True),
                 _text(REASON_TEXT[action.reason]),
@@ -216,7 +216,7 @@ def _finding_row(finding: DriftFinding) -> list[str]:
             applied += f" ({_text(finding.last_applied_at)})"
     return [
         severity,
-        _code(finding.address, cell=True),
+        _code(str(finding.address), cell=True),
         _code(finding.field, cell=True),
         _value_cell(finding.observed),
         _value_cell(finding.desired),

@@ -138,45 +138,44 @@ def as_applied(cluster: FailoverCluster, world: Observed, plan: Plan) -> Observe
     vc = world.clusters["Cluster-A"]
     drs, ha, rules = dict(vc.drs_overrides), dict(vc.ha_overrides), dict(vc.rules)
     for a in plan.actions:
-        after = a.after or {}
+        after = a.after
         if a.kind in (ActionKind.ADD_CONTROLLER,):
             vm = vms[a.target]
-            bus = int(a.address.rsplit("/", 1)[-1])
+            bus = int(a.address.name)
             ctrls = {
                 **vm.controllers,
-                bus: ObservedController(key=1001, bus=bus, type=after["type"], sharing=after["sharing"]),
+                bus: ObservedController(key=1001, bus=bus, type=after.type, sharing=after.sharing),
             }
             vms[a.target] = vm.model_copy(update={"controllers": ctrls})
         elif a.kind in (ActionKind.CREATE_DISK, ActionKind.ATTACH_DISK):
             vm = vms[a.target]
             disk = ObservedDisk(
-                key=2001 + after["unit"],
-                bus=after["bus"],
-                unit=after["unit"],
-                kind=after["kind"],
-                file=after["file"],
-                lun=after.get("lun"),
-                compatibility=after.get("compatibility"),
+                key=2001 + after.unit,
+                bus=after.bus,
+                unit=after.unit,
+                kind=after.kind,
+                file=after.file,
+                lun=getattr(after, "lun", None),
+                compatibility=getattr(after, "compatibility", None),
             )
-            vms[a.target] = vm.model_copy(update={"disks": {**vm.disks, f"{after['bus']}:{after['unit']}": disk}})
+            vms[a.target] = vm.model_copy(update={"disks": {**vm.disks, f"{after.bus}:{after.unit}": disk}})
         elif a.kind is ActionKind.ADD_NIC:
             vm = vms[a.target]
-            nic = ObservedNic(key=4001 + len(vm.nics), adapter=after["adapter"], network=after["portgroup"])
+            nic = ObservedNic(key=4001 + len(vm.nics), adapter=after.adapter, network=after.portgroup)
             vms[a.target] = vm.model_copy(update={"nics": [*vm.nics, nic]})
         elif a.kind is ActionKind.SET_HOST_OPTION:
             h = hosts[a.target]
-            key = a.address.rsplit("/", 1)[-1]
-            hosts[a.target] = h.model_copy(update={"options": {**h.options, key: after["value"]}})
+            hosts[a.target] = h.model_copy(update={"options": {**h.options, a.address.name: after.value}})
         elif a.kind is ActionKind.RESERVE_LUN:
             h = hosts[a.target]
-            name = a.address.rsplit("/", 1)[-1]
+            name = a.address.name
             luns = {**h.luns, name: h.luns[name].model_copy(update={"perennially_reserved": True})}
             hosts[a.target] = h.model_copy(update={"luns": luns})
         elif a.kind is ActionKind.SET_DRS_OVERRIDE:
-            drs[a.target] = after["behavior"]
+            drs[a.target] = after.behavior
         elif a.kind is ActionKind.SET_HA_OVERRIDE:
-            ha[a.target] = after["restart"]
+            ha[a.target] = after.restart
         elif a.kind is ActionKind.CREATE_RULE:
-            rules[a.target] = ObservedVmRule(name=a.target, key=1, kind=after["kind"], vms=after["vms"])
+            rules[a.target] = ObservedVmRule(name=a.target, key=1, kind=after.kind, vms=after.vms)
     clusters = {"Cluster-A": vc.model_copy(update={"drs_overrides": drs, "ha_overrides": ha, "rules": rules})}
     return world.model_copy(update={"vms": vms, "hosts": hosts, "clusters": clusters})

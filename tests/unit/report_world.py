@@ -12,14 +12,14 @@ Drift: `sql-prod-01` applied, then changed in vCenter by hand; `sql-prod-03` unt
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 from reconciler.drift import DriftReport, detect_drift
 from reconciler.observed import Observed, ObservedNic
+from reconciler.outcome import Outcome, OutcomeRecord, OutcomeStatus
 from reconciler.plan import ActionKind, Plan
 from reconciler.planner import build_plan
-from reconciler.record import managed_view, record_outcome
+from reconciler.record import record_outcome
 from reconciler.spec import FailoverCluster, with_defaults
 from state.model import State
 from tests.unit.plan_world import CAB_YAML, as_applied, cab_world
@@ -35,24 +35,24 @@ def named_cluster(name: str, **spec_changes: object) -> FailoverCluster:
     return with_defaults(FailoverCluster.model_validate(doc))
 
 
-def _record(action: Any) -> dict[str, Any]:
+def _record(action: Any) -> OutcomeRecord:
     """What the vCenter executor reports for an action, as the hand-built world numbers devices."""
-    after = action.after or {}
+    after = action.after
     rec: dict[str, Any] = {"vm_moref": f"vm-{action.target}"}
     if action.kind is ActionKind.ADD_CONTROLLER:
         rec["device_key"] = 1001
     elif action.kind in (ActionKind.CREATE_DISK, ActionKind.ATTACH_DISK):
-        rec |= {"device_key": 2001 + after["unit"], "file": after["file"]}
+        rec |= {"device_key": 2001 + after.unit, "file": after.file}
     elif action.kind is ActionKind.ADD_NIC:
         rec["device_key"] = 4001
-    return rec
+    return OutcomeRecord(**rec)
 
 
 def applied_state(plan: Plan, now: str = APPLIED_AT) -> State:
     """The state apply leaves after running every action of `plan` at `now`."""
     state = State.new(plan.cluster, HASH, now=now)
     for action in plan.actions:
-        outcome = SimpleNamespace(action=action, status="done", record=_record(action))
+        outcome = Outcome(action, OutcomeStatus.DONE, _record(action))
         state = record_outcome(state, outcome, now)
     return state
 
@@ -89,7 +89,7 @@ def sample_plans() -> list[Plan]:
     edited = build_plan(
         changed,
         world,
-        managed=managed_view(state),
+        managed=state.managed(),
         desired_file="clusters/sql-prod-02.yaml",
         desired_hash=HASH,
         created_at=PLANNED_AT,
@@ -102,7 +102,7 @@ def sample_plans() -> list[Plan]:
     done = build_plan(
         third,
         world,
-        managed=managed_view(state),
+        managed=state.managed(),
         desired_file="clusters/sql-prod-03.yaml",
         desired_hash=HASH,
         created_at=PLANNED_AT,

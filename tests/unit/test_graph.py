@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from reconciler.address import Address
 from reconciler.diff import Op
 from reconciler.graph import fleet_graph, plan_graph
 from reconciler.plan import Action, ActionKind, Plan, Reason
@@ -58,7 +59,7 @@ def test_a_fleet_gets_a_box_per_cluster_with_ids_that_do_not_collide():
 def test_quotes_and_markup_in_names_cannot_break_out_of_a_label():
     action = Action(
         id='c/node/N"1/nic/production#add-nic',
-        address='c/node/N"1/nic/production',
+        address=Address.node("c", 'N"1', "nic", "production"),
         kind=ActionKind.ADD_NIC,
         op=Op.CREATE,
         target='N"1',

@@ -16,7 +16,7 @@ def test_timeout_below_60_is_set_last_on_each_node_after_power_on():
     world = with_guests(cab_world(), SQLNODE1={"timeout_seconds": 30}, SQLNODE2={"timeout_seconds": None})
     plan = build_plan(cab_cluster(), world)
     guest = [a for a in plan.actions if a.kind is ActionKind.SET_GUEST_SETTING]
-    assert [(a.target, a.before, a.after) for a in guest] == [
+    assert [(a.target, a.before.fields(), a.after.fields()) for a in guest] == [
         ("SQLNODE1", {"seconds": 30}, {"seconds": 60}),
         ("SQLNODE2", {"seconds": None}, {"seconds": 60}),
     ]
@@ -62,7 +62,7 @@ def test_a_powered_off_node_gets_its_timeout_set_after_apply_powers_it_on():
     )
     plan = build_plan(cab_cluster(), world)
     guest = [a for a in plan.actions if a.kind is ActionKind.SET_GUEST_SETTING]
-    assert [(a.target, a.before) for a in guest] == [("SQLNODE2", {"seconds": "unknown (powered off)"})]
+    assert [(a.target, a.before.fields()) for a in guest] == [("SQLNODE2", {"seconds": "unknown (powered off)"})]
     assert "apply sets the disk timeout once it runs" in plan.notes[0]
 
 

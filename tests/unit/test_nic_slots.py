@@ -4,20 +4,16 @@ from __future__ import annotations
 
 from reconciler.nic_slots import moved_nics
 from reconciler.observed import ObservedNic
+from reconciler.outcome import done
 from reconciler.plan import ActionKind, Reason
 from reconciler.planner import build_plan
-from reconciler.record import managed_view, record_nic_slots, record_outcome
+from reconciler.record import record_nic_slots, record_outcome
 from state.model import State
 from tests.unit.plan_world import as_applied, cab_cluster, cab_world
 
 NOW = "2026-01-02T03:04:05Z"
 PRODUCTION = "sql-prod-01/node/SQLNODE1/nic/production"
 HEARTBEAT = "sql-prod-01/node/SQLNODE1/nic/heartbeat"
-
-
-class Outcome:
-    def __init__(self, action, record):
-        self.action, self.status, self.record = action, "done", record
 
 
 def nics(heartbeat_key=4001, heartbeat_slot=224):
@@ -52,14 +48,14 @@ def test_a_moved_adapter_is_planned_as_a_record_only_action_and_recorded():
     vms["SQLNODE1"] = vms["SQLNODE1"].model_copy(update={"nics": nics(heartbeat_key=4007, heartbeat_slot=256)})
     world = world.model_copy(update={"vms": vms})
 
-    (moved,) = moved_nics(cluster, world, managed_view(state))
-    assert (moved.address, moved.recorded, moved.now, moved.device_key) == (HEARTBEAT, 224, 256, 4007)
+    (moved,) = moved_nics(cluster, world, state.managed())
+    assert (str(moved.address), moved.recorded, moved.now, moved.device_key) == (HEARTBEAT, 224, 256, 4007)
 
-    plan = build_plan(cluster, world, managed=managed_view(state))
+    plan = build_plan(cluster, world, managed=state.managed())
     record_actions = [a for a in plan.actions if a.kind is ActionKind.RECORD_NIC_SLOT]
-    assert [(a.address, a.before, a.after, a.reason) for a in record_actions] == [
+    assert [(str(a.address), a.before.fields(), a.after.fields(), a.reason) for a in record_actions] == [
         (HEARTBEAT, {"pciSlot": 224}, {"pciSlot": 256, "deviceKey": 4007}, Reason.NIC_MOVED)
     ]
-    recorded = record_outcome(state, Outcome(record_actions[0], {"pci_slot": 256, "device_key": 4007}), NOW)
+    recorded = record_outcome(state, done(record_actions[0], pci_slot=256, device_key=4007), NOW)
     assert (recorded.get(HEARTBEAT).device_key, recorded.get(HEARTBEAT).applied["pciSlot"]) == (4007, 256)
-    assert moved_nics(cluster, world, managed_view(recorded)) == []
+    assert moved_nics(cluster, world, recorded.managed()) == []

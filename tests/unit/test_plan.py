@@ -39,7 +39,7 @@ def test_fresh_cluster_across_boxes_plans_every_piece_in_order():
     ]
     # Host options once per node host (2 hosts x 2 options that differ), before any node change.
     options = [a for a in plan.actions if a.kind is ActionKind.SET_HOST_OPTION]
-    assert sorted((a.target, a.address.rsplit("/", 1)[-1]) for a in options) == [
+    assert sorted((a.target, a.address.name) for a in options) == [
         ("esx-a1.lab.local", "Disk.ResetOnFailure"),
         ("esx-a1.lab.local", "Disk.UseDeviceReset"),
         ("esx-a2.lab.local", "Disk.ResetOnFailure"),
@@ -52,18 +52,18 @@ def test_fresh_cluster_across_boxes_plans_every_piece_in_order():
     assert len(reserve) == 6
     # The rule: anti-affinity across boxes.
     rule = next(a for a in plan.actions if a.kind is ActionKind.CREATE_RULE)
-    assert rule.after == {"kind": "anti-affinity", "vms": ["SQLNODE1", "SQLNODE2"], "enabled": True}
+    assert rule.after.fields() == {"kind": "anti-affinity", "vms": ["SQLNODE1", "SQLNODE2"], "enabled": True}
 
 
 def test_node_two_attaches_the_file_node_one_creates_at_the_same_unit():
     plan = build_plan(cab_cluster(), cab_world())
-    create = next(a for a in plan.actions if a.kind is ActionKind.CREATE_DISK and a.address.endswith("quorum"))
-    attach = next(a for a in plan.actions if a.kind is ActionKind.ATTACH_DISK and a.address.endswith("quorum"))
+    create = next(a for a in plan.actions if a.kind is ActionKind.CREATE_DISK and a.address.name == "quorum")
+    attach = next(a for a in plan.actions if a.kind is ActionKind.ATTACH_DISK and a.address.name == "quorum")
     assert create.target == "SQLNODE1" and attach.target == "SQLNODE2"
     assert create.id in attach.depends_on
-    assert create.after["file"] == attach.after["file"] == "[SAN-VMFS-01] sql-prod-01/quorum-physical.vmdk"
-    assert (create.after["bus"], create.after["unit"]) == (attach.after["bus"], attach.after["unit"]) == (1, 0)
-    assert create.after["lun"] == LUN1 and create.after["compatibility"] == "physical"
+    assert create.after.file == attach.after.file == "[SAN-VMFS-01] sql-prod-01/quorum-physical.vmdk"
+    assert (create.after.bus, create.after.unit) == (attach.after.bus, attach.after.unit) == (1, 0)
+    assert create.after.lun == LUN1 and create.after.compatibility == "physical"
 
 
 def test_one_node_at_a_time_the_second_waits_for_the_first_to_be_back():
@@ -72,7 +72,7 @@ def test_one_node_at_a_time_the_second_waits_for_the_first_to_be_back():
     off2 = index(plan, lambda a: a.kind is ActionKind.POWER_OFF and a.target == "SQLNODE2")
     assert on1 < off2
     assert plan.actions[on1].id in plan.actions[off2].depends_on
-    assert plan.actions[on1].after["waitForTools"] is True
+    assert plan.actions[on1].after.wait_for_tools is True
 
 
 def test_all_disks_before_any_nic_and_batched_in_two_calls_per_node():

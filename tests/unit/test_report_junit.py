@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+from reconciler.address import Address
 from reconciler.drift import DriftFinding, DriftReport, DriftSeverity
 from reconciler.report.junit import drift_junit
 from tests.unit.golden_files import check_golden
@@ -34,7 +35,7 @@ def test_counts_read_back_match_the_reports():
             assert [(c.get("name"), list(c)) for c in cases] == [("no drift", [])]
         else:
             names = [c.get("name") for c in cases]
-            assert names == [f"{f.address}.{f.field}" if f.field else f.address for f in report.findings]
+            assert names == [f"{f.address}.{f.field}" if f.field else str(f.address) for f in report.findings]
         props = {p.get("name"): p.get("value") for p in suite.iter("property")}
         assert props == {"cluster": report.cluster, "desired_file": report.desired_file, "checked_at": CHECKED_AT}
     assert int(root.get("failures")) == total_failures
@@ -55,7 +56,7 @@ def test_a_failure_says_what_differs_and_how_to_fix_it():
 def test_markup_and_control_characters_are_escaped():
     finding = DriftFinding(
         cluster="c",
-        address='c/node/N<1>&"2"/nic/production',
+        address=Address.node("c", 'N<1>&"2"', "nic", "production"),
         object="nic",
         field="portgroup",
         desired="Prod]]>",
@@ -69,7 +70,7 @@ def test_markup_and_control_characters_are_escaped():
     )
     root = ET.fromstring(drift_junit([report]))  # would raise on malformed XML
     case = root.find("testsuite/testcase")
-    assert case.get("name") == 'c/node/N<1>&"2"/nic/production.portgroup'
+    assert case.get("name") == 'c/node/"N<1>&\\"2\\""/nic/production.portgroup'
     failure = case.find("failure")
     assert "observed: bad\\x01name\\nnext" in failure.text  # one line, control characters spelt out
     assert "desired: Prod]]>" in failure.text

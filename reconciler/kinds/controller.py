@@ -1,0 +1,57 @@
+"""The shared SCSI controller of a node: its type and bus sharing, the same on every node."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from reconciler.address import Address, Scope
+from reconciler.kinds.base import ActionKind, Context, Managed, ObservedSide, Payload, ResourceKind, fixed
+from reconciler.kinds.facts import owned
+from reconciler.observed import Observed
+from reconciler.spec import FailoverCluster
+
+NAME = "controller"
+
+
+class ControllerPayload(Payload):
+    type: str  # lsilogic | lsilogic-sas | pvscsi
+    sharing: str  # none | virtual | physical
+
+
+def desired(cluster: FailoverCluster, ctx: Context, observed: Observed) -> Iterator[tuple[Address, Payload]]:
+    controller = cluster.spec.shared_disks.controller
+    if not cluster.spec.shared_disks.disks:
+        return
+    for vm in ctx.vm_nodes:
+        yield (
+            Address.node(cluster.name, vm, NAME, controller.bus),
+            ControllerPayload(type=str(controller.type), sharing=str(controller.sharing)),
+        )
+
+
+def observe(cluster: FailoverCluster, observed: Observed, ctx: Context, managed: Managed, out: ObservedSide) -> None:
+    bus = cluster.spec.shared_disks.controller.bus
+    for vm in ctx.vm_nodes:
+        node = observed.vms.get(vm)
+        ctrl = node.controllers.get(bus) if node is not None else None
+        if ctrl is None:
+            continue
+        if cluster.spec.shared_disks.disks or owned(managed, cluster.name, vm, NAME):
+            out.tree[Address.node(cluster.name, vm, NAME, bus)] = ControllerPayload(
+                type=ctrl.type, sharing=ctrl.sharing
+            )
+
+
+KIND = ResourceKind(
+    name=NAME,
+    title="shared SCSI controller",
+    scope=Scope.NODE,
+    payload=ControllerPayload,
+    state_kind=fixed("controller"),
+    actions=(ActionKind.ADD_CONTROLLER, ActionKind.EDIT_CONTROLLER),
+    desired=desired,
+    observed=observe,
+    critical_fields=frozenset({"sharing", "type"}),
+    critical_presence=True,
+    doc="Added once per node on the shared bus; edited in place (cold); never removed, its disks may hold data.",
+)

@@ -1,0 +1,108 @@
+"""Facts about one cluster that several kinds need: derived from the file and vCenter, no I/O."""
+
+from __future__ import annotations
+
+from reconciler.address import Address, Scope
+from reconciler.kinds.base import Context, Managed
+from reconciler.observed import Observed, ObservedNic
+from reconciler.spec import FailoverCluster, RdmDisk, SharedVmdk, Topology
+
+NIC_ROLES = ("production", "heartbeat")
+
+
+def rule_name(cluster: FailoverCluster) -> str:
+    """Name of the VM-VM (anti-)affinity rule mscsctl owns in the vSphere cluster."""
+    return f"mscsctl-{cluster.name}"
+
+
+def mapping_file(cluster: FailoverCluster, disk: RdmDisk | SharedVmdk) -> str:
+    """Where the one shared file of a clustered disk lives: created by node 1, attached by node 2.
+
+    The RDM's compatibility mode is part of the name, so that changing the mode creates a
+    new mapping file instead of touching the one the other node still has open.
+    """
+    if isinstance(disk, RdmDisk):
+        return f"[{disk.mapping_datastore}] {cluster.name}/{disk.name}-{disk.compatibility}.vmdk"
+    return f"[{disk.datastore}] {cluster.name}/{disk.name}.vmdk"
+
+
+def reservation_hosts(cluster: FailoverCluster, observed: Observed, node_hosts: dict[str, str]) -> dict[str, list[str]]:
+    """LUN -> the hosts that must hold it perennially reserved: every host of the nodes' vSphere
+    clusters (or the nodes' own hosts outside a cluster) that sees it."""
+    candidates: set[str] = set(node_hosts.values())
+    for vm in node_hosts:
+        vc = observed.clusters.get(observed.vms[vm].cluster or "")
+        if vc is not None:
+            candidates.update(vc.hosts)
+    return {
+        disk.lun: sorted(h for h in candidates if h in observed.hosts and disk.lun in observed.hosts[h].luns)
+        for disk in cluster.spec.shared_disks.disks
+        if isinstance(disk, RdmDisk)
+    }
+
+
+def context(cluster: FailoverCluster, observed: Observed, version: tuple[int, int] | None) -> Context:
+    vm_nodes = cluster.spec.vm_names
+    node_hosts = {vm: observed.vms[vm].host for vm in vm_nodes if vm in observed.vms}
+    vsphere_clusters = {
+        vm: observed.vms[vm].cluster for vm in vm_nodes if vm in observed.vms and observed.vms[vm].cluster
+    }
+    return Context(vm_nodes, node_hosts, vsphere_clusters, version, reservation_hosts(cluster, observed, node_hosts))
+
+
+def wants_vm_rule(cluster: FailoverCluster, ctx: Context) -> bool:
+    """A VM-VM rule from vSphere 6.0 on, for two VM nodes inside the same vSphere cluster."""
+    if len(ctx.vm_nodes) != 2 or cluster.spec.topology is Topology.PHYSICAL_TO_VIRTUAL:
+        return False
+    clusters = {ctx.vsphere_clusters.get(vm) for vm in ctx.vm_nodes}
+    if len(clusters) != 1 or None in clusters:
+        return False
+    return ctx.version is None or ctx.version >= (6, 0)
+
+
+def guest_plannable(observed: Observed, node: str) -> bool:
+    """The guest side of a node is in the trees when it was observed, or when the node is only
+    powered off (apply powers it on, then sets the value)."""
+    guests = observed.guests
+    if guests is None or node not in guests:
+        return False
+    return guests[node].available or guests[node].reason == "powered-off"
+
+
+def owned(managed: Managed, cluster: str, vm: str, kind: str) -> dict[Address, object]:
+    """The state's resources of one kind on one node."""
+    return {
+        a: r
+        for a, r in managed.items()
+        if a.cluster == cluster and a.scope is Scope.NODE and a.owner == vm and a.kind == kind
+    }
+
+
+def managed_name(managed: Managed, cluster: str, vm: str, kind: str, *, key: int, file: str | None) -> str | None:
+    """The name the state gave a device of a node, found by its file or its device key."""
+    for address, res in owned(managed, cluster, vm, kind).items():
+        if (file and res.file == file) or res.device_key == key:  # type: ignore[attr-defined]
+            return address.name
+    return None
+
+
+def nics_by_role(
+    cluster: FailoverCluster, vm: str, nics: list[ObservedNic], managed: Managed
+) -> dict[str, ObservedNic]:
+    """The NIC that serves each network role: the one on the role's port group; failing that,
+    the one mscsctl recorded for the role (its port group was changed by hand)."""
+    out: dict[str, ObservedNic] = {}
+    taken: set[int] = set()
+    for role in NIC_ROLES:
+        net = getattr(cluster.spec.networks, role)
+        if net is None:
+            continue
+        match = next((n for n in nics if n.network == net.portgroup and n.key not in taken), None)
+        if match is None:
+            recorded = managed.get(Address.node(cluster.name, vm, "nic", role))
+            key = recorded.device_key if recorded is not None else None
+            match = next((n for n in nics if n.key == key and n.key not in taken), None)
+        if match is not None:
+            taken.add(match.key)
+            out[role] = match
+    return out
