@@ -12,6 +12,7 @@ what the file means and rules can tell a written value from a default.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -241,9 +242,17 @@ class Network(_Model):
     adapter: AdapterType = Field(default=AdapterType.VMXNET3, description="Virtual network adapter type.")
 
 
+NIC_ROLES = ("production", "heartbeat")
+
+
 class Networks(_Model):
     production: Network | None = Field(default=None, description="The network clients use.")
     heartbeat: Network | None = Field(default=None, description="The cluster's private heartbeat network.")
+
+    def by_role(self) -> Iterator[tuple[str, Network | None]]:
+        """Each network role in adapter order (production first), with its network if the file has one."""
+        for role in NIC_ROLES:
+            yield role, getattr(self, role)
 
 
 class Guest(_Model):

@@ -5,10 +5,9 @@ from __future__ import annotations
 from reconciler.address import Address, Scope
 from reconciler.kinds.base import Context, Managed
 from reconciler.observed import Observed, ObservedNic
-from reconciler.spec import FailoverCluster, RdmDisk, SharedVmdk, Topology
+from reconciler.spec import NIC_ROLES, FailoverCluster, RdmDisk, SharedVmdk, Topology
 
-NIC_ROLES = ("production", "heartbeat")
-
+__all__ = ["NIC_ROLES", "context", "guest_plannable", "mapping_file", "nics_by_role", "rule_name", "wants_vm_rule"]
 
 def rule_name(cluster: FailoverCluster) -> str:
     """Name of the VM-VM (anti-)affinity rule mscsctl owns in the vSphere cluster."""
@@ -26,14 +25,25 @@ def mapping_file(cluster: FailoverCluster, disk: RdmDisk | SharedVmdk) -> str:
     return f"[{disk.datastore}] {cluster.name}/{disk.name}.vmdk"
 
 
-def reservation_hosts(cluster: FailoverCluster, observed: Observed, node_hosts: dict[str, str]) -> dict[str, list[str]]:
-    """LUN -> the hosts that must hold it perennially reserved: every host of the nodes' vSphere
-    clusters (or the nodes' own hosts outside a cluster) that sees it."""
-    candidates: set[str] = set(node_hosts.values())
-    for vm in node_hosts:
-        vc = observed.clusters.get(observed.vms[vm].cluster or "")
+def reservation_reach(vm_names: list[str], observed: Observed) -> set[str]:
+    """The hosts where mscsctl reserves the cluster's RDM LUNs: every host of the nodes' vSphere
+    clusters, and the nodes' own hosts outside a cluster."""
+    reach: set[str] = set()
+    for name in vm_names:
+        vm = observed.vms.get(name)
+        if vm is None:
+            continue
+        if vm.host:
+            reach.add(vm.host)
+        vc = observed.clusters.get(vm.cluster or "")
         if vc is not None:
-            candidates.update(vc.hosts)
+            reach.update(vc.hosts)
+    return reach
+
+
+def reservation_hosts(cluster: FailoverCluster, observed: Observed) -> dict[str, list[str]]:
+    """LUN -> the hosts of `reservation_reach` that see it: each must hold it perennially reserved."""
+    candidates = reservation_reach(cluster.spec.vm_names, observed)
     return {
         disk.lun: sorted(h for h in candidates if h in observed.hosts and disk.lun in observed.hosts[h].luns)
         for disk in cluster.spec.shared_disks.disks
@@ -47,7 +57,7 @@ def context(cluster: FailoverCluster, observed: Observed, version: tuple[int, in
     vsphere_clusters = {
         vm: observed.vms[vm].cluster for vm in vm_nodes if vm in observed.vms and observed.vms[vm].cluster
     }
-    return Context(vm_nodes, node_hosts, vsphere_clusters, version, reservation_hosts(cluster, observed, node_hosts))
+    return Context(vm_nodes, node_hosts, vsphere_clusters, version, reservation_hosts(cluster, observed))
 
 
 def wants_vm_rule(cluster: FailoverCluster, ctx: Context) -> bool:
@@ -93,8 +103,7 @@ def nics_by_role(
     the one mscsctl recorded for the role (its port group was changed by hand)."""
     out: dict[str, ObservedNic] = {}
     taken: set[int] = set()
-    for role in NIC_ROLES:
-        net = getattr(cluster.spec.networks, role)
+    for role, net in cluster.spec.networks.by_role():
         if net is None:
             continue
         match = next((n for n in nics if n.network == net.portgroup and n.key not in taken), None)

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from reconciler.address import Address, Scope
 from reconciler.kinds.base import ActionKind, Context, Managed, ObservedSide, Payload, ResourceKind, Unmanaged, fixed
-from reconciler.kinds.facts import NIC_ROLES, managed_name, nics_by_role
+from reconciler.kinds.facts import managed_name, nics_by_role
 from reconciler.observed import Observed
 from reconciler.spec import FailoverCluster
 
@@ -31,8 +31,7 @@ class NicSlotPayload(Payload):
 
 def desired(cluster: FailoverCluster, ctx: Context, observed: Observed) -> Iterator[tuple[Address, Payload]]:
     for vm in ctx.vm_nodes:
-        for role in NIC_ROLES:
-            net = getattr(cluster.spec.networks, role)
+        for role, net in cluster.spec.networks.by_role():
             if net is not None:
                 yield (
                     Address.node(cluster.name, vm, NAME, role),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from reconciler.findings import Finding, Severity
+from reconciler.kinds.facts import reservation_reach
 from reconciler.observed import ObservedHost
 from reconciler.rules import paths
 from reconciler.rules.catalogue import RuleContext, rule
@@ -85,12 +86,7 @@ def same_esxi_version(ctx: RuleContext) -> Iterator[Finding]:
 def perennially_reserved(ctx: RuleContext) -> Iterator[Finding]:
     """The plan reserves the LUNs on the nodes' hosts and their vSphere clusters; this warns about the rest."""
     assert ctx.observed is not None
-    reach = {host.name for _, _, host in node_hosts(ctx)}
-    for _, node in ctx.vm_nodes:
-        vm = ctx.observed.vms.get(node.vm)
-        cluster = ctx.observed.clusters.get(vm.cluster) if vm and vm.cluster else None
-        if cluster is not None:
-            reach.update(cluster.hosts)
+    reach = reservation_reach(ctx.spec.vm_names, ctx.observed)
     for index, disk in enumerate(ctx.spec.shared_disks.disks):
         if not isinstance(disk, RdmDisk):
             continue

@@ -40,8 +40,7 @@ def vm_exists(ctx: RuleContext) -> Iterator[Finding]:
 )
 def portgroup_exists(ctx: RuleContext) -> Iterator[Finding]:
     assert ctx.observed is not None
-    for role in ("production", "heartbeat"):
-        net = getattr(ctx.spec.networks, role)
+    for role, net in ctx.spec.networks.by_role():
         if net is not None and net.portgroup not in ctx.observed.networks:
             yield ctx.finding(
                 paths.network(role, "portgroup"),

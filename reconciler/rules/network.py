@@ -9,12 +9,9 @@ from reconciler.rules import paths
 from reconciler.rules.catalogue import RuleContext, rule, since
 from reconciler.spec import AdapterType, Network
 
-_ROLES = ("production", "heartbeat")
-
 
 def _networks(ctx: RuleContext) -> Iterator[tuple[str, Network]]:
-    for role in _ROLES:
-        net = getattr(ctx.spec.networks, role)
+    for role, net in ctx.spec.networks.by_role():
         if net is not None:
             yield role, net
 
@@ -26,8 +23,8 @@ def _networks(ctx: RuleContext) -> Iterator[tuple[str, Network]]:
     'cluster service heartbeat"',
 )
 def two_networks(ctx: RuleContext) -> Iterator[Finding]:
-    for role in _ROLES:
-        if getattr(ctx.spec.networks, role) is None:
+    for role, net in ctx.spec.networks.by_role():
+        if net is None:
             other = "heartbeat" if role == "production" else "production"
             yield ctx.finding(
                 paths.network(role),

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from reconciler.findings import Finding, Severity
 from reconciler.rules import paths
 from reconciler.rules.catalogue import RuleContext, rule
-from reconciler.spec import PhysicalNode, Topology, VmNode
+from reconciler.spec import PhysicalNode, Topology
 
 
 @rule(
@@ -73,7 +73,7 @@ def node_kinds(ctx: RuleContext) -> Iterator[Finding]:
 def distinct_nodes(ctx: RuleContext) -> Iterator[Finding]:
     seen: dict[str, int] = {}
     for index, node in enumerate(ctx.spec.nodes):
-        name = node.vm if isinstance(node, VmNode) else node.physical
+        name = node.name
         key = name.casefold()
         if key in seen:
             yield ctx.finding(
