@@ -50,7 +50,10 @@ type CredentialsSpec struct {
 // PortGroupSpec is a standard vSwitch port group created on every host (or on
 // the hosts of the listed clusters).
 type PortGroupSpec struct {
+	// Name is the port group's name on the hosts, as typed; once loaded, the
+	// escaped name of the datacenter Network (Typed keeps the typed one).
 	Name     string   `yaml:"name"`
+	Typed    string   `yaml:"-"`
 	VLAN     int32    `yaml:"vlan"`
 	VSwitch  string   `yaml:"vswitch"`
 	Clusters []string `yaml:"clusters"`
@@ -120,7 +123,9 @@ type DatastoreSpec struct {
 }
 
 type VMSpec struct {
+	// Name as typed; once loaded, escaped as vCenter returns it (Typed keeps the typed one).
 	Name         string  `yaml:"name"`
+	Typed        string  `yaml:"-"`
 	Host         string  `yaml:"host"`
 	Datastore    string  `yaml:"datastore"`
 	PowerState   string  `yaml:"powerState"`
@@ -449,7 +454,65 @@ func (lf *LabFile) applyDefaults() error {
 			return fmt.Errorf("faults[%d]: %w", i, err)
 		}
 	}
+	lf.escapeNames()
 	return nil
+}
+
+// escapeNames stores every entity name of the lab file, and every reference
+// to one (a VM's host, datastore and network, a LUN's hosts ...), escaped as
+// vCenter returns it (names.go): a lab file holds names as a user types
+// them. The port groups' names on the hosts and the VMs' typed names stay in
+// Typed.
+func (lf *LabFile) escapeNames() {
+	all := func(names []string) {
+		for i := range names {
+			names[i] = escapeName(names[i])
+		}
+	}
+	lf.Datacenter = escapeName(lf.Datacenter)
+	for i := range lf.PortGroups {
+		pg := &lf.PortGroups[i]
+		if pg.Typed == "" {
+			pg.Typed = pg.Name
+		}
+		pg.Name = escapeName(pg.Typed)
+		all(pg.Clusters)
+	}
+	for i := range lf.Clusters {
+		c := &lf.Clusters[i]
+		c.Name = escapeName(c.Name)
+		for j := range c.Hosts {
+			c.Hosts[j].Name = escapeName(c.Hosts[j].Name)
+		}
+	}
+	for i := range lf.LUNs {
+		l := &lf.LUNs[i]
+		all(l.Hosts)
+		all(l.Clusters)
+		if list, ok := l.PerenniallyReserved.([]any); ok {
+			for k, x := range list {
+				if s, ok := x.(string); ok {
+					list[k] = escapeName(s)
+				}
+			}
+		}
+	}
+	for i := range lf.Datastores {
+		d := &lf.Datastores[i]
+		d.Name = escapeName(d.Name)
+		all(d.Hosts)
+		all(d.Clusters)
+	}
+	for i := range lf.VMs {
+		v := &lf.VMs[i]
+		if v.Typed == "" {
+			v.Typed = v.Name
+		}
+		v.Name = escapeName(v.Typed)
+		v.Host = escapeName(v.Host)
+		v.Datastore = escapeName(v.Datastore)
+		v.Network = escapeName(v.Network)
+	}
 }
 
 func (h *HostSpec) hasTransport(t string) bool {

@@ -46,7 +46,8 @@ type FaultSpec struct {
 	Call int `yaml:"call" json:"call"`
 	// Times is how many consecutive matching calls trigger it. Default 1; 0 = every call from Call on.
 	Times *int `yaml:"times" json:"times,omitempty"`
-	// Object restricts the rule to calls on one managed object: its name or moref value.
+	// Object restricts the rule to calls on one managed object: its name (escaped
+	// as vCenter returns it, or as typed) or moref value.
 	Object string `yaml:"object" json:"object,omitempty"`
 	// Action: fault (the call answers a SOAP fault), task (the call returns a
 	// Task that ends in error), delay, drop (the TCP connection is closed
@@ -252,7 +253,8 @@ func (e *faultEngine) objectMatches(rule string, this types.ManagedObjectReferen
 		return true
 	}
 	if obj, ok := e.lab.reg.Get(this).(mo.Entity); ok {
-		return obj.Entity().Name == rule
+		// the rule names the object escaped or as typed
+		return nameMatches(obj.Entity().Name, rule)
 	}
 	return false
 }

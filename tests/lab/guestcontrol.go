@@ -75,12 +75,13 @@ func (l *Lab) registerGuestControl(mux *http.ServeMux) {
 	})
 }
 
-// guestVMNamed finds a VM of the lab file by name or moref value.
+// guestVMNamed finds a VM of the lab file by name (escaped as vCenter
+// returns it, or as typed in the lab file) or moref value.
 func (l *Lab) guestVMNamed(name string) *guestVM {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for key, spec := range l.vmSpecs {
-		if spec.Name == name || key == name {
+		if spec.Name == name || spec.Typed == name || key == name {
 			return &guestVM{key: key, name: spec.Name, spec: spec}
 		}
 	}

@@ -302,12 +302,17 @@ func setProduct(h *labHost) {
 
 // addPortGroup creates a standard port group on vSwitch0 of every given host,
 // all backed by one datacenter Network, as vCenter shows same-named
-// standard port groups.
+// standard port groups. The hosts name the port group as typed (pg.Typed),
+// the Network has that name escaped (pg.Name).
 func (l *Lab) addPortGroup(ctx context.Context, dcObj *simulator.Datacenter, pg PortGroupSpec, hosts []*labHost) error {
 	if len(hosts) == 0 {
 		return nil
 	}
-	pgSpec := types.HostPortGroupSpec{Name: pg.Name, VlanId: pg.VLAN, VswitchName: pg.VSwitch, Policy: types.HostNetworkPolicy{}}
+	hostName := pg.Typed
+	if hostName == "" {
+		hostName = pg.Name
+	}
+	pgSpec := types.HostPortGroupSpec{Name: hostName, VlanId: pg.VLAN, VswitchName: pg.VSwitch, Policy: types.HostNetworkPolicy{}}
 	var netRef types.ManagedObjectReference
 	for i, h := range hosts {
 		nsRef := *h.obj.ConfigManager.NetworkSystem
@@ -327,7 +332,7 @@ func (l *Lab) addPortGroup(ctx context.Context, dcObj *simulator.Datacenter, pg 
 			netRef = e.Reference()
 		}
 		netw := h.obj.Config.Network
-		key := "key-vim.host.PortGroup-" + pg.Name
+		key := "key-vim.host.PortGroup-" + hostName
 		var vsw *types.HostVirtualSwitch
 		for j := range netw.Vswitch {
 			if netw.Vswitch[j].Name == pg.VSwitch {
@@ -339,7 +344,7 @@ func (l *Lab) addPortGroup(ctx context.Context, dcObj *simulator.Datacenter, pg 
 		}
 		var pgs []string
 		for _, x := range vsw.Portgroup {
-			if x != pg.Name && x != key {
+			if x != hostName && x != key {
 				pgs = append(pgs, x)
 			}
 		}
@@ -630,7 +635,7 @@ func (l *Lab) createVM(ctx context.Context, folders *object.DatacenterFolders, v
 		vmObj.Guest.GuestId = v.GuestID
 		vmObj.Guest.GuestFullName = guestFullName(v.GuestID)
 		vmObj.Guest.GuestFamily = string(types.VirtualMachineGuestOsFamilyWindowsGuest)
-		vmObj.Guest.HostName = strings.ToLower(v.Name) + ".lab.local"
+		vmObj.Guest.HostName = guestHostName(v.Typed)
 		vmObj.Guest.GuestState = "notRunning"
 		lctx.Update(vmObj, toolsChanges(false))
 	})

@@ -428,7 +428,8 @@ func (s *storageSystemHandler) MarkPerenniallyReservedExTask(ctx *simulator.Cont
 // ---- disk files ---------------------------------------------------------
 
 // dsFile maps a datastore path "[ds] dir/file.vmdk" to a local file, for the
-// datastores the lab built.
+// datastores the lab built. Entity names in paths are escaped (no "/" or
+// "\" of their own); a path that leaves the datastore ("..") maps to nothing.
 func (l *Lab) dsFile(p *object.DatastorePath) (string, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -436,19 +437,31 @@ func (l *Lab) dsFile(p *object.DatastorePath) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	return filepath.Join(dir, filepath.FromSlash(p.Path)), true
+	rel := filepath.FromSlash(p.Path)
+	if rel != "" && !filepath.IsLocal(rel) {
+		return "", false
+	}
+	return filepath.Join(dir, rel), true
 }
 
-// newDiskPath names a new disk "[ds] VM/VM_N.vmdk" like ESXi does.
+// newDiskPath names a new disk "[ds] VM/VM_N.vmdk" like ESXi does: in the
+// VM's folder, after its .vmx file (on another datastore: in a folder named
+// after the VM). Names are escaped ("SQL%2fNODE 1"), so they hold no "/".
 func (l *Lab) newDiskPath(vm *simulator.VirtualMachine, p object.DatastorePath) (object.DatastorePath, bool) {
+	var vmx object.DatastorePath
+	vmx.FromString(vm.Config.Files.VmPathName)
 	if p.Datastore == "" {
-		var vmx object.DatastorePath
-		vmx.FromString(vm.Config.Files.VmPathName)
 		p.Datastore = vmx.Datastore
 	}
-	name := vm.Config.Name
+	dir, name := vm.Config.Name, vm.Config.Name
+	if path.Ext(vmx.Path) == ".vmx" {
+		name = strings.TrimSuffix(path.Base(vmx.Path), ".vmx")
+		if p.Datastore == vmx.Datastore && path.Dir(vmx.Path) != "." {
+			dir = path.Dir(vmx.Path)
+		}
+	}
 	for i := 1; i < 10000; i++ {
-		cand := object.DatastorePath{Datastore: p.Datastore, Path: fmt.Sprintf("%s/%s_%d.vmdk", name, name, i)}
+		cand := object.DatastorePath{Datastore: p.Datastore, Path: fmt.Sprintf("%s/%s_%d.vmdk", dir, name, i)}
 		f, ok := l.dsFile(&cand)
 		if !ok {
 			return cand, false

@@ -104,6 +104,8 @@ func (l *Lab) dispatch(ctx *simulator.Context, m *simulator.Method) (mo.Referenc
 	if ctx.Session == nil {
 		return nil, nil // the simulator answers NotAuthenticated
 	}
+	// names as vCenter stores them (names.go)
+	escapeRequestNames(m.Body)
 	f := interceptors[m.This.Type][m.Name]
 	if f == nil {
 		return nil, nil
@@ -388,6 +390,11 @@ func (h *vmHandler) ReconfigVMTask(ctx *simulator.Context, req *types.ReconfigVM
 	}
 	if cv := req.Spec.ChangeVersion; cv != "" && cv != vm.Config.ChangeVersion {
 		return fail(&types.ConcurrentAccess{}, "Cannot complete operation due to concurrent modification by another operation.")
+	}
+	if dc := datacenterOf(ctx, vm); dc != nil {
+		if fault, msg := checkDevices(ctx, dc, req.Spec.DeviceChange); fault != nil {
+			return fail(fault, msg)
+		}
 	}
 	if fault, msg := checkDeviceLayout(vm, &req.Spec); fault != nil {
 		return fail(fault, msg)
