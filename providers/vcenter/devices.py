@@ -1,6 +1,8 @@
 """Virtual devices, both ways: vSphere device objects -> observed models, and desired -> device specs.
 
 The only module that knows the vSphere class of each controller, disk backing and NIC.
+Names in backings are vCenter's, escaped (`%2f` for `/`): the observed models carry them
+unescaped, as a desired file writes them.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from typing import Any
 
 from pyVmomi import vim
 
+from providers.vcenter.names import unescape_name
 from reconciler.observed import ObservedController, ObservedDisk, ObservedNic
 
 CONTROLLER_CLASSES: dict[str, type] = {
@@ -86,7 +89,7 @@ def disks_of(devices: list[Any], controllers: dict[int, ObservedController]) -> 
                     bus=ctrl.bus,
                     unit=dev.unitNumber,
                     kind="rdm",
-                    file=backing.fileName or "",
+                    file=datastore_path(backing.fileName or ""),
                     lun=lun,
                     lun_uuid=backing.lunUuid,
                     compatibility=COMPAT_FROM_VIM.get(str(backing.compatibilityMode)),
@@ -101,7 +104,7 @@ def disks_of(devices: list[Any], controllers: dict[int, ObservedController]) -> 
                     bus=ctrl.bus,
                     unit=dev.unitNumber,
                     kind="vmdk",
-                    file=getattr(backing, "fileName", "") or "",
+                    file=datastore_path(getattr(backing, "fileName", "") or ""),
                     size_gb=size_gb,
                     thin=getattr(backing, "thinProvisioned", None),
                     eager_zeroed=getattr(backing, "eagerlyScrub", None),
@@ -119,7 +122,9 @@ def nics_of(devices: list[Any], net_names: dict[str, str]) -> list[ObservedNic]:
         backing = dev.backing
         network = ""
         if isinstance(backing, vim.vm.device.VirtualEthernetCard.NetworkBackingInfo):
-            network = backing.deviceName or (net_names.get(backing.network._moId, "") if backing.network else "")
+            network = unescape_name(backing.deviceName or "") or (
+                net_names.get(backing.network._moId, "") if backing.network else ""
+            )
         elif isinstance(backing, vim.vm.device.VirtualEthernetCard.DistributedVirtualPortBackingInfo):
             network = net_names.get(_dvpg_moref(backing), "") or backing.port.portgroupKey
         out.append(
@@ -128,6 +133,15 @@ def nics_of(devices: list[Any], net_names: dict[str, str]) -> list[ObservedNic]:
             )
         )
     return sorted(out, key=lambda n: n.key)
+
+
+def datastore_path(path: str) -> str:
+    """`[datastore] folder/file.vmdk` with the datastore named as a desired file names it. The
+    folder and file keep vCenter's spelling: that is how they are named on the datastore."""
+    if not path.startswith("["):
+        return path
+    datastore, bracket, rest = path[1:].partition("]")
+    return f"[{unescape_name(datastore)}{bracket}{rest}" if bracket else path
 
 
 def _dvpg_moref(backing: Any) -> str:

@@ -7,6 +7,10 @@ Round trips are constant however many clusters, VMs and hosts are asked for:
      (node VMs, their vSphere clusters and those clusters' hosts, datastores, port
      groups, and the hosts' advanced-option managers).
 No `vm.config` or `runtime` is fetched whole and no pyvmomi object is walked lazily.
+
+vCenter returns entity names escaped (`SQL%2fNODE 1` for a VM named `SQL/NODE 1`): every
+`name` is unescaped as it is read, so that the observed model is keyed by the names a
+desired file uses.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pyVmomi import vim, vmodl
 
 from providers.vcenter.connection import Session
 from providers.vcenter.devices import controllers_of, disks_of, nics_of
+from providers.vcenter.names import unescape_name
 from reconciler.errors import MscsError
 from reconciler.observed import (
     Observed,
@@ -78,7 +83,7 @@ def _observe(si: Any, datacenter: str, wanted_vms: set[str], prefixes: tuple[str
         dc, [vim.VirtualMachine, vim.HostSystem, vim.ClusterComputeResource, vim.Datastore, vim.Network], True
     )
     try:
-        index = _retrieve(
+        index = retrieve(
             pc,
             [_view_spec(view)],
             {
@@ -108,13 +113,13 @@ def _observe(si: Any, datacenter: str, wanted_vms: set[str], prefixes: tuple[str
     # Detailed read of just what the plans need. The hosts: every host of a vSphere cluster
     # (reservations are per cluster) - the node VMs' hosts are among them.
     specs = (
-        [_obj_spec(o) for o, _ in vms]
-        + [_obj_spec(o) for o, _ in hosts]
-        + [_obj_spec(o) for o, _ in clusters]
-        + [_obj_spec(o) for o, _ in datastores]
+        [obj_spec(o) for o, _ in vms]
+        + [obj_spec(o) for o, _ in hosts]
+        + [obj_spec(o) for o, _ in clusters]
+        + [obj_spec(o) for o, _ in datastores]
     )
     detail = (
-        _retrieve(
+        retrieve(
             pc,
             specs,
             {
@@ -133,7 +138,7 @@ def _observe(si: Any, datacenter: str, wanted_vms: set[str], prefixes: tuple[str
         if isinstance(obj, vim.HostSystem) and props.get("configManager.advancedOption") is not None
     ]
     options = (
-        _retrieve(pc, [_obj_spec(o) for o in option_managers], {vim.option.OptionManager: OPTION_PATHS})
+        retrieve(pc, [obj_spec(o) for o in option_managers], {vim.option.OptionManager: OPTION_PATHS})
         if option_managers
         else {}
     )
@@ -161,7 +166,7 @@ def _observe(si: Any, datacenter: str, wanted_vms: set[str], prefixes: tuple[str
             vm = _vm(obj, props, host_names, host_cluster, net_names)
             obs_vms[vm.name] = vm
         elif isinstance(obj, vim.ClusterComputeResource):
-            cl = _cluster(obj, props, vm_name_by_moref, host_names)
+            cl = observed_cluster(obj, props, vm_name_by_moref, host_names)
             obs_clusters[cl.name] = cl
         elif isinstance(obj, vim.Datastore):
             ds = _datastore(obj, props, host_names)
@@ -180,7 +185,7 @@ def _observe(si: Any, datacenter: str, wanted_vms: set[str], prefixes: tuple[str
 def _find_datacenter(content: Any, pc: Any, name: str) -> Any:
     view = content.viewManager.CreateContainerView(content.rootFolder, [vim.Datacenter], True)
     try:
-        found = _retrieve(pc, [_view_spec(view)], {vim.Datacenter: ["name"]})
+        found = retrieve(pc, [_view_spec(view)], {vim.Datacenter: ["name"]})
     finally:
         view.DestroyView()
     for obj, props in found.items():
@@ -197,12 +202,12 @@ def _view_spec(view: Any) -> vmodl.query.PropertyCollector.ObjectSpec:
     return vmodl.query.PropertyCollector.ObjectSpec(obj=view, skip=True, selectSet=[traverse])
 
 
-def _obj_spec(obj: Any) -> vmodl.query.PropertyCollector.ObjectSpec:
+def obj_spec(obj: Any) -> vmodl.query.PropertyCollector.ObjectSpec:
     return vmodl.query.PropertyCollector.ObjectSpec(obj=obj, skip=False)
 
 
-def _retrieve(pc: Any, object_specs: list[Any], paths: dict[type, list[str]]) -> dict[Any, dict[str, Any]]:
-    """One RetrievePropertiesEx (plus continuations for large results)."""
+def retrieve(pc: Any, object_specs: list[Any], paths: dict[type, list[str]]) -> dict[Any, dict[str, Any]]:
+    """One RetrievePropertiesEx (plus continuations for large results); `name`s unescaped."""
     filter_spec = vmodl.query.PropertyCollector.FilterSpec(
         objectSet=object_specs,
         propSet=[vmodl.query.PropertyCollector.PropertySpec(type=t, pathSet=p, all=False) for t, p in paths.items()],
@@ -214,11 +219,15 @@ def _retrieve(pc: Any, object_specs: list[Any], paths: dict[type, list[str]]) ->
         for obj in result.objects:
             props = out.setdefault(obj.obj, {})
             for prop in obj.propSet or []:
-                props[prop.name] = prop.val
+                props[prop.name] = _unescaped(prop.name, prop.val)
         if not result.token:
             break
         result = pc.ContinueRetrievePropertiesEx(result.token)
     return out
+
+
+def _unescaped(path: str, value: Any) -> Any:
+    return unescape_name(value) if path == "name" and isinstance(value, str) else value
 
 
 def _host(
@@ -243,25 +252,14 @@ def _host(
         hbas.append(ObservedHba(device=hba.device, model=hba.model or "", driver=hba.driver or "", kind=kind))
     transport = _lun_transport(props.get("config.storageDevice.scsiTopology"), hba_kind)
     luns: dict[str, ObservedLun] = {}
-    for lun in props.get("config.storageDevice.scsiLun") or []:
-        name = getattr(lun, "canonicalName", None)
-        if not name:
-            continue
-        capacity = getattr(lun, "capacity", None)
-        luns[name] = ObservedLun(
-            canonical_name=name,
-            uuid=lun.uuid,
-            capacity_bytes=(capacity.block * capacity.blockSize) if capacity else None,
-            vendor=(lun.vendor or "").strip(),
-            model=(lun.model or "").strip(),
-            device_path=getattr(lun, "devicePath", "") or "",
-            perennially_reserved=bool(getattr(lun, "perenniallyReserved", False)),
-            transport=transport.get(lun.key, "unknown"),
-        )
+    for scsi_lun in props.get("config.storageDevice.scsiLun") or []:
+        lun = observed_lun(scsi_lun, transport)
+        if lun is not None:
+            luns[lun.canonical_name] = lun
     options: dict[str, int | str | None] = {}
     for opt in settings:
         if opt.key.startswith(prefixes):
-            options[opt.key] = _option_value(opt.value)
+            options[opt.key] = option_value(opt.value)
     return ObservedHost(
         name=props["name"],
         moref=obj._moId,
@@ -277,11 +275,30 @@ def _host(
     )
 
 
+def observed_lun(lun: Any, transport: dict[str, str] | None = None) -> ObservedLun | None:
+    """A host's ScsiLun as observed (None for one without a canonical name); `transport`: the
+    kind of adapter each ScsiLun key is reached through."""
+    name = getattr(lun, "canonicalName", None)
+    if not name:
+        return None
+    capacity = getattr(lun, "capacity", None)
+    return ObservedLun(
+        canonical_name=name,
+        uuid=lun.uuid,
+        capacity_bytes=(capacity.block * capacity.blockSize) if capacity else None,
+        vendor=(lun.vendor or "").strip(),
+        model=(lun.model or "").strip(),
+        device_path=getattr(lun, "devicePath", "") or "",
+        perennially_reserved=bool(getattr(lun, "perenniallyReserved", False)),
+        transport=(transport or {}).get(lun.key, "unknown"),
+    )
+
+
 def _moref(obj: Any) -> str | None:
     return obj._moId if obj is not None else None
 
 
-def _option_value(value: Any) -> int | str | None:
+def option_value(value: Any) -> int | str | None:
     if value is None:
         return None
     if isinstance(value, bool):
@@ -329,7 +346,11 @@ def _vm(
     )
 
 
-def _cluster(obj: Any, props: dict[str, Any], vm_names: dict[str, str], host_names: dict[str, str]) -> ObservedCluster:
+def observed_cluster(
+    obj: Any, props: dict[str, Any], vm_names: dict[str, str], host_names: dict[str, str]
+) -> ObservedCluster:
+    """A vSphere cluster's `CLUSTER_PATHS` as observed: its overrides and rules by VM name
+    (`vm_names`: moref -> name; a VM not in it is named by its moref)."""
     cfg = props.get("configurationEx")
     rules: dict[str, ObservedVmRule] = {}
     drs: dict[str, str] = {}

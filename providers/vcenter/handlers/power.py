@@ -1,0 +1,43 @@
+"""Power: a node is powered off only for a change that cannot be hot-plugged, then back on.
+
+Off is a guest shutdown where VMware Tools run (the cluster service stops cleanly), a power
+off otherwise. On waits for Tools where they ran before, so the next node is touched only
+once this one is back; vCenter assigns PCI slots at power-on, so the adapters' slots are
+read then, for the state to record.
+"""
+
+from __future__ import annotations
+
+from providers.vcenter.handlers.base import ApplyContext, after
+from providers.vcenter.handlers.reconfigure import VmDevices
+from reconciler.kinds.power import PowerPayload
+from reconciler.outcome import Outcome, done, skipped
+from reconciler.plan import Action
+
+SHUTDOWN_TIMEOUT_S = 600.0
+POWER_PATHS = ["runtime.powerState", "guest.toolsRunningStatus"]
+TOOLS_RUNNING = "guestToolsRunning"
+
+
+def power_off(ctx: ApplyContext, action: Action) -> Outcome:
+    vm = ctx.vm(action.target)
+    now = ctx.read(vm, POWER_PATHS)
+    if str(now.get("runtime.powerState")) == "poweredOff":
+        return skipped(action, "already powered off")
+    if now.get("guest.toolsRunningStatus") == TOOLS_RUNNING:
+        ctx.call(f"shut down the guest of {action.target}", vm.ShutdownGuest)
+        ctx.wait_for(vm, "runtime.powerState", "poweredOff", SHUTDOWN_TIMEOUT_S, action)
+        return done(action, "guest shut down")
+    ctx.run_task(f"power off {action.target}", vm.PowerOffVM_Task)
+    return done(action)
+
+
+def power_on(ctx: ApplyContext, action: Action) -> Outcome:
+    vm = ctx.vm(action.target)
+    if str(ctx.read(vm, POWER_PATHS).get("runtime.powerState")) == "poweredOn":
+        return skipped(action, "already powered on")
+    ctx.run_task(f"power on {action.target}", vm.PowerOnVM_Task)
+    if after(action, PowerPayload).wait_for_tools is not False:
+        ctx.wait_for(vm, "guest.toolsRunningStatus", TOOLS_RUNNING, ctx.tools_timeout_s, action)
+    nics = VmDevices.read(ctx, action.target).nics
+    return done(action, vm_moref=vm._moId, nics=tuple(nics))

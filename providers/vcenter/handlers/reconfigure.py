@@ -1,0 +1,106 @@
+"""One ReconfigVM_Task for a batch of device changes of one VM.
+
+Like terraform-provider-vsphere's virtualdevice package, each device kind (controller, disk,
+NIC) turns its action and the devices the VM has now into the `VirtualDeviceConfigSpec`s it
+needs, or into "already satisfied"; `reconfigure_vm` reads the devices once, collects every
+kind's specs, sends them in one reconfigure carrying the `config.changeVersion` just read, and
+reads the devices again so each kind can say which device it ended up as. Nothing is sent
+when every action of the batch is already satisfied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from providers.vcenter import devices as dev
+from providers.vcenter.handlers.base import ApplyContext
+from reconciler.kinds import ActionKind
+from reconciler.observed import ObservedController, ObservedDisk, ObservedNic
+from reconciler.outcome import Outcome
+from reconciler.plan import Action
+
+DEVICE_PATHS = ["config.hardware.device", "config.changeVersion"]
+
+
+@dataclass
+class VmDevices:
+    """A VM's devices as just read, converted as observe converts them, plus what the kinds of
+    one batch share while they build its specs: the temporary keys of new devices, the
+    controllers they add, the adapters already claimed by an action."""
+
+    name: str
+    vm: Any
+    devices: list[Any]
+    change_version: str
+    controllers: dict[int, ObservedController]  # by bus
+    disks: dict[tuple[int, int], ObservedDisk]  # by (bus, unit)
+    nics: list[ObservedNic]
+    new_controllers: dict[int, int] = field(default_factory=dict)  # bus -> temporary key
+    claimed_nics: set[int] = field(default_factory=set)
+    _last_key: int = -100
+
+    @classmethod
+    def read(cls, ctx: ApplyContext, name: str) -> VmDevices:
+        vm = ctx.vm(name)
+        props = ctx.read(vm, DEVICE_PATHS)
+        devices = list(props.get("config.hardware.device") or [])
+        controllers = dev.controllers_of(devices)
+        return cls(
+            name=name,
+            vm=vm,
+            devices=devices,
+            change_version=props.get("config.changeVersion") or "",
+            controllers={c.bus: c for c in controllers.values()},
+            disks={(d.bus, d.unit): d for d in dev.disks_of(devices, controllers)},
+            nics=dev.nics_of(devices, ctx.network_names()),
+        )
+
+    @property
+    def moref(self) -> str:
+        return str(self.vm._moId)
+
+    def device(self, key: int) -> Any:
+        """The vSphere device object with this key, to edit or remove it."""
+        return next(d for d in self.devices if d.key == key)
+
+    def temp_key(self) -> int:
+        """A key for a device this batch adds (negative: vCenter gives the real one)."""
+        self._last_key -= 1
+        return self._last_key
+
+    def controller_key(self, bus: int) -> int | None:
+        """The key of the controller on `bus`: one this batch adds, or the VM's own."""
+        if bus in self.new_controllers:
+            return self.new_controllers[bus]
+        current = self.controllers.get(bus)
+        return current.key if current is not None else None
+
+
+@dataclass
+class DeviceChange:
+    """What one action adds to the batch's reconfigure, and how to tell, from the devices read
+    after it, what the action ended up as."""
+
+    action: Action
+    specs: list[Any]
+    finish: Callable[[VmDevices], Outcome]
+
+
+# A device kind's handler: the action, against the VM's devices now -> a change, or an outcome
+# (skipped: already satisfied).
+DeviceHandler = Callable[[ApplyContext, VmDevices, Action], DeviceChange | Outcome]
+
+
+def reconfigure_vm(
+    ctx: ApplyContext, step: list[Action], handlers: Mapping[ActionKind, DeviceHandler]
+) -> list[Outcome]:
+    name = step[0].target
+    now = VmDevices.read(ctx, name)
+    planned = [handlers[action.kind](ctx, now, action) for action in step]
+    specs = [spec for p in planned if isinstance(p, DeviceChange) for spec in p.specs]
+    if specs:
+        ctx.reconfigure(now.vm, name, specs, now.change_version)
+        now = VmDevices.read(ctx, name)
+    return [p.finish(now) if isinstance(p, DeviceChange) else p for p in planned]
