@@ -10,14 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Literal, Protocol
 
 from reconciler.errors import MscsError
+from reconciler.outcome import Outcome, OutcomeStatus
 from reconciler.plan import Action, Plan
+
+StepPhase = Literal["start", "end"]
 
 
 class Executor(Protocol):
-    def execute(self, step: list[Action]) -> list[Any]: ...  # list of Outcome
+    """Carries out one step (one vCenter call) and says what became of each of its actions."""
+
+    def execute(self, step: list[Action]) -> list[Outcome]: ...
 
 
 class ApplyFailed(MscsError):
@@ -34,8 +39,10 @@ class ApplyFailed(MscsError):
 
 @dataclass
 class ApplyReport:
-    done: list[Any] = field(default_factory=list)
-    skipped: list[Any] = field(default_factory=list)
+    """The outcomes of one plan's apply: what changed, and what was already satisfied."""
+
+    done: list[Outcome] = field(default_factory=list)
+    skipped: list[Outcome] = field(default_factory=list)
 
 
 def steps(actions: list[Action]) -> Iterator[list[Action]]:
@@ -53,8 +60,8 @@ def steps(actions: list[Action]) -> Iterator[list[Action]]:
 def apply_plan(
     plan: Plan,
     executor: Executor,
-    record: Callable[[Any], None],
-    progress: Callable[[list[Action], str], None] = lambda step, phase: None,
+    record: Callable[[Outcome], None],
+    progress: Callable[[list[Action], StepPhase], None] = lambda step, phase: None,
 ) -> ApplyReport:
     report = ApplyReport()
     finished: list[str] = []
@@ -67,7 +74,7 @@ def apply_plan(
             raise ApplyFailed(str(exc), finished, left) from None
         for outcome in outcomes:
             record(outcome)
-            (report.done if outcome.status == "done" else report.skipped).append(outcome)
+            (report.done if outcome.status is OutcomeStatus.DONE else report.skipped).append(outcome)
             finished.append(outcome.action.id)
         progress(step, "end")
     return report

@@ -141,7 +141,10 @@ class ObservedCluster(_Observed):
 
 
 class ObservedGuest(_Observed):
-    """A node's guest facts (the disk timeout), or why the guest could not be asked."""
+    """A node's guest facts (the disk timeout), or why the guest could not be asked.
+
+    `providers.guest.service.observe_node` makes it; the planner and drift read it.
+    """
 
     node: str
     timeout_seconds: int | None = None  # None: absent in the guest, or not observed (see reason)

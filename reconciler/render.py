@@ -1,12 +1,11 @@
-"""Plans as text a person reads (in Terraform's manner) and as versioned JSON a pipeline reads."""
+"""Plans as text a person reads, in Terraform's manner (the JSON form is `reconciler.plan_file`)."""
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from reconciler.diff import Op
-from reconciler.plan import PLAN_FORMAT_VERSION, REASON_TEXT, SYMBOL, Action, ActionKind, Plan
+from reconciler.kinds import Payload
+from reconciler.kinds.power import PowerPayload
+from reconciler.plan import REASON_TEXT, SYMBOL, Action, ActionKind, Plan
 from reconciler.values import show_value as _value
 
 STYLE = {Op.CREATE: "green", Op.UPDATE: "yellow", Op.DELETE: "red"}
@@ -14,17 +13,22 @@ STYLE = {Op.CREATE: "green", Op.UPDATE: "yellow", Op.DELETE: "red"}
 
 def summary(action: Action) -> str:
     """One line saying what changes: `sharing: none -> physical`, or the new object's fields."""
-    before = action.before.fields() if action.before else {}
-    after = action.after.fields() if action.after else {}
-    if action.kind in (ActionKind.POWER_OFF, ActionKind.POWER_ON):
-        return f"{before.get('state', '?')} -> {after.get('state', '?')}"
-    if action.kind in (ActionKind.DETACH_DISK, ActionKind.REMOVE_NIC) and action.op is not Op.UPDATE:
-        return ", ".join(f"{k}={_value(v)}" for k, v in before.items())
-    if before and after:
-        changed = [k for k in after if before.get(k) != after.get(k)]
+    before, after = action.before, action.after
+    if isinstance(before, PowerPayload) and isinstance(after, PowerPayload):
+        return f"{before.state} -> {after.state}"
+    if after is None or (action.kind in (ActionKind.DETACH_DISK, ActionKind.REMOVE_NIC) and action.op is not Op.UPDATE):
+        return _listed(before)
+    if before is not None:
+        differing = set(after.differing(before))
+        changed = [k for k in after.fields() if k in differing]
         if changed:
-            return ", ".join(f"{k}: {_value(before.get(k))} -> {_value(after[k])}" for k in changed)
-    return ", ".join(f"{k}={_value(v)}" for k, v in after.items() if k != "waitForTools")
+            return ", ".join(f"{k}: {_value(before.field_value(k))} -> {_value(after.field_value(k))}" for k in changed)
+    return _listed(after)
+
+
+def _listed(payload: Payload | None) -> str:
+    fields = payload.fields() if payload is not None else {}
+    return ", ".join(f"{k}={_value(v)}" for k, v in fields.items() if k != "waitForTools")
 
 
 def counts(plan: Plan) -> dict[str, int]:
@@ -66,17 +70,3 @@ def render_text(plan: Plan) -> str:
 
 def _esc(text: str) -> str:
     return text.replace("[", "\\[")
-
-
-def plan_json(plan: Plan) -> dict[str, Any]:
-    """The documented machine form (docs/plan-format.md); `format_version` changes on breaking edits."""
-    data = plan.model_dump(mode="json")
-    data["format_version"] = PLAN_FORMAT_VERSION
-    data["summary"] = counts(plan)
-    return data
-
-
-def plan_from_json(text: str) -> Plan:
-    data = json.loads(text)
-    data.pop("summary", None)
-    return Plan.model_validate(data)

@@ -121,7 +121,7 @@ def check_release(held: LockInfo | None, lock_id: str, where: str, *, forced: bo
 
 @runtime_checkable
 class StateBackend(Protocol):
-    """Where a cluster's state lives. Implementations: `LocalFileBackend`, later PostgreSQL."""
+    """Where a cluster's state lives: `LocalFileBackend` (a JSON file) or `PostgresBackend` (a database row)."""
 
     def describe(self) -> str:
         """Where the state is, for messages: a file path or a database and cluster."""

@@ -1,10 +1,10 @@
 """The guest side of a plan and of an apply: observe each node's disk timeout, and set it.
 
 Observing never raises for a guest that cannot be asked: a node powered off, without
-VMware Tools running, without credentials in the environment, or refusing them gets a
-`GuestObservation` with a reason (`reason`, a stable word, and `reason_unavailable`, a
-sentence), and the other nodes are still observed. Setting reads the value first, writes
-only when it differs, and reads it back; any failure there is a `GuestError`.
+VMware Tools running, without credentials in the environment, or refusing them gets an
+`ObservedGuest` (what the planner reads) with a reason (`reason`, a stable word, and
+`detail`, a sentence), and the other nodes are still observed. Setting reads the value
+first, writes only when it differs, and reads it back; any failure there is a `GuestError`.
 
 VM nodes go through VMware Tools guest operations (no network path to the guest needed);
 `physical:` nodes through WinRM. The power and Tools state of a VM come from the one
@@ -18,8 +18,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
 from providers.guest.credentials import credentials_for
 from providers.guest.facts import DiskTimeout
 from providers.guest.transport import (
@@ -29,30 +27,10 @@ from providers.guest.transport import (
     UnavailableReason,
 )
 from reconciler.errors import GuestError
-from reconciler.observed import Observed, ObservedVm
+from reconciler.observed import Observed, ObservedGuest, ObservedVm
 from reconciler.spec import PhysicalNode, VmNode
 
 GuestNode = VmNode | PhysicalNode
-
-
-class GuestObservation(BaseModel):
-    """One node's disk timeout as observed, or why it could not be.
-
-    `timeout_seconds` is None both when the value does not exist in the guest (then
-    `reason` is None) and when the guest could not be asked (then `reason` says why).
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    node: str
-    timeout_seconds: int | None = None
-    reason_unavailable: str | None = None
-    reason: UnavailableReason | None = None
-    transport: str | None = None  # vmtools | winrm
-
-    @property
-    def available(self) -> bool:
-        return self.reason is None
 
 
 @dataclass(frozen=True)
@@ -114,13 +92,13 @@ def read_disk_timeout(transport: GuestTransport, timeout_s: float = DEFAULT_COMM
 
 def observe_disk_timeout(
     name: str, transport: GuestTransport, timeout_s: float = DEFAULT_COMMAND_TIMEOUT_S
-) -> GuestObservation:
+) -> ObservedGuest:
     """Read one node's disk timeout through `transport`; a failure becomes the observation's reason."""
     try:
         value = read_disk_timeout(transport, timeout_s)
     except GuestError as exc:
-        return _unavailable(name, exc, transport.name)
-    return GuestObservation(node=name, timeout_seconds=value, transport=transport.name)
+        return _unavailable(name, exc)
+    return ObservedGuest(node=name, timeout_seconds=value)
 
 
 def observe_node(
@@ -131,13 +109,22 @@ def observe_node(
     env: Mapping[str, str] | None = None,
     timeout_s: float = DEFAULT_COMMAND_TIMEOUT_S,
     make_transport: Callable[..., GuestTransport] = transport_for,
-) -> GuestObservation:
-    """Observe one node; never raises for a guest that cannot be asked."""
+) -> ObservedGuest:
+    """Observe one node; never raises for a guest that cannot be asked.
+
+    A node that is only powered off gets its disk timeout set once apply has powered it on,
+    which takes credentials: without them, the missing credentials are its reason too.
+    """
     name = node_name(node)
     try:
         transport = make_transport(node, session=session, vm=vm, env=env)
     except GuestError as exc:
-        return _unavailable(name, exc, None)
+        if isinstance(exc, GuestUnavailable) and exc.reason is UnavailableReason.POWERED_OFF:
+            try:
+                credentials_for(node, env)
+            except GuestUnavailable as missing:
+                return ObservedGuest(node=name, reason=str(missing.reason), detail=f"{exc}; {missing}")
+        return _unavailable(name, exc)
     try:
         return observe_disk_timeout(name, transport, timeout_s)
     finally:
@@ -153,7 +140,7 @@ def observe_nodes(
     env: Mapping[str, str] | None = None,
     timeout_s: float = DEFAULT_COMMAND_TIMEOUT_S,
     make_transport: Callable[..., GuestTransport] = transport_for,
-) -> list[GuestObservation]:
+) -> list[ObservedGuest]:
     """Every node's observation, in the order of the desired file."""
     vms = observed.vms if observed is not None else {}
     return [
@@ -192,6 +179,6 @@ def set_disk_timeout(
     return DiskTimeoutChange(before=before, after=after, changed=True)
 
 
-def _unavailable(name: str, exc: GuestError, transport: str | None) -> GuestObservation:
+def _unavailable(name: str, exc: GuestError) -> ObservedGuest:
     reason = exc.reason if isinstance(exc, GuestUnavailable) else UnavailableReason.COMMAND_FAILED
-    return GuestObservation(node=name, reason=reason, reason_unavailable=str(exc), transport=transport)
+    return ObservedGuest(node=name, reason=str(reason), detail=str(exc))

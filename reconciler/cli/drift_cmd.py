@@ -8,11 +8,11 @@ from pathlib import Path
 import typer
 
 from reconciler.cli import app, output
-from reconciler.cli.plan_cmd import CA_FILE, INSECURE, SERVER, SKIP_GUEST, STATE, STATE_DIR, USER, StateOptions
-from reconciler.cli.workflow import connect, load_targets, observe_all, read_state, with_guests, write_private
-from reconciler.drift import DriftReport, DriftSeverity, detect_drift
+from reconciler.cli.options import CA_FILE, INSECURE, SERVER, SKIP_GUEST, STATE, STATE_DIR, USER, run_options
+from reconciler.drift import DriftReport, DriftSeverity
+from reconciler.run import drift_file
 from reconciler.values import show_value
-from state.model import utc_now
+from reconciler.workspace import write_private
 
 
 def render_drift(reports: list[DriftReport]) -> str:
@@ -62,23 +62,7 @@ def drift_command(
     Exit codes: 0 no drift, 2 drift found, 1 error (an unreachable vCenter is an error,
     never "no drift").
     """
-    targets = load_targets(target)
-    states = StateOptions(state_path, state_dir, targets)
-    checked_at = utc_now()
-    with connect(server, user, ca_file, insecure) as session:
-        observed = observe_all(session, targets.desired)
-        if not skip_guest:
-            observed = with_guests(session, targets.desired, observed)
-    reports = [
-        detect_drift(
-            d.cluster,
-            observed[d.name],
-            read_state(states.backend(d), d),
-            desired_file=str(d.path),
-            checked_at=checked_at,
-        )
-        for d in targets.desired
-    ]
+    reports = drift_file(target, run_options(server, user, ca_file, insecure, state_path, state_dir, skip_guest))
     if junit is not None:
         from reconciler.report.junit import drift_junit
 

@@ -6,33 +6,12 @@ import sys
 from pathlib import Path
 
 import typer
-from pydantic import ValidationError
 
 from reconciler.cli import app, output
-from reconciler.cli.plan_cmd import (
-    CA_FILE,
-    INSECURE,
-    SERVER,
-    SKIP_GUEST,
-    STATE,
-    STATE_DIR,
-    USER,
-    StateOptions,
-    make_plans,
-    read_saved,
-)
-from reconciler.cli.workflow import connect, is_saved_plan, load_targets
-from reconciler.errors import MscsError
+from reconciler.cli.options import CA_FILE, INSECURE, SERVER, SKIP_GUEST, STATE, STATE_DIR, USER, run_options
 from reconciler.graph import GraphFormat, fleet_graph
-from reconciler.plan import Plan
-
-
-def _saved_plans(path: Path) -> list[Plan]:
-    try:
-        return read_saved(path)
-    except (ValidationError, ValueError, KeyError, TypeError) as exc:
-        first = str(exc).splitlines()[0]
-        raise MscsError(f"{path}: not a plan saved by `mscsctl plan --out` ({first})") from None
+from reconciler.plan_file import saved_plans_at
+from reconciler.run import plan_file
 
 
 @app.command("graph")
@@ -61,12 +40,8 @@ def graph_command(
     A saved plan is drawn as it is; a desired file (or directory) is planned first, which
     reads vCenter as `plan` does. Exit codes: 0 success, 1 error.
     """
-    if is_saved_plan(target):
-        plans = _saved_plans(target)
-    else:
-        targets = load_targets(target)
-        states = StateOptions(state_path, state_dir, targets)
-        with connect(server, user, ca_file, insecure) as session:
-            plans, _ = make_plans(session, targets, states, skip_guest=skip_guest)
+    plans = saved_plans_at(target)
+    if plans is None:
+        plans = plan_file(target, run_options(server, user, ca_file, insecure, state_path, state_dir, skip_guest)).plans
     sys.stdout.write(fleet_graph(plans, fmt))
     return 0

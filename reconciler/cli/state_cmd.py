@@ -7,20 +7,9 @@ from pathlib import Path
 import typer
 
 from reconciler.cli import app, output
-from reconciler.cli.plan_cmd import STATE, STATE_DIR
-from reconciler.cli.workflow import load_desired, state_backend
+from reconciler.cli.options import STATE, STATE_DIR
 from reconciler.errors import MscsError
-
-
-def _backend(file: Path | None, state_path: str | None, state_dir: str | None = None) -> object:
-    if file is not None:
-        desired = load_desired(file)
-        return state_backend(desired, state=state_path, state_dir=state_dir)
-    if state_path is None:
-        raise MscsError("say which state: a desired FILE, or --state PATH")
-    from state import open_backend
-
-    return open_backend(state_path)
+from reconciler.workspace import recorded_state
 
 
 @app.command("show")
@@ -32,10 +21,10 @@ def show_command(
     state_dir: str | None = STATE_DIR,
 ) -> int:
     """Print what mscsctl recorded the last time it applied. Exit codes: 0 ok, 1 error."""
-    backend = _backend(file, state_path, state_dir)
-    state = backend.read()  # type: ignore[attr-defined]
+    backend = recorded_state(file, state=state_path, state_dir=state_dir)
+    state = backend.read()
     if state is None:
-        raise MscsError(f"no state yet at {backend.describe()}: nothing was applied")  # type: ignore[attr-defined]
+        raise MscsError(f"no state yet at {backend.describe()}: nothing was applied")
     if as_json:
         output.print_json(state.model_dump(mode="json"))
         return 0
@@ -57,7 +46,7 @@ def force_unlock_command(
     state_dir: str | None = STATE_DIR,
 ) -> int:
     """Remove a stale state lock left by a run that died. Exit codes: 0 removed, 1 error."""
-    backend = _backend(file, state_path, state_dir)
-    backend.force_unlock(lock_id)  # type: ignore[attr-defined]
+    backend = recorded_state(file, state=state_path, state_dir=state_dir)
+    backend.force_unlock(lock_id)
     output.info(f"lock {lock_id} removed")
     return 0

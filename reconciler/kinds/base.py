@@ -55,7 +55,7 @@ class Severity(StrEnum):
 class Payload(BaseModel):
     """The typed value of one managed object. Field aliases are the names plans and state show."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, serialize_by_alias=True)
 
     # Fields left out of the JSON form while they are None (e.g. a power-on's `waitForTools`).
     omit_when_none: ClassVar[frozenset[str]] = frozenset()

@@ -9,6 +9,7 @@ from reconciler.spec import NIC_ROLES, FailoverCluster, RdmDisk, SharedVmdk, Top
 
 __all__ = ["NIC_ROLES", "context", "guest_plannable", "mapping_file", "nics_by_role", "rule_name", "wants_vm_rule"]
 
+
 def rule_name(cluster: FailoverCluster) -> str:
     """Name of the VM-VM (anti-)affinity rule mscsctl owns in the vSphere cluster."""
     return f"mscsctl-{cluster.name}"

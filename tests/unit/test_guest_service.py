@@ -14,7 +14,6 @@ import pytest
 from providers.guest.credentials import credentials_for
 from providers.guest.facts import DiskTimeout
 from providers.guest.service import (
-    GuestObservation,
     observe_node,
     observe_nodes,
     set_disk_timeout,
@@ -29,7 +28,7 @@ from providers.guest.transport import (
     decode_output,
 )
 from reconciler.errors import GuestError
-from reconciler.observed import Observed, ObservedVm
+from reconciler.observed import Observed, ObservedGuest, ObservedVm
 from reconciler.spec import CredentialsEnv, PhysicalNode, VmNode, WinRM
 
 SAMPLES = Path(__file__).parent / "guest_samples"
@@ -123,8 +122,8 @@ def test_a_node_that_cannot_be_reached_gets_a_reason_and_no_guest_call(
     node: Any, observed_vm: ObservedVm | None, env: dict[str, str], reason: str, words: str
 ) -> None:
     seen = observe_node(node, vm=observed_vm, env=env)
-    assert seen.reason is UnavailableReason(reason) and seen.timeout_seconds is None and not seen.available
-    assert words in (seen.reason_unavailable or "")
+    assert seen.reason == UnavailableReason(reason) and seen.timeout_seconds is None and not seen.available
+    assert words in seen.detail
     assert "hunter2" not in seen.model_dump_json()
 
 
@@ -163,10 +162,10 @@ def test_observe_nodes_reads_each_node_and_keeps_going_past_one_that_fails() -> 
         ("SQLNODE5", None, UnavailableReason.TIMEOUT),
         ("SQLNODE6", None, UnavailableReason.POWERED_OFF),
     ]
-    assert seen[0] == GuestObservation(node="SQLNODE1", timeout_seconds=60, transport="scripted")
-    assert "REG_SZ" in (seen[3].reason_unavailable or "")
+    assert seen[0] == ObservedGuest(node="SQLNODE1", timeout_seconds=60)
+    assert "REG_SZ" in seen[3].detail
     assert all(g.closed and not g.script for g in guests.values())
-    assert [GuestObservation.model_validate_json(s.model_dump_json()) for s in seen] == seen
+    assert [ObservedGuest.model_validate_json(s.model_dump_json()) for s in seen] == seen
 
 
 def vim_login_refused() -> GuestUnavailable:

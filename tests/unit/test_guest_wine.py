@@ -132,7 +132,7 @@ def test_a_reg_sz_value_is_reported_not_guessed(wine_guest: WineGuest) -> None:
     )
     DiskTimeout.parse_set(result.output, result.exit_code)
     seen = observe_disk_timeout("SQLNODE1", wine_guest)
-    assert seen.reason is UnavailableReason.COMMAND_FAILED and "REG_SZ (60)" in (seen.reason_unavailable or "")
+    assert seen.reason == UnavailableReason.COMMAND_FAILED and "REG_SZ (60)" in seen.detail
     with pytest.raises(GuestError, match="REG_SZ"):
         set_disk_timeout(wine_guest, 60)
     # Cleared by hand (as an administrator would), the value is set again normally.
