@@ -76,6 +76,8 @@ def _split(text: str) -> list[str]:
             j = text.find("/", i)
             end = n if j < 0 else j
             raw = text[i:end]
+            if raw == "":
+                raise AddressError(f'empty part at position {i} of address {text!r} (an empty name is written "")')
             if '"' in raw or "\\" in raw:
                 raise AddressError(f"a part holding '\"' or '\\' must be quoted, in address {text!r}")
             parts.append(raw)

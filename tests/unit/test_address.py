@@ -59,7 +59,18 @@ def test_order_is_that_of_the_text():
 
 @pytest.mark.parametrize(
     "text",
-    ["", "c", "c/node", "c/node/N", 'c/node/"N/disk/q', "c/node/N/disk/q/extra", 'c/node/N"x/disk/q', "c/rule/"],
+    [
+        "",
+        "c",
+        "c/node",
+        "c/node/N",
+        'c/node/"N/disk/q',
+        "c/node/N/disk/q/extra",
+        'c/node/N"x/disk/q',
+        "c/rule/",
+        "c//rule/r",
+        "/node/N/power",
+    ],
 )
 def test_text_that_is_no_address_is_refused(text):
     with pytest.raises(AddressError):
