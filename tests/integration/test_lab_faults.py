@@ -60,7 +60,7 @@ def test_task_that_ends_in_error(lab):
     assert err.value.msg == "The disk is locked by another host"
     assert task.info.state == "error"
     assert task.info.entity == vm
-    assert task.info.descriptionId == "VirtualMachine.reconfigVM"
+    assert task.info.descriptionId == "VirtualMachine.reconfigure"
     assert prop(si, vm, "config.annotation") != "never"
     # explicit form, another fault type
     lab.inject_fault(method="ReconfigVM_Task", action="task", fault="InvalidDeviceSpec", message="bad spec")

@@ -12,6 +12,9 @@ package main
 //	{method: ReconfigVM_Task, fault: task, message: "disk locked"}    # same, shorthand
 //	{method: PowerOffVM_Task, object: SQLNODE2, action: delay, delay_ms: 800}
 //	{method: RetrievePropertiesEx, call: 3, action: drop}
+//	{method: ReconfigVM_Task, action: drop_after}    # runs, then the answer is lost
+//	{method: PowerOnVM_Task, action: delay, delay_ms: 60000}
+//	{method: ReconfigVM_Task, action: panic_task}    # crash tests of the lab itself
 //	{method: PowerOnVM_Task, action: end_sessions}
 //	{method: CreateSnapshot_Task, call: 1, times: 0, fault: InvalidPowerState}   # every call
 
@@ -21,7 +24,6 @@ import (
 	"encoding/xml"
 	"fmt"
 	"html"
-	"io"
 	"net/http"
 	"reflect"
 	"strconv"
@@ -51,7 +53,10 @@ type FaultSpec struct {
 	Object string `yaml:"object" json:"object,omitempty"`
 	// Action: fault (the call answers a SOAP fault), task (the call returns a
 	// Task that ends in error), delay, drop (the TCP connection is closed
-	// without an answer), end_sessions (every session ends, then the call runs).
+	// without an answer), drop_after (the call runs, then the connection is
+	// closed without its answer), end_sessions (every session ends, then the
+	// call runs), panic / panic_task (the lab panics serving the call / in
+	// the task the call starts: tests of the lab's own recovery).
 	Action string `yaml:"action" json:"action"`
 	// Fault is the vim fault type name (TaskInProgress, InvalidPowerState,
 	// NotAuthenticated, GenericVmConfigFault, ...). "task" is shorthand for action task.
@@ -59,11 +64,17 @@ type FaultSpec struct {
 	// TaskFault is the fault of the failed task when Fault is "task" (default GenericVmConfigFault).
 	TaskFault string `yaml:"task_fault" json:"task_fault,omitempty"`
 	Message   string `yaml:"message" json:"message,omitempty"`
-	// DelayMs delays the call (action delay), or the fault/drop/task answer.
+	// DelayMs delays the call (action delay), or the fault/drop/task answer;
+	// at most maxDelayMs.
 	DelayMs int `yaml:"delay_ms" json:"delay_ms,omitempty"`
 }
 
-var faultActions = []string{"fault", "task", "delay", "drop", "end_sessions"}
+var faultActions = []string{"fault", "task", "delay", "drop", "drop_after", "end_sessions", "panic", "panic_task"}
+
+// maxDelayMs bounds delay_ms: 10 minutes. The server has no read or write
+// timeout of its own, so a call can be held that long (clients may give up
+// earlier: pyVmomi waits without a timeout unless given one).
+const maxDelayMs = 600_000
 
 func (f *FaultSpec) validate() error {
 	if f.Method == "" {
@@ -99,6 +110,9 @@ func (f *FaultSpec) validate() error {
 	if !contains(faultActions, f.Action) {
 		return fmt.Errorf("action %q is not one of %s", f.Action, strings.Join(faultActions, ", "))
 	}
+	if f.DelayMs < 0 || f.DelayMs > maxDelayMs {
+		return fmt.Errorf("delay_ms must be between 0 and %d", maxDelayMs)
+	}
 	switch f.Action {
 	case "task":
 		if f.Fault == "" {
@@ -106,6 +120,10 @@ func (f *FaultSpec) validate() error {
 		}
 		if f.Method != "*" && !strings.HasSuffix(f.Method, "_Task") {
 			return fmt.Errorf("action task needs a *_Task method, not %s", f.Method)
+		}
+	case "panic_task":
+		if f.Method != "*" && !strings.HasSuffix(f.Method, "_Task") {
+			return fmt.Errorf("action panic_task needs a *_Task method, not %s", f.Method)
 		}
 	case "fault":
 		if f.Fault == "" {
@@ -387,13 +405,10 @@ func parseCall(body []byte) (string, types.ManagedObjectReference) {
 // wrap installs fault injection and call counting in front of the SOAP handler.
 func (e *faultEngine) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(r.Body)
-		_ = r.Body.Close()
-		if err != nil {
-			w.WriteHeader(http.StatusBadRequest)
+		body, ok := bufferBody(w, r)
+		if !ok {
 			return
 		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
 		method, this := parseCall(body)
 		if method != "" {
 			if rule := e.record(method, this); rule != nil {
@@ -402,13 +417,20 @@ func (e *faultEngine) wrap(next http.Handler) http.Handler {
 				}
 				switch rule.Action {
 				case "drop":
-					if hj, ok := w.(http.Hijacker); ok {
-						if conn, _, err := hj.Hijack(); err == nil {
-							_ = conn.Close()
-							return
-						}
+					dropConnection(w)
+					return
+				case "drop_after":
+					// the call runs for real; its answer goes nowhere
+					sink := &discardResponse{header: http.Header{}}
+					next.ServeHTTP(&sessionWatcher{ResponseWriter: sink, e: e}, r)
+					dropConnection(w)
+					return
+				case "panic", "panic_task":
+					if cs := callOfRequest(r); cs != nil {
+						cs.mu.Lock()
+						cs.inject = rule.Action
+						cs.mu.Unlock()
 					}
-					panic(http.ErrAbortHandler)
 				case "end_sessions":
 					e.endSessions()
 				case "fault":
@@ -426,6 +448,26 @@ func (e *faultEngine) wrap(next http.Handler) http.Handler {
 		next.ServeHTTP(&sessionWatcher{ResponseWriter: w, e: e}, r)
 	})
 }
+
+// dropConnection closes the client's TCP connection without an answer.
+func dropConnection(w http.ResponseWriter) {
+	if hj, ok := w.(http.Hijacker); ok {
+		if conn, _, err := hj.Hijack(); err == nil {
+			_ = conn.Close()
+			return
+		}
+	}
+	panic(http.ErrAbortHandler)
+}
+
+// discardResponse takes an answer nobody will read.
+type discardResponse struct {
+	header http.Header
+}
+
+func (d *discardResponse) Header() http.Header         { return d.header }
+func (d *discardResponse) Write(b []byte) (int, error) { return len(b), nil }
+func (d *discardResponse) WriteHeader(int)             {}
 
 func newFault(name string) (types.BaseMethodFault, error) {
 	typ, ok := types.TypeFunc()(name)
@@ -506,7 +548,12 @@ func (l *Lab) makeFault(name string, this types.ManagedObjectReference, msg stri
 // the "other operation" a TaskInProgress fault refers to.
 func (l *Lab) busyTask(this types.ManagedObjectReference) types.ManagedObjectReference {
 	ctx := l.labContext()
-	t := simulator.CreateTask(l.taskEntity(this), "reconfigVMTask", nil)
+	entity := l.taskEntity(this)
+	t := simulator.CreateTask(entity, "reconfigVm", nil)
+	nameTask(t, "ReconfigVM_Task", types.ManagedObjectReference{Type: "VirtualMachine"})
+	if e, ok := l.reg.Get(entity).(mo.Entity); ok {
+		t.Info.EntityName = e.Entity().Name
+	}
 	now := time.Now()
 	t.Info.State = types.TaskInfoStateRunning
 	t.Info.StartTime = &now

@@ -7,6 +7,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -21,21 +22,134 @@ import (
 )
 
 // defaultHostOptions are the advanced options of an ESXi host before any
-// clustering change, with ESXi's value types (long).
+// clustering change, with ESXi's value types (long) and the ranges and
+// defaults the host's OptionManager.supportedOption describes them with.
 var defaultHostOptions = []struct {
-	key string
-	val any
+	key      string
+	val      int64
+	min, max int64
+	label    string
 }{
-	{"Disk.ResetOnFailure", int64(0)},
-	{"Disk.UseLunReset", int64(1)},
-	{"Disk.UseDeviceReset", int64(1)},
-	{"Disk.MaxLUN", int64(1024)},
-	{"Disk.QFullSampleSize", int64(0)},
-	{"Disk.QFullThreshold", int64(8)},
-	{"Misc.APDHandlingEnable", int64(1)},
-	{"Misc.APDTimeout", int64(140)},
-	{"Scsi.CRTimeoutDuringBoot", int64(10000)},
-	{"UserVars.SuppressShellWarning", int64(0)},
+	{"Disk.ResetOnFailure", 0, 0, 1, "Issue a bus reset when a SCSI command fails"},
+	{"Disk.UseLunReset", 1, 0, 1, "Use LUN reset (instead of device/bus reset) to reset an RDM"},
+	{"Disk.UseDeviceReset", 1, 0, 1, "Use device reset (instead of bus reset) to reset a SCSI device"},
+	{"Disk.MaxLUN", 1024, 1, 16384, "Maximum LUN id that is scanned on a target"},
+	{"Disk.QFullSampleSize", 0, 0, 64, "Number of QFULL/BUSY conditions seen before I/O is throttled (0: off)"},
+	{"Disk.QFullThreshold", 8, 1, 16, "Number of good completions before the queue depth is raised again"},
+	{"Misc.APDHandlingEnable", 1, 0, 1, "Handle all paths down (APD) conditions"},
+	{"Misc.APDTimeout", 140, 20, 99999, "Seconds a device may be in all paths down (APD) before it is declared unreachable"},
+	{"Scsi.CRTimeoutDuringBoot", 10000, 0, 60000, "Milliseconds to wait for SCSI reservation conflicts to clear while booting"},
+	{"UserVars.SuppressShellWarning", 0, 0, 1, "Do not warn that the ESXi shell or SSH is enabled"},
+}
+
+// simulatorOptionDefs describe the advanced options the simulator seeds on
+// every host itself.
+var simulatorOptionDefs = map[string]types.OptionDef{
+	"Config.HostAgent.log.level": {
+		ElementDescription: types.ElementDescription{Description: types.Description{Label: "hostd log level", Summary: "Logging level of the host agent"}, Key: "Config.HostAgent.log.level"},
+		OptionType:         &types.StringOption{DefaultValue: "info"},
+	},
+}
+
+// optionDef describes an advanced option the lab knows nothing more of by
+// its value: LongOption over the whole range, StringOption, BoolOption.
+func optionDef(key string, v any) (types.OptionDef, bool) {
+	def := types.OptionDef{ElementDescription: types.ElementDescription{Description: types.Description{Label: key, Summary: key}, Key: key}}
+	switch x := v.(type) {
+	case int64:
+		def.OptionType = &types.LongOption{Min: math.MinInt64, Max: math.MaxInt64, DefaultValue: x}
+	case int32:
+		def.OptionType = &types.IntOption{Min: math.MinInt32, Max: math.MaxInt32, DefaultValue: x}
+	case string:
+		def.OptionType = &types.StringOption{DefaultValue: x}
+	case bool:
+		def.OptionType = &types.BoolOption{Supported: true, DefaultValue: x}
+	default:
+		return def, false
+	}
+	return def, true
+}
+
+// hostOptionDefs is a host's OptionManager.supportedOption: a definition for
+// every option it holds, in the order of its settings.
+func hostOptionDefs(settings []types.BaseOptionValue) []types.OptionDef {
+	known := map[string]types.OptionDef{}
+	for _, o := range defaultHostOptions {
+		known[o.key] = types.OptionDef{
+			ElementDescription: types.ElementDescription{Description: types.Description{Label: o.label, Summary: o.label}, Key: o.key},
+			OptionType:         &types.LongOption{Min: o.min, Max: o.max, DefaultValue: o.val},
+		}
+	}
+	for k, d := range simulatorOptionDefs {
+		known[k] = d
+	}
+	var defs []types.OptionDef
+	for _, s := range settings {
+		v := s.GetOptionValue()
+		if d, ok := known[v.Key]; ok {
+			defs = append(defs, d)
+		} else if d, ok := optionDef(v.Key, v.Value); ok {
+			defs = append(defs, d)
+		}
+	}
+	return defs
+}
+
+// inRange: v is a T between lo and hi.
+func inRange[T int32 | int64](v any, lo, hi T, xsd string) string {
+	x, ok := v.(T)
+	switch {
+	case !ok:
+		return fmt.Sprintf("expected %s, got %s", xsd, xsdType(v))
+	case x < lo || x > hi:
+		return fmt.Sprintf("%d is out of range [%d, %d]", x, lo, hi)
+	}
+	return ""
+}
+
+// checkOptionValue: a value an option's definition accepts ("" when it
+// does), by type (xsd:long for LongOption ...) and range.
+func checkOptionValue(def types.BaseOptionType, v any) string {
+	want := ""
+	switch d := def.(type) {
+	case *types.LongOption:
+		return inRange(v, d.Min, d.Max, "xsd:long")
+	case *types.IntOption:
+		return inRange(v, d.Min, d.Max, "xsd:int")
+	case *types.StringOption:
+		x, ok := v.(string)
+		if !ok {
+			want = "xsd:string"
+			break
+		}
+		if d.ValidCharacters != "" {
+			for _, r := range x {
+				if !strings.ContainsRune(d.ValidCharacters, r) {
+					return fmt.Sprintf("%q holds %q, not one of %q", x, r, d.ValidCharacters)
+				}
+			}
+		}
+	case *types.BoolOption:
+		if _, ok := v.(bool); !ok {
+			want = "xsd:boolean"
+		}
+	case *types.ChoiceOption:
+		x, ok := v.(string)
+		if !ok {
+			want = "xsd:string"
+			break
+		}
+		for _, c := range d.ChoiceInfo {
+			if c.GetElementDescription().Key == x {
+				return ""
+			}
+		}
+		return fmt.Sprintf("%q is not one of the option's choices", x)
+	}
+	if want != "" {
+		return fmt.Sprintf("expected %s, got %s", want, xsdType(v))
+	}
+	return ""
 }
 
 func (l *Lab) build(ctx context.Context) error {
@@ -255,9 +369,11 @@ func (l *Lab) configureHost(h *labHost) error {
 	om := l.reg.Get(*hobj.ConfigManager.AdvancedOption).(*simulator.OptionManager)
 	values := map[string]any{}
 	var keys []string
+	ranges := map[string][2]int64{}
 	for _, o := range defaultHostOptions {
 		values[o.key] = o.val
 		keys = append(keys, o.key)
+		ranges[o.key] = [2]int64{o.min, o.max}
 	}
 	var extra []string
 	for k, v := range h.spec.Options {
@@ -272,6 +388,12 @@ func (l *Lab) configureHost(h *labHost) error {
 		default:
 			return fmt.Errorf("host %s: option %s: unsupported value %v", h.spec.Name, k, v)
 		}
+		if r, ok := ranges[k]; ok {
+			x, isLong := values[k].(int64)
+			if !isLong || x < r[0] || x > r[1] {
+				return fmt.Errorf("host %s: option %s: %v is not an integer in [%d, %d]", h.spec.Name, k, v, r[0], r[1])
+			}
+		}
 	}
 	sort.Strings(extra)
 	keys = append(keys, extra...)
@@ -282,6 +404,19 @@ func (l *Lab) configureHost(h *labHost) error {
 	if f := om.UpdateOptions(&types.UpdateOptions{ChangedValue: changes}).Fault(); f != nil {
 		return fmt.Errorf("host %s: options: %s", h.spec.Name, f.String)
 	}
+	// what a client validates UpdateOptions against, as ESXi describes its options
+	om.SupportedOption = hostOptionDefs(om.Setting)
+	defs := append([]types.OptionDef(nil), om.SupportedOption...)
+	ours := map[string]bool{}
+	for _, d := range defs {
+		ours[d.Key] = true
+	}
+	for _, d := range hobj.Config.OptionDef {
+		if !ours[d.Key] {
+			defs = append(defs, d)
+		}
+	}
+	hobj.Config.OptionDef = defs
 	l.hostOptions[om.Self.Value] = h
 	return nil
 }

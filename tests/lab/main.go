@@ -151,6 +151,7 @@ func run() error {
 	// runs after the server has closed: no Wine process outlives the lab
 	defer l.guests.stop()
 	l.reg.AddHandler(&observer{lab: l})
+	l.installTaskFilter()
 	l.reg.Handler = l.dispatch
 
 	ctx := context.Background()
@@ -175,7 +176,8 @@ func run() error {
 	svc.TLS = tlsConfig
 	svc.Listen = &url.URL{Host: *listen, User: url.UserPassword(lf.Credentials.Username, lf.Credentials.Password)}
 	svc.ServeMux = http.NewServeMux()
-	sdk := l.faults.wrap(http.HandlerFunc(svc.ServeSDK))
+	// guard: a panic while serving a call answers SystemError (recover.go)
+	sdk := l.guard(l.faults.wrap(http.HandlerFunc(svc.ServeSDK)))
 	// more specific than the simulator's own "/sdk" patterns
 	svc.ServeMux.Handle("POST /sdk", sdk)
 	svc.ServeMux.Handle("POST /sdk/vimService", sdk)

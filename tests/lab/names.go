@@ -350,6 +350,15 @@ func (h *folderHandler) CreateVMTask(ctx *simulator.Context, req *types.CreateVM
 	if fault, msg := checkDevices(ctx, dc, spec.DeviceChange); fault != nil {
 		return fail(fault, msg)
 	}
+	if req.Host != nil {
+		if host, ok := ctx.Map.Get(*req.Host).(*simulator.HostSystem); ok {
+			if fault, msg := checkHostDatastores(ctx, dc, host, spec.Files.VmPathName, spec.DeviceChange); fault != nil {
+				return fail(fault, msg)
+			}
+		}
+	} else if fault, msg := l.placeOnHost(ctx, dc, req); fault != nil {
+		return fail(fault, msg)
+	}
 	name := vcName(spec.Name)
 	if !strings.Contains(name, "%") {
 		spec.Name = name
@@ -424,28 +433,75 @@ func (l *Lab) checkHosts(ctx *simulator.Context, req *types.CreateVM_Task) (type
 	}
 	var p object.DatastorePath
 	p.FromString(req.Config.Files.VmPathName)
-	var e mo.Entity = ctx.Map.Get(req.Pool).(mo.Entity)
+	hosts, ok := poolHosts(ctx, req.Pool)
+	if !ok {
+		return nil, ""
+	}
+	for _, hr := range hosts {
+		if h, ok := ctx.Map.Get(hr).(*simulator.HostSystem); ok && ctx.Map.FindByName(p.Datastore, h.Datastore) != nil {
+			return nil, ""
+		}
+	}
+	return &types.InvalidDatastore{Name: p.Datastore}, fmt.Sprintf("The datastore '%s' is not accessible from the hosts of the resource pool.", p.Datastore)
+}
+
+// poolHosts are the hosts of the compute resource a resource pool belongs to.
+func poolHosts(ctx *simulator.Context, pool types.ManagedObjectReference) ([]types.ManagedObjectReference, bool) {
+	e, _ := ctx.Map.Get(pool).(mo.Entity)
 	for e != nil {
-		var hosts []types.ManagedObjectReference
 		switch cr := e.(type) {
 		case *simulator.ClusterComputeResource:
-			hosts = cr.Host
+			return cr.Host, true
 		case *mo.ComputeResource:
-			hosts = cr.Host
-		default:
-			parent := e.Entity().Parent
-			if parent == nil {
-				return nil, ""
-			}
-			e, _ = ctx.Map.Get(*parent).(mo.Entity)
+			return cr.Host, true
+		}
+		parent := e.Entity().Parent
+		if parent == nil {
+			return nil, false
+		}
+		e, _ = ctx.Map.Get(*parent).(mo.Entity)
+	}
+	return nil, false
+}
+
+// placeOnHost: with no host given and devices on datastores other than the
+// vmx's, the VM goes to the first host of the pool that mounts them all, as
+// vCenter places a VM on a compatible host (the simulator picks any host
+// with the vmx's datastore and crashes on a disk its host does not see).
+// No such host: InvalidDatastore.
+func (l *Lab) placeOnHost(ctx *simulator.Context, dc *simulator.Datacenter, req *types.CreateVM_Task) (types.BaseMethodFault, string) {
+	if req.Host != nil {
+		return nil, ""
+	}
+	hosts, ok := poolHosts(ctx, req.Pool)
+	if !ok || len(hosts) == 0 {
+		return nil, ""
+	}
+	var fault types.BaseMethodFault
+	var msg string
+	var fits []types.ManagedObjectReference
+	misfits := 0
+	for _, hr := range hosts {
+		h, ok := ctx.Map.Get(hr).(*simulator.HostSystem)
+		if !ok {
 			continue
 		}
-		for _, hr := range hosts {
-			if h, ok := ctx.Map.Get(hr).(*simulator.HostSystem); ok && ctx.Map.FindByName(p.Datastore, h.Datastore) != nil {
-				return nil, ""
-			}
+		f, m := checkHostDatastores(ctx, dc, h, req.Config.Files.VmPathName, req.Config.DeviceChange)
+		if f == nil {
+			fits = append(fits, h.Self)
+			continue
 		}
-		return &types.InvalidDatastore{Name: p.Datastore}, fmt.Sprintf("The datastore '%s' is not accessible from the hosts of the resource pool.", p.Datastore)
+		misfits++
+		if fault == nil {
+			fault, msg = f, m
+		}
+	}
+	switch {
+	case len(fits) == 0 && fault != nil:
+		return fault, strings.Replace(msg, "from host", "from any host of the resource pool, e.g.", 1)
+	case len(fits) > 0 && misfits > 0:
+		// the simulator could pick a misfit
+		req.Host = &fits[0]
 	}
 	return nil, ""
 }

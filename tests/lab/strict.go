@@ -86,6 +86,12 @@ func init() {
 		return nil
 	}
 	intercept("ClusterComputeResource", "AddHost_Task", addHost)
+	intercept("ClusterComputeResource", "ReconfigureCluster_Task", func(l *Lab, ctx *simulator.Context, m *simulator.Method) mo.Reference {
+		if cl, ok := ctx.Map.Get(m.This).(*simulator.ClusterComputeResource); ok {
+			return &clusterHandler{ClusterComputeResource: cl}
+		}
+		return nil
+	})
 	intercept("Datastore", "RefreshDatastore", func(l *Lab, ctx *simulator.Context, m *simulator.Method) mo.Reference {
 		if ds, ok := ctx.Map.Get(m.This).(*simulator.Datastore); ok {
 			l.mu.Lock()
@@ -101,6 +107,17 @@ func init() {
 
 // dispatch is installed as the simulator Registry.Handler.
 func (l *Lab) dispatch(ctx *simulator.Context, m *simulator.Method) (mo.Reference, types.BaseMethodFault) {
+	// the call's state, for its tasks and for recovery (tasks.go, recover.go)
+	cs := attachCall(ctx, m)
+	cs.mu.Lock()
+	inject := cs.inject
+	if inject == "panic" {
+		cs.inject = ""
+	}
+	cs.mu.Unlock()
+	if inject == "panic" {
+		injectedPanic(ctx, m.This, m.Name)
+	}
 	if ctx.Session == nil {
 		return nil, nil // the simulator answers NotAuthenticated
 	}
@@ -133,8 +150,7 @@ func (l *Lab) failedTask(ctx *simulator.Context, this types.ManagedObjectReferen
 	entity := l.taskEntity(this)
 	t := simulator.CreateTask(entity, strings.TrimSuffix(method, "_Task")+"Task", nil)
 	now := time.Now()
-	t.Info.Name = method
-	t.Info.DescriptionId = entity.Type + "." + lcFirst(strings.TrimSuffix(method, "_Task"))
+	nameTask(t, method, this)
 	if e, ok := ctx.Map.Get(entity).(mo.Entity); ok {
 		t.Info.EntityName = e.Entity().Name
 	}
@@ -381,6 +397,51 @@ func checkDeviceLayout(vm *simulator.VirtualMachine, spec *types.VirtualMachineC
 	return nil, ""
 }
 
+// checkHostDatastores: the files a VM's devices (and, at creation, its
+// vmx) name must be on datastores its host mounts. The simulator looks such
+// a datastore up among the host's and crashes when it is not there (a disk
+// of another host's local datastore: "interface conversion: mo.Entity is
+// nil"). ESXi refuses it: the vSphere API reference lists InvalidDatastore
+// for ReconfigVM_Task and CreateVM_Task, "thrown if the operation cannot be
+// performed on the target datastores". Datastore names are the inventory's
+// (checkDevices has normalized them).
+func checkHostDatastores(ctx *simulator.Context, dc *simulator.Datacenter, host *simulator.HostSystem, vmx string, changes []types.BaseVirtualDeviceConfigSpec) (types.BaseMethodFault, string) {
+	check := func(file string, what string) (types.BaseMethodFault, string) {
+		var p object.DatastorePath
+		if !p.FromString(file) || p.Datastore == "" {
+			return nil, ""
+		}
+		if ctx.Map.FindByName(p.Datastore, host.Datastore) != nil {
+			return nil, ""
+		}
+		fault := &types.InvalidDatastore{Name: p.Datastore}
+		if ds := findNamed(ctx, p.Datastore, dc.Datastore); ds != nil {
+			ref := ds.Reference()
+			fault.Datastore = &ref
+		}
+		return fault, fmt.Sprintf("%sThe datastore '%s' of '%s' is not accessible from host %s.", what, p.Datastore, file, host.Name)
+	}
+	if vmx != "" {
+		if fault, msg := check(vmx, ""); fault != nil {
+			return fault, msg
+		}
+	}
+	for i, change := range changes {
+		ds := change.GetVirtualDeviceConfigSpec()
+		if ds.Device == nil || ds.Operation == types.VirtualDeviceConfigSpecOperationRemove {
+			continue
+		}
+		b, ok := ds.Device.GetVirtualDevice().Backing.(types.BaseVirtualDeviceFileBackingInfo)
+		if !ok {
+			continue
+		}
+		if fault, msg := check(b.GetVirtualDeviceFileBackingInfo().FileName, fmt.Sprintf("Invalid configuration for device '%d'. ", i)); fault != nil {
+			return fault, msg
+		}
+	}
+	return nil, ""
+}
+
 func (h *vmHandler) ReconfigVMTask(ctx *simulator.Context, req *types.ReconfigVM_Task) soap.HasFault {
 	vm := h.VirtualMachine
 	fail := func(fault types.BaseMethodFault, msg string) soap.HasFault {
@@ -394,6 +455,13 @@ func (h *vmHandler) ReconfigVMTask(ctx *simulator.Context, req *types.ReconfigVM
 	if dc := datacenterOf(ctx, vm); dc != nil {
 		if fault, msg := checkDevices(ctx, dc, req.Spec.DeviceChange); fault != nil {
 			return fail(fault, msg)
+		}
+		if vm.Runtime.Host != nil {
+			if host, ok := ctx.Map.Get(*vm.Runtime.Host).(*simulator.HostSystem); ok {
+				if fault, msg := checkHostDatastores(ctx, dc, host, "", req.Spec.DeviceChange); fault != nil {
+					return fail(fault, msg)
+				}
+			}
 		}
 	}
 	if fault, msg := checkDeviceLayout(vm, &req.Spec); fault != nil {
@@ -577,8 +645,10 @@ func keepSlots(vm *simulator.VirtualMachine, spec *types.VirtualMachineConfigSpe
 // ---- host advanced options --------------------------------------------------
 
 // hostOptionHandler: ESXi refuses unknown option keys (InvalidName) and
-// values whose type differs from the option's (InvalidArgument: e.g. an
-// xsd:int for a long option such as Disk.UseLunReset).
+// values its option definition (supportedOption) does not accept
+// (InvalidArgument): of another type (an xsd:int for a long option such as
+// Disk.UseLunReset) or out of the option's range. Nothing is applied unless
+// every change is valid.
 type hostOptionHandler struct {
 	*simulator.OptionManager
 	host *labHost
@@ -598,9 +668,21 @@ func (o *hostOptionHandler) UpdateOptions(ctx *simulator.Context, req *types.Upd
 			body.Fault_ = simulator.Fault("A specified parameter was not correct: "+v.Key, &types.InvalidName{Name: v.Key})
 			return body
 		}
-		if reflect.TypeOf(cur.Value) != reflect.TypeOf(v.Value) {
-			body.Fault_ = simulator.Fault(fmt.Sprintf("A specified parameter was not correct: %s (expected %s, got %s)",
-				v.Key, xsdType(cur.Value), xsdType(v.Value)), &types.InvalidArgument{InvalidProperty: v.Key})
+		var def types.BaseOptionType
+		for _, d := range o.SupportedOption {
+			if d.Key == v.Key {
+				def = d.OptionType
+			}
+		}
+		why := ""
+		if def != nil {
+			why = checkOptionValue(def, v.Value)
+		} else if reflect.TypeOf(cur.Value) != reflect.TypeOf(v.Value) {
+			why = fmt.Sprintf("expected %s, got %s", xsdType(cur.Value), xsdType(v.Value))
+		}
+		if why != "" {
+			body.Fault_ = simulator.Fault(fmt.Sprintf("A specified parameter was not correct: %s (%s)", v.Key, why),
+				&types.InvalidArgument{InvalidProperty: v.Key})
 			return body
 		}
 	}
@@ -720,4 +802,37 @@ type addHostRefused struct {
 func (a *addHostRefused) AddHostTask(ctx *simulator.Context, req *types.AddHost_Task) soap.HasFault {
 	return &methods.AddHost_TaskBody{Fault_: simulator.Fault(
 		fmt.Sprintf("The lab cannot add hosts to a cluster with ESXi %s hosts", a.version), &types.NotSupported{})}
+}
+
+// ---- clusters -----------------------------------------------------------------
+
+// clusterHandler serves ReconfigureCluster_Task, the ClusterComputeResource
+// method older than ReconfigureComputeResource_Task (missing in the
+// simulator): its ClusterConfigSpec (rules, DRS and HA VM overrides, DRS
+// and HA configuration) is applied as ReconfigureComputeResource_Task
+// applies the same parts of a ClusterConfigSpecEx, changes merged into the
+// configuration (the simulator applies specs that way whatever modify says).
+type clusterHandler struct {
+	*simulator.ClusterComputeResource
+}
+
+func (c *clusterHandler) ReconfigureClusterTask(ctx *simulator.Context, req *types.ReconfigureCluster_Task) soap.HasFault {
+	ex := &types.ClusterConfigSpecEx{
+		DasConfig:       req.Spec.DasConfig,
+		DasVmConfigSpec: req.Spec.DasVmConfigSpec,
+		DrsConfig:       req.Spec.DrsConfig,
+		DrsVmConfigSpec: req.Spec.DrsVmConfigSpec,
+		RulesSpec:       req.Spec.RulesSpec,
+	}
+	body := c.ClusterComputeResource.ReconfigureComputeResourceTask(ctx, &types.ReconfigureComputeResource_Task{
+		This: req.This, Spec: ex, Modify: req.Modify,
+	})
+	out := new(methods.ReconfigureCluster_TaskBody)
+	if b, ok := body.(*methods.ReconfigureComputeResource_TaskBody); ok {
+		out.Fault_ = b.Fault_
+		if b.Res != nil {
+			out.Res = &types.ReconfigureCluster_TaskResponse{Returnval: b.Res.Returnval}
+		}
+	}
+	return out
 }
