@@ -16,7 +16,16 @@ from reconciler.errors import MscsError, SpecError
 from reconciler.findings import Finding, has_errors
 from reconciler.loader import LoadedFile, load_file
 from reconciler.spec import FailoverCluster, with_defaults
-from state import StateBackend, open_backend, resolve_state_path
+from state import (
+    STATE_ENV,
+    LocalFileBackend,
+    StateBackend,
+    default_state_path,
+    is_database_location,
+    open_backend,
+    parse_lock_id,
+    split_cluster,
+)
 from state.model import State, desired_file_hash
 
 STATE_DIR_NAME = ".mscsctl"
@@ -60,12 +69,14 @@ def desired_files(path: Path) -> list[Path]:
 
 
 def load_desired(path: str | Path) -> Desired:
-    """One desired file, shape-checked; any finding that is an error stops here (exit 1)."""
+    """One desired file, shape-checked; any finding that is an error stops here (exit 1).
+
+    The hash is of the very bytes that were parsed: the file is read once.
+    """
     loaded = load_file(path)
     if loaded.cluster is None or has_errors(loaded.findings):
         raise SpecError(loaded.findings)
-    raw = Path(path).read_bytes()
-    return Desired(Path(path), loaded, with_defaults(loaded.cluster), desired_file_hash(raw))
+    return Desired(Path(path), loaded, with_defaults(loaded.cluster), desired_file_hash(loaded.raw))
 
 
 def load_targets(path: str | Path) -> Targets:
@@ -101,7 +112,8 @@ class StateLocation:
 
     A fleet (or `state_dir`) keeps one file per cluster name in the state directory
     (default `.mscsctl/` next to the files); a single file uses `state`, `MSCSCTL_STATE`,
-    or `mscsctl.state.json` beside it. A `postgresql://` URL holds every cluster, by name.
+    or `mscsctl.state.json` beside it. A database location (a `postgresql://` URL or a
+    libpq keyword string, given or in `MSCSCTL_STATE`) holds every cluster, by name.
     """
 
     state: str | None = None
@@ -110,24 +122,55 @@ class StateLocation:
 
     @classmethod
     def for_targets(cls, targets: Targets, *, state: str | None = None, state_dir: str | None = None) -> StateLocation:
-        if state and targets.is_fleet and "://" not in state:
-            raise MscsError(
-                "--state names one file: for a directory of clusters use --state-dir (or a postgresql:// URL)"
-            )
-        return cls(state, state_dir, targets.root if targets.is_fleet else None)
+        """The locations of a run's states, refused before anything else happens if unsafe.
 
-    def backend(self, desired: Desired) -> StateBackend:
-        location: Path | str
-        if self.state and "://" in self.state:
-            location = self.state
-        elif self.state_dir or self.fleet_root is not None:
+        A state directory that group or others can write is refused here, naming it, so a
+        run stops before it reads vCenter rather than after.
+        """
+        if state and targets.is_fleet and not _is_remote(state):
+            raise MscsError(
+                "--state names one file: for a directory of clusters use --state-dir "
+                "(or a postgresql:// URL or libpq connection string)"
+            )
+        location = cls(state, state_dir, targets.root if targets.is_fleet else None)
+        for desired in targets.desired:
+            path = location.state_file(desired)
+            if path is not None:
+                LocalFileBackend(path).check_directories()
+        return location
+
+    def chosen(self) -> str | None:
+        """`--state`, else `MSCSCTL_STATE` where it applies: one file's state, or a database for any run."""
+        if self.state:
+            return self.state
+        env = os.environ.get(STATE_ENV) or None
+        if env is None or self.state_dir or (self.fleet_root is not None and not _is_remote(env)):
+            return None
+        return env
+
+    def state_file(self, desired: Desired) -> Path | None:
+        """The file that holds the cluster's state, or None when it is in a database."""
+        chosen = self.chosen()
+        if chosen is not None and _is_remote(chosen):
+            return None
+        if self.state_dir or self.fleet_root is not None:
             base = self.fleet_root or desired.path.parent
             directory = Path(self.state_dir) if self.state_dir else base / STATE_DIR_NAME
-            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            location = directory / f"{desired.name}.state.json"
-        else:
-            location = self.state or os.environ.get("MSCSCTL_STATE") or resolve_state_path(desired.path, None)
-        return open_backend(location, cluster=desired.name)
+            return directory / f"{desired.name}.state.json"
+        return Path(chosen) if chosen else default_state_path(desired.path)
+
+    def backend(self, desired: Desired) -> StateBackend:
+        path = self.state_file(desired)
+        if path is None:
+            return open_backend(self.chosen() or "", cluster=desired.name)
+        if self.state_dir or self.fleet_root is not None:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return open_backend(path, cluster=desired.name)
+
+
+def _is_remote(location: str) -> bool:
+    """A database location, or a URL of a backend `open_backend` refuses by its scheme."""
+    return is_database_location(location) or "://" in location
 
 
 def recorded_state(file: Path | None, *, state: str | None = None, state_dir: str | None = None) -> StateBackend:
@@ -137,6 +180,53 @@ def recorded_state(file: Path | None, *, state: str | None = None, state_dir: st
     if state is None:
         raise MscsError("say which state: a desired FILE, or --state PATH")
     return open_backend(state)
+
+
+def locked_state(
+    lock_id: str, file: Path | None = None, *, state: str | None = None, state_dir: str | None = None
+) -> tuple[StateBackend, str]:
+    """The state a lock ID locks and the lock's UUID, for `mscsctl force-unlock ID`.
+
+    An ID printed by mscsctl (`UUID@LOCATION`) names its state, so nothing else is needed;
+    a bare UUID needs a desired FILE or `--state`. A database location in an ID carries no
+    password: the connection is the one `state` (or `MSCSCTL_STATE`) gives when it points
+    at the same database, else the ID's own URL (libpq then reads PGPASSWORD or ~/.pgpass).
+    """
+    lock_uuid, location = parse_lock_id(lock_id)
+    if location is None:
+        return recorded_state(file, state=state, state_dir=state_dir), lock_uuid
+    backend = _database_of_lock(location, state) if is_database_location(location) else open_backend(location)
+    if file is not None or state_dir or (state and not is_database_location(state)):
+        named = recorded_state(file, state=state, state_dir=state_dir)
+        if not _same_state(named, backend):
+            raise MscsError(
+                f"lock ID {lock_id} is for state {backend.describe()}, but the options name state "
+                f"{named.describe()}: give the lock ID alone"
+            )
+    return backend, lock_uuid
+
+
+def _database_of_lock(location: str, state: str | None) -> StateBackend:
+    from state.postgres import describe_database
+
+    dsn, cluster = split_cluster(location)
+    given = state or os.environ.get(STATE_ENV) or None
+    if given is not None and is_database_location(given):
+        given_dsn, _ = split_cluster(given)
+        if describe_database(given_dsn) == describe_database(dsn):
+            dsn = given_dsn  # the same database, with the credentials the ID leaves out
+        elif state:
+            raise MscsError(
+                f"lock ID is for database {describe_database(dsn)}, but --state points at "
+                f"{describe_database(given_dsn)}: give the lock ID alone, or --state for that database"
+            )
+    return open_backend(dsn, cluster=cluster)
+
+
+def _same_state(a: StateBackend, b: StateBackend) -> bool:
+    if isinstance(a, LocalFileBackend) and isinstance(b, LocalFileBackend):
+        return os.path.realpath(a.path) == os.path.realpath(b.path)
+    return a.location() == b.location()
 
 
 def read_state(backend: StateBackend, desired: Desired) -> State | None:

@@ -11,14 +11,16 @@ from __future__ import annotations
 import getpass
 import os
 import socket
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from reconciler.errors import LockedError, MscsError, StaleStateError
+from state.location import force_unlock_command, format_lock_id
 from state.model import State, UtcTimestamp, Uuid, utc_now
 
 
@@ -55,13 +57,62 @@ def current_user() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
-def holder_message(held: LockInfo, where: str) -> str:
-    """The sentence a blocked user reads: who holds the lock, and how to remove a stale one."""
+class HeldLockError(LockedError):
+    """The state is locked by someone else: the holder, and whether it is known to be gone.
+
+    `stale` is True only when the holder ran on this host and its process no longer exists;
+    such a lock is reported, never removed without a person's `force-unlock`.
+    """
+
+    def __init__(self, message: str, held: LockInfo | None = None, *, stale: bool = False) -> None:
+        super().__init__(message)
+        self.held = held
+        self.stale = stale
+
+
+def holder_is_gone(held: LockInfo) -> bool:
+    """The lock was taken on this host by a process that is no longer running.
+
+    The host is the part of `who` after its last `@` (`current_user()` writes user@host).
+    A process that exists but is not ours to signal is running; so is one on another host,
+    whatever its pid: only the absence of the process here proves the holder is gone.
+    """
+    host = held.who.rpartition("@")[2]
+    if os.name != "posix" or held.pid <= 0 or host != socket.gethostname() or held.pid == os.getpid():
+        return False  # on Windows os.kill would terminate the process; pid 0 or -1 are groups
+    try:
+        os.kill(held.pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def holder_message(held: LockInfo, where: str, location: str | None = None) -> str:
+    """The sentence a blocked user reads: who holds the lock, and how to remove a stale one.
+
+    `location` is the state location as the blocked run names it (`StateBackend.location()`):
+    the lock ID and the `force-unlock` command are then the ones that work from here.
+    """
+    lock_id = format_lock_id(held.id, location) if location else held.id
+    command = force_unlock_command(lock_id)
+    if holder_is_gone(held):
+        return (
+            f"state {where} is locked by {held.who} (operation {held.operation!r}) since {held.created}, "
+            f"but that run is gone: lock {lock_id} held by pid {held.pid} on this host, which is no "
+            f"longer running: clear it with `{command}`"
+        )
     return (
         f"state {where} is locked by {held.who} (operation {held.operation!r}, pid {held.pid}) "
-        f"since {held.created}, lock ID {held.id}. Wait for that run to finish; if it is gone "
-        f"(crashed, killed), remove the lock with: mscsctl force-unlock {held.id}"
+        f"since {held.created}, lock ID {lock_id}. Wait for that run to finish; if it is gone "
+        f"(crashed, killed), remove the lock with: {command}"
     )
+
+
+def lock_refusal(held: LockInfo, where: str, location: str | None = None) -> HeldLockError:
+    """The error a backend raises when `held` keeps it from taking the lock."""
+    return HeldLockError(holder_message(held, where, location), held, stale=holder_is_gone(held))
 
 
 def check_expected_serial(stored: State | None, state: State, expected_serial: int | None, where: str) -> int:
@@ -93,11 +144,14 @@ def check_expected_serial(stored: State | None, state: State, expected_serial: i
     return stored.serial + 1
 
 
-def check_release(held: LockInfo | None, lock_id: str, where: str, *, forced: bool) -> None:
+def check_release(
+    held: LockInfo | None, lock_id: str, where: str, *, forced: bool, location: str | None = None
+) -> None:
     """Refuse to release a lock that is absent or not `lock_id`; shared by the backends.
 
     `forced` is `mscsctl force-unlock`, run by a person for a run that is gone; otherwise
-    the holder itself is releasing its own lock at the end of its run.
+    the holder itself is releasing its own lock at the end of its run. `location` (the
+    backend's) makes the lock IDs in the messages the ones `force-unlock` takes.
     """
     if held is None:
         if forced:
@@ -109,13 +163,18 @@ def check_release(held: LockInfo | None, lock_id: str, where: str, *, forced: bo
     if held.id == lock_id:
         return
     if forced:
-        raise LockedError(
-            f"refusing to force-unlock: the lock's ID is {held.id}, not {lock_id}. "
+        held_id = format_lock_id(held.id, location) if location else held.id
+        raise HeldLockError(
+            f"refusing to force-unlock: the lock's ID is {held_id}, not {lock_id}. "
             f"It is held by {held.who} (operation {held.operation!r}, pid {held.pid}) "
-            f"since {held.created}. Check that run is gone, then give that ID."
+            f"since {held.created}. Check that run is gone, then give that ID.",
+            held,
+            stale=holder_is_gone(held),
         )
-    raise LockedError(
-        f"refusing to unlock with ID {lock_id}: the lock is not this run's. " + holder_message(held, where)
+    raise HeldLockError(
+        f"refusing to unlock with ID {lock_id}: the lock is not this run's. " + holder_message(held, where, location),
+        held,
+        stale=holder_is_gone(held),
     )
 
 
@@ -125,6 +184,10 @@ class StateBackend(Protocol):
 
     def describe(self) -> str:
         """Where the state is, for messages: a file path or a database and cluster."""
+        ...
+
+    def location(self) -> str:
+        """Where the state is, as `--state` takes it, with no password: what a lock ID names."""
         ...
 
     def read(self) -> State | None:
@@ -154,13 +217,41 @@ class StateBackend(Protocol):
 
 
 @contextmanager
-def locked(backend: StateBackend, operation: str, *, who: str | None = None) -> Iterator[LockInfo]:
+def locked(
+    backend: StateBackend,
+    operation: str,
+    *,
+    who: str | None = None,
+    timeout_s: float = 0.0,
+    poll_s: float = 0.5,
+    on_wait: Callable[[LockedError], None] | None = None,
+) -> Iterator[LockInfo]:
     """Hold the state lock for the duration of the block and always release it.
+
+    With `timeout_s` > 0, a lock held by another run is asked for again every `poll_s`
+    seconds until it is free or `timeout_s` has passed, then the `LockedError` is raised;
+    `on_wait` is called once, with the refusal, when the waiting starts (to tell the user).
+    A lock whose holder is known to be gone (`holder_is_gone`) is never waited for.
 
     If the block fails and releasing fails too, the block's error is the one raised (it is
     what went wrong); the release failure is attached to it as a note.
     """
-    held = backend.lock(new_lock_info(operation, who=who))
+    deadline = time.monotonic() + max(timeout_s, 0.0)
+    waited = False
+    while True:
+        try:
+            held = backend.lock(new_lock_info(operation, who=who))
+            break
+        except LockedError as refused:
+            remaining = deadline - time.monotonic()
+            if getattr(refused, "stale", False) or remaining <= 0:
+                if waited:
+                    raise _gave_up(refused, timeout_s) from None
+                raise
+            if not waited and on_wait is not None:
+                on_wait(refused)
+            waited = True
+            time.sleep(min(max(poll_s, 0.01), remaining))
     try:
         yield held
     except BaseException as failure:
@@ -170,3 +261,11 @@ def locked(backend: StateBackend, operation: str, *, who: str | None = None) -> 
             failure.add_note(f"releasing the state lock {held.id} also failed: {release_failure}")
         raise
     backend.unlock(held.id)
+
+
+def _gave_up(refused: LockedError, timeout_s: float) -> LockedError:
+    """The last refusal, saying how long the run waited for the lock."""
+    message = f"gave up after waiting {timeout_s:g}s for the lock: {refused}"
+    if isinstance(refused, HeldLockError):
+        return HeldLockError(message, refused.held, stale=refused.stale)
+    return LockedError(message)

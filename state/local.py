@@ -5,24 +5,35 @@ file in the same directory (0600 from its creation, fsynced) and replaces the st
 atomic rename. The previous state is kept as `<path>.backup`. The lock is a `<path>.lock`
 file created exclusively, holding who took it, so that a second run is refused at once with
 the holder's name instead of waiting or racing.
+
+A state path that is a symlink is written through to its target: the temporary file, the
+backup and the lock live beside the target, the rename replaces the target, and the symlink
+stays a symlink (two symlinks to one state share its lock). A state whose directory, or its
+target's, can be written by group or others is refused: anyone who can write there can
+replace the state, and the state decides what mscsctl may detach or delete.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
+import stat
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from reconciler.bounded import read_bounded
 from reconciler.errors import LockedError, MscsError
-from state.backend import LockInfo, check_expected_serial, check_release, holder_message
+from state.backend import LockInfo, check_expected_serial, check_release, lock_refusal
+from state.location import is_database_location
 from state.model import State, check_no_secrets, parse_state, utc_now
 
 STATE_FILE_NAME = "mscsctl.state.json"
 STATE_ENV = "MSCSCTL_STATE"
 FILE_MODE = 0o600
+LOCK_FILE_MAX_BYTES = 64 * 1024
 
 
 def default_state_path(desired_file: Path) -> Path:
@@ -44,9 +55,28 @@ def resolve_state_path(
     chosen = explicit if explicit not in (None, "") else env.get(STATE_ENV) or None
     if chosen is None:
         return default_state_path(desired_file)
-    if isinstance(chosen, str) and "://" in chosen:
+    if isinstance(chosen, str) and (is_database_location(chosen) or "://" in chosen):
         return chosen
     return Path(chosen)
+
+
+def check_private_directory(directory: Path, state_path: Path | str) -> None:
+    """Refuse a state directory that group or others can write: they could replace the state.
+
+    A directory that does not exist yet is not refused here (writing the state says so).
+    """
+    try:
+        mode = os.stat(directory).st_mode
+    except OSError:
+        return
+    if not stat.S_ISDIR(mode) or not mode & 0o022:
+        return
+    writers = " and ".join(w for bit, w in ((0o020, "group"), (0o002, "others")) if mode & bit)
+    raise MscsError(
+        f"state {state_path}: the directory {directory} is writable by {writers} "
+        f"(mode {stat.S_IMODE(mode):04o}), so another user could replace the state; "
+        f"fix it with: chmod go-w {shlex.quote(str(directory))}"
+    )
 
 
 class LocalFileBackend:
@@ -54,29 +84,52 @@ class LocalFileBackend:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self.backup_path = self.path.with_name(self.path.name + ".backup")
-        self.lock_path = self.path.with_name(self.path.name + ".lock")
 
     def __repr__(self) -> str:
         return f"LocalFileBackend({str(self.path)!r})"
 
+    @property
+    def target(self) -> Path:
+        """The file the state is in: `path`, or the file a symlink at `path` points to."""
+        return Path(os.path.realpath(self.path)) if self.path.is_symlink() else self.path
+
+    @property
+    def backup_path(self) -> Path:
+        return self.target.with_name(self.target.name + ".backup")
+
+    @property
+    def lock_path(self) -> Path:
+        return self.target.with_name(self.target.name + ".lock")
+
     def describe(self) -> str:
         return str(self.path)
 
+    def location(self) -> str:
+        return str(self.path)
+
+    def check_directories(self) -> None:
+        """Refuse the state when its directory (or its symlink target's) is group- or other-writable."""
+        check_private_directory(self.path.parent, self.path)
+        if self.target != self.path:
+            check_private_directory(self.target.parent, self.path)
+
     def read(self) -> State | None:
+        self.check_directories()
         return self._read_stored()[0]
 
     def write(self, state: State, *, expected_serial: int | None) -> State:
         check_no_secrets(state)
+        self.check_directories()
         stored, raw = self._read_stored()
         serial = check_expected_serial(stored, state, expected_serial, self.describe())
         written = state.as_written(serial=serial, now=utc_now())
         if raw is not None:
             _replace_atomically(self.backup_path, raw)
-        _replace_atomically(self.path, written.to_json().encode())
+        _replace_atomically(self.target, written.to_json().encode())
         return written
 
     def lock(self, info: LockInfo) -> LockInfo:
+        self.check_directories()
         info = LockInfo.model_validate({**dict(info), "backend": "local", "path": str(self.path)})
         # A lock released between our failed create and our read of it is simply retried.
         for _ in range(3):
@@ -86,7 +139,7 @@ class LocalFileBackend:
                 held = self._read_lock()
                 if held is None:
                     continue
-                raise LockedError(holder_message(held, self.describe())) from None
+                raise lock_refusal(held, self.describe(), self.location()) from None
             except OSError as exc:
                 raise MscsError(f"cannot create the lock file {self.lock_path}: {exc}") from None
             try:
@@ -103,17 +156,21 @@ class LocalFileBackend:
         raise LockedError(f"state {self.describe()} is being locked and unlocked by other runs; try again.")
 
     def unlock(self, lock_id: str) -> None:
-        check_release(self._read_lock(), lock_id, self.describe(), forced=False)
+        check_release(self._read_lock(), lock_id, self.describe(), forced=False, location=self.location())
         self._remove_lock()
 
     def force_unlock(self, lock_id: str) -> None:
-        check_release(self._read_lock(), lock_id, self.describe(), forced=True)
+        self.check_directories()
+        check_release(self._read_lock(), lock_id, self.describe(), forced=True, location=self.location())
         self._remove_lock()
 
     def _read_stored(self) -> tuple[State | None, bytes | None]:
-        """The stored state and the exact bytes it was read from (kept as the backup)."""
+        """The stored state and the exact bytes it was read from (kept as the backup).
+
+        A path that is not a regular file, or a file over the size limit, is refused unread.
+        """
         try:
-            raw = self.path.read_bytes()
+            raw = read_bounded(self.path, "state file")
         except FileNotFoundError:
             return None, None
         except OSError as exc:
@@ -122,7 +179,7 @@ class LocalFileBackend:
 
     def _read_lock(self) -> LockInfo | None:
         try:
-            raw = self.lock_path.read_bytes()
+            raw = read_bounded(self.lock_path, "lock file", limit=LOCK_FILE_MAX_BYTES)
         except FileNotFoundError:
             return None
         except OSError as exc:

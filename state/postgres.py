@@ -15,13 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from urllib.parse import quote
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from pydantic import ValidationError
 
 from reconciler.errors import LockedError, MscsError, StaleStateError
-from state.backend import LockInfo, check_expected_serial, check_release, holder_message
+from state.backend import LockInfo, check_expected_serial, check_release, lock_refusal
 from state.model import State, check_no_secrets, parse_state, utc_now
 
 SCHEMA = (
@@ -47,15 +48,22 @@ CONNECT_TIMEOUT_SECONDS = 10
 
 
 def describe_database(dsn: str) -> str:
-    """The database a connection string points at, without its password, for messages."""
+    """The database a URL or keyword string points at, as a URL without its password.
+
+    Only the user, host, port and database are kept (never `password` or `sslpassword`),
+    each percent-encoded where a URL needs it, so that the result is itself a location
+    libpq connects to (a socket directory as host reads `%2Fvar%2Frun%2Fpostgresql`):
+    a lock ID carries it, and `force-unlock` connects with it when nothing else is given.
+    """
     try:
         parts = conninfo_to_dict(dsn)
     except psycopg.ProgrammingError:
         # libpq's message may quote the string, password included: say only what is wrong.
         raise MscsError("the PostgreSQL state location is not a valid connection string or URL") from None
-    user = f"{parts['user']}@" if parts.get("user") else ""
-    port = f":{parts['port']}" if parts.get("port") else ""
-    return f"postgresql://{user}{parts.get('host', '')}{port}/{parts.get('dbname', '')}"
+    user = f"{quote(str(parts['user']), safe='')}@" if parts.get("user") else ""
+    host = quote(str(parts.get("host", "")), safe=",")
+    port = f":{parts['port']}" if parts.get("port") and "," not in str(parts.get("host", "")) else ""
+    return f"postgresql://{user}{host}{port}/{quote(str(parts.get('dbname', '')), safe='')}"
 
 
 class PostgresBackend:
@@ -72,6 +80,9 @@ class PostgresBackend:
 
     def describe(self) -> str:
         return self._where
+
+    def location(self) -> str:
+        return f"{describe_database(self.dsn)}#{self.cluster}"
 
     def read(self) -> State | None:
         with self._transaction() as conn:
@@ -126,7 +137,7 @@ class PostgresBackend:
                     return info
                 held = self._held(conn, for_update=False)
             if held is not None:
-                raise LockedError(holder_message(held, self._where))
+                raise lock_refusal(held, self._where, self.location())
         raise LockedError(f"state {self._where} is being locked and unlocked by other runs; try again.")
 
     def unlock(self, lock_id: str) -> None:
@@ -137,7 +148,8 @@ class PostgresBackend:
 
     def _release(self, lock_id: str, *, forced: bool) -> None:
         with self._transaction() as conn:
-            check_release(self._held(conn, for_update=True), lock_id, self._where, forced=forced)
+            held = self._held(conn, for_update=True)
+            check_release(held, lock_id, self._where, forced=forced, location=self.location())
             conn.execute("DELETE FROM mscsctl_lock WHERE cluster = %s AND id = %s", (self.cluster, lock_id))
 
     def _stored(self, conn: psycopg.Connection, *, for_update: bool) -> State | None:

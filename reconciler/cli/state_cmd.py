@@ -9,7 +9,7 @@ import typer
 from reconciler.cli import app, output
 from reconciler.cli.options import STATE, STATE_DIR
 from reconciler.errors import MscsError
-from reconciler.workspace import recorded_state
+from reconciler.workspace import locked_state, recorded_state
 
 
 @app.command("show")
@@ -22,6 +22,7 @@ def show_command(
 ) -> int:
     """Print what mscsctl recorded the last time it applied. Exit codes: 0 ok, 1 error."""
     backend = recorded_state(file, state=state_path, state_dir=state_dir)
+    output.debug(f"reading the state at {backend.describe()}")
     state = backend.read()
     if state is None:
         raise MscsError(f"no state yet at {backend.describe()}: nothing was applied")
@@ -40,13 +41,23 @@ def show_command(
 @app.command("force-unlock")
 @output.reports_errors
 def force_unlock_command(
-    lock_id: str = typer.Argument(..., help="The lock ID named in the 'locked' error."),
-    file: Path | None = typer.Option(None, "--file", "-f", help="Desired-state file whose state is locked."),
+    lock_id: str = typer.Argument(
+        ..., help="The lock ID named in the 'locked' error (UUID@STATE: it says which state it locks)."
+    ),
+    file: Path | None = typer.Option(
+        None, "--file", "-f", help="Desired-state file whose state is locked (only for a bare UUID)."
+    ),
     state_path: str | None = STATE,
     state_dir: str | None = STATE_DIR,
 ) -> int:
-    """Remove a stale state lock left by a run that died. Exit codes: 0 removed, 1 error."""
-    backend = recorded_state(file, state=state_path, state_dir=state_dir)
-    backend.force_unlock(lock_id)
-    output.info(f"lock {lock_id} removed")
+    """Remove a stale state lock left by a run that died, if its ID is the one given.
+
+    The ID the 'locked' message prints names the state, so it is all that is needed; for
+    PostgreSQL, a password comes from --state or MSCSCTL_STATE (same database), PGPASSWORD
+    or ~/.pgpass. Exit codes: 0 removed, 1 error.
+    """
+    backend, lock_uuid = locked_state(lock_id, file, state=state_path, state_dir=state_dir)
+    output.debug(f"removing lock {lock_uuid} from the state at {backend.describe()}")
+    backend.force_unlock(lock_uuid)
+    output.info(f"lock {lock_uuid} removed from state {backend.describe()}")
     return 0

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from reconciler.bounded import InputRefused, read_bounded
 from reconciler.findings import Finding, has_errors
 from reconciler.loader.model_errors import describe, validation_findings
 from reconciler.loader.yaml_source import Position, SourceMap, at, parse_yaml, position_in
@@ -64,6 +65,7 @@ class LoadedFile:
     cluster: FailoverCluster | None
     findings: list[Finding]
     source: SourceMap
+    raw: bytes = field(default=b"", repr=False)  # the bytes `load_file` read: hashed as they were parsed
 
     @property
     def valid(self) -> bool:
@@ -136,20 +138,27 @@ def load_bytes(raw: bytes, file: str) -> LoadedFile:
 
 
 def load_file(path: str | Path) -> LoadedFile:
-    """Read and parse a desired file (`-` reads standard input). Never raises for bad input."""
+    """Read and parse a desired file (`-` reads standard input). Never raises for bad input.
+
+    A path that is not a regular file (a FIFO, a device) or is over the size limit is a
+    finding at once: it is never read, so it can neither hang the run nor fill memory.
+    """
     name = str(path)
     try:
         if name == "-":
             name = "<stdin>"
             raw = sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
         else:
-            with open(path, "rb") as handle:
-                raw = handle.read(MAX_FILE_BYTES + 1)
+            raw = read_bounded(path, "desired file", limit=MAX_FILE_BYTES)
+    except InputRefused as exc:
+        return _file_error(name, exc.reason)
     except IsADirectoryError:
         return _file_error(name, "is a directory, not a desired file")
     except OSError as exc:
         return _file_error(name, f"cannot read the file: {exc.strerror or exc}")
-    return load_bytes(raw, name)
+    loaded = load_bytes(raw, name)
+    loaded.raw = raw
+    return loaded
 
 
 def validate_file(path: str | Path) -> LoadedFile:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -23,9 +24,11 @@ from state import (
     State,
     default_state_path,
     desired_file_hash,
+    is_database_location,
     locked,
     new_lock_info,
     open_backend,
+    redact,
     resolve_state_path,
 )
 
@@ -551,3 +554,130 @@ def test_open_backend_gives_a_file_backend_for_a_path(tmp_path: Path) -> None:
 def test_open_backend_refuses_unknown_schemes() -> None:
     with pytest.raises(MscsError, match="unknown state backend s3://"):
         open_backend("s3://bucket/state.json")
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        "host=db port=5432 dbname=mscsctl user=x password=y",
+        "dbname=mscsctl",
+        "  host = db.lab.local   sslmode=require ",
+        "host=/var/run/postgresql password='two words' dbname=mscsctl",
+        "postgres://db/mscsctl",
+        "host=db and more",  # malformed: refused as a connection string, never taken for a file
+    ],
+)
+def test_libpq_keyword_strings_and_urls_are_database_locations(tmp_path: Path, location: str) -> None:
+    assert is_database_location(location)
+    assert resolve_state_path(tmp_path / "x.yaml", location) == location  # kept as given, not a Path
+
+
+@pytest.mark.parametrize(
+    "location", ["mscsctl.state.json", "./host=db", "states/dbname=x.json", "colour=blue", "=x", ""]
+)
+def test_file_names_are_not_database_locations(location: str) -> None:
+    assert not is_database_location(location)
+
+
+def test_passwords_are_masked_in_any_text() -> None:
+    text = (
+        "postgresql://mscsctl:Winter2024!@db/mscsctl and postgres://u:p@ss@h/d and "
+        "host=db password=Winter2024! sslpassword='key pass' user=x"
+    )
+    assert redact(text) == (
+        "postgresql://mscsctl:***@db/mscsctl and postgres://u:***@h/d and host=db password=*** sslpassword=*** user=x"
+    )
+
+
+# --- symlinks and the directory's permissions ---------------------------------------------
+
+
+def test_a_symlinked_state_is_written_through_to_its_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shared = (tmp_path / "shared").resolve()
+    shared.mkdir(mode=0o700)
+    checkout = tmp_path / "checkout"
+    checkout.mkdir(mode=0o700)
+    link = checkout / "mscsctl.state.json"
+    link.symlink_to(shared / "sql-prod-01.json")  # dangling until the first write
+    backend = LocalFileBackend(link)
+    renames: list[tuple[Path, Path]] = []
+    real_replace = os.replace
+
+    def recording_replace(src: str | Path, dst: str | Path) -> None:
+        renames.append((Path(src), Path(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(state.local.os, "replace", recording_replace)
+    backend.write(sample_state(), expected_serial=None)
+    backend.write(backend.read(), expected_serial=1)
+    held = backend.lock(new_lock_info("apply"))
+
+    assert link.is_symlink() and Path(os.readlink(link)) == shared / "sql-prod-01.json"
+    assert State.from_json((shared / "sql-prod-01.json").read_bytes()).serial == 2
+    assert renames and all(src.parent == shared and dst.parent == shared for src, dst in renames)
+    assert sorted(p.name for p in shared.iterdir()) == [
+        "sql-prod-01.json",
+        "sql-prod-01.json.backup",
+        "sql-prod-01.json.lock",
+    ]
+    assert [p.name for p in checkout.iterdir()] == ["mscsctl.state.json"]
+    another_link = tmp_path / "another-link.json"
+    another_link.symlink_to(link)
+    with pytest.raises(LockedError, match=held.id):  # every path to one state shares its lock
+        LocalFileBackend(another_link).lock(new_lock_info("apply"))
+
+
+@pytest.mark.parametrize(
+    ("mode", "writers"),
+    [(0o770, "group"), (0o703, "others"), (0o777, "group and others"), (0o1777, "group and others")],
+)
+def test_a_state_directory_others_can_write_is_refused_naming_the_fix(tmp_path: Path, mode: int, writers: str) -> None:
+    directory = tmp_path / "states"
+    directory.mkdir()
+    directory.chmod(mode)
+    backend = LocalFileBackend(directory / "sql-prod-01.json")
+    expected = (
+        f"state {backend.path}: the directory {directory} is writable by {writers} (mode {mode:04o}), "
+        f"so another user could replace the state; fix it with: chmod go-w {directory}"
+    )
+
+    for use in (
+        backend.read,
+        lambda: backend.write(sample_state(), expected_serial=None),
+        lambda: backend.lock(new_lock_info("apply")),
+        lambda: backend.force_unlock("00000000-0000-4000-8000-000000000000"),
+    ):
+        with pytest.raises(MscsError) as refused:
+            use()
+        assert str(refused.value) == expected
+    assert list(directory.iterdir()) == []
+
+    directory.chmod(0o755)  # the fix the message gives
+    assert backend.write(sample_state(), expected_serial=None).serial == 1
+
+
+def test_a_symlink_into_a_directory_others_can_write_is_refused(tmp_path: Path) -> None:
+    open_dir = tmp_path / "open"
+    open_dir.mkdir()
+    open_dir.chmod(0o777)
+    link = tmp_path / "mscsctl.state.json"
+    link.symlink_to(open_dir / "state.json")
+
+    with pytest.raises(MscsError, match=rf"directory {open_dir.resolve()} is writable by group and others"):
+        LocalFileBackend(link).read()
+
+
+def test_a_state_dir_others_can_write_is_refused_before_vcenter_is_read(tmp_path: Path) -> None:
+    from tests.unit.test_bounded_input import mscsctl
+
+    shutil.copytree(REPO_ROOT / "examples" / "fleet", tmp_path / "fleet")
+    (tmp_path / "states").mkdir()
+    (tmp_path / "states").chmod(0o775)
+
+    code, out, err = mscsctl("plan", "fleet", "--state-dir", "states", cwd=tmp_path)
+
+    assert code == 1, (out, err)
+    assert err == (
+        "Error: state states/fleet-01.state.json: the directory states is writable by group (mode 0775), "
+        "so another user could replace the state; fix it with: chmod go-w states\n"
+    )

@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
+from urllib.parse import quote
 
 import psycopg
 import pytest
 
 from reconciler.errors import LockedError, MscsError, StaleStateError
-from state import ManagedResource, State, desired_file_hash, locked, new_lock_info, open_backend
+from reconciler.workspace import locked_state
+from state import (
+    ManagedResource,
+    State,
+    desired_file_hash,
+    force_unlock_command,
+    format_lock_id,
+    locked,
+    new_lock_info,
+    open_backend,
+)
 from state.postgres import PostgresBackend, describe_database
 from tests import state_pg_fixture
+from tests.unit.test_bounded_input import mscsctl
+from tests.unit.test_locks import printed_command, run_as_printed
 
 pytestmark = pytest.mark.postgres
 
@@ -18,7 +32,10 @@ pytestmark = pytest.mark.postgres
 postgres_server = state_pg_fixture.postgres_server
 postgres_dsn = state_pg_fixture.postgres_dsn
 
-CLUSTER = "sql-prod-01"
+CLUSTER = "sql-prod-01"  # the cluster of examples/cluster-across-boxes.yaml
+EXAMPLE = "examples/cluster-across-boxes.yaml"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PASSWORD = "Winter2024!"
 WHEN = "2024-05-01T12:00:00Z"
 DESIRED_HASH = desired_file_hash(b"apiVersion: mscsctl/v1\n")
 QUORUM = "sql-prod-01/node/SQLNODE1/disk/quorum"
@@ -174,7 +191,8 @@ def test_second_lock_fails_at_once_naming_the_holder(postgres_dsn: str) -> None:
     assert "alice@admin01" in message
     assert "'apply'" in message
     assert held.created in message
-    assert f"mscsctl force-unlock {held.id}" in message
+    lock_id = f"{held.id}@{describe_database(postgres_dsn)}#{CLUSTER}"
+    assert message.endswith(f"remove the lock with: {force_unlock_command(lock_id)}")
     assert held.backend == "postgresql"
 
 
@@ -241,3 +259,115 @@ def test_unreachable_database_is_an_error_not_a_traceback(tmp_path) -> None:
 
     with pytest.raises(MscsError, match=r"state database postgresql://postgres@.*/x \(cluster sql-prod-01\)"):
         nowhere.read()
+
+
+# --- where the database is, and its password ----------------------------------------------
+
+
+def with_password(dsn: str) -> str:
+    """The keyword string with a password (the test server trusts every local connection)."""
+    return f"{dsn} password={PASSWORD}"
+
+
+def as_url(dsn: str, password: str = PASSWORD) -> str:
+    """`host=/dir port=N user=U dbname=D` as a URL with a password in it."""
+    parts = dict(item.split("=", 1) for item in dsn.split())
+    return f"postgresql://{parts['user']}:{password}@{quote(parts['host'], safe='')}:{parts['port']}/{parts['dbname']}"
+
+
+def test_a_libpq_keyword_string_is_a_database_location(postgres_dsn: str) -> None:
+    opened = open_backend(with_password(postgres_dsn), cluster=CLUSTER)
+
+    assert isinstance(opened, PostgresBackend)
+    opened.write(sample_state(), expected_serial=None)
+    assert stored_row(postgres_dsn)[1] == 1
+    for shown in (opened.describe(), opened.location(), repr(opened)):
+        assert PASSWORD not in shown
+
+
+def test_the_described_database_is_a_url_that_connects_to_it(postgres_dsn: str) -> None:
+    described = describe_database(with_password(postgres_dsn))
+
+    assert described.startswith("postgresql://postgres@%2F")  # a socket directory as the host
+    assert describe_database(described) == described
+    with psycopg.connect(described) as conn:
+        assert conn.execute("SELECT current_database()").fetchone()[0] == postgres_dsn.rsplit("dbname=", 1)[1]
+
+
+def test_a_url_may_name_its_cluster(postgres_dsn: str) -> None:
+    opened = open_backend(f"{describe_database(postgres_dsn)}#{CLUSTER}")
+
+    assert opened.describe().endswith(f"(cluster {CLUSTER})")
+    with pytest.raises(MscsError, match="names cluster 'sql-prod-01', but this is cluster 'other'"):
+        open_backend(f"{describe_database(postgres_dsn)}#{CLUSTER}", cluster="other")
+
+
+@pytest.mark.parametrize("form", ["keywords", "url"])
+def test_show_never_prints_the_password(postgres_dsn: str, form: str) -> None:
+    PostgresBackend(postgres_dsn, CLUSTER).write(sample_state(), expected_serial=None)
+    location = with_password(postgres_dsn) if form == "keywords" else as_url(postgres_dsn)
+
+    runs = [["show", EXAMPLE, "--state", location], ["show", "--json", EXAMPLE, "--state", location]]
+    if form == "url":  # a URL may name the cluster itself; a keyword string's comes from the file
+        runs.append(["show", "--state", f"{location}#{CLUSTER}"])
+    for args in runs:
+        code, out, err = mscsctl(*args, cwd=REPO_ROOT, env={"MSCSCTL_LOG_LEVEL": "debug"})
+        assert code == 0, err
+        assert f"cluster {CLUSTER}" in out or f'"cluster": "{CLUSTER}"' in out
+        assert PASSWORD not in out + err
+
+
+@pytest.mark.parametrize("form", ["keywords", "url"])
+def test_errors_never_print_the_password(postgres_dsn: str, form: str) -> None:
+    missing = postgres_dsn.replace("dbname=", "dbname=no_such_")
+    location = with_password(missing) if form == "keywords" else as_url(missing)
+
+    malformed = f"{location} port" if form == "keywords" else f"{location}?no_such_option=1"
+    errors = []
+    for args in (["show", EXAMPLE, "--state", location], ["show", EXAMPLE, "--state", malformed]):
+        code, out, err = mscsctl(*args, cwd=REPO_ROOT, env={"MSCSCTL_LOG_LEVEL": "debug"})
+        assert code == 1, (out, err)
+        assert PASSWORD not in out + err  # the debug lines included
+        (error,) = [line for line in err.splitlines() if line.startswith("Error:")]
+        errors.append(error)
+    assert 'database "no_such_' in errors[0] and "does not exist" in errors[0]
+    assert errors[1] == "Error: the PostgreSQL state location is not a valid connection string or URL"
+
+
+def test_the_printed_force_unlock_works_as_printed_without_the_password(postgres_dsn: str) -> None:
+    holder = PostgresBackend(with_password(postgres_dsn), CLUSTER)
+    held = holder.lock(new_lock_info("apply", who="alice@admin01"))
+    with pytest.raises(LockedError) as refused:
+        PostgresBackend(with_password(postgres_dsn), CLUSTER).lock(new_lock_info("apply"))
+    command = printed_command(str(refused.value))
+    assert PASSWORD not in str(refused.value)
+    assert command == force_unlock_command(format_lock_id(held.id, holder.location()))
+
+    done = run_as_printed(command, REPO_ROOT)
+
+    assert done.returncode == 0, done.stderr
+    assert holder.lock(new_lock_info("apply", who="bob@admin02")).who == "bob@admin02"  # free again
+
+
+def test_force_unlock_connects_with_the_given_state_when_it_is_the_same_database(
+    postgres_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MSCSCTL_STATE", raising=False)
+    holder = PostgresBackend(postgres_dsn, CLUSTER)
+    lock_id = format_lock_id(holder.lock(new_lock_info("apply")).id, holder.location())
+
+    given, _ = locked_state(lock_id, state=with_password(postgres_dsn))
+    assert given.dsn == with_password(postgres_dsn)
+    monkeypatch.setenv("MSCSCTL_STATE", as_url(postgres_dsn))
+    from_env, _ = locked_state(lock_id)
+    assert from_env.dsn == as_url(postgres_dsn)
+    monkeypatch.setenv("MSCSCTL_STATE", "mscsctl.state.json")
+    alone, lock_uuid = locked_state(lock_id)
+    assert alone.dsn == describe_database(postgres_dsn)
+    alone.force_unlock(lock_uuid)
+
+    other = postgres_dsn.replace("dbname=", "dbname=other_")
+    with pytest.raises(MscsError) as refused:
+        locked_state(lock_id, state=with_password(other))
+    assert "give the lock ID alone, or --state for that database" in str(refused.value)
+    assert PASSWORD not in str(refused.value)

@@ -208,3 +208,55 @@ def test_the_installed_console_script(tmp_path):
     assert (ok.returncode, ok.stdout) == (0, f"{CAB}: valid\n")
     bad = subprocess.run([str(script), "validate", str(broken(tmp_path))], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
+
+
+def test_an_unknown_log_level_is_one_line_and_exit_1(capsys, monkeypatch):
+    monkeypatch.setenv("MSCSCTL_LOG_LEVEL", "loud")
+    code, out, err = run(capsys, "validate", CAB)
+    assert (code, out) == (1, "")
+    assert err == "Error: MSCSCTL_LOG_LEVEL is one of debug, info, warning, error, not 'loud'\n"
+
+
+@pytest.mark.parametrize(
+    ("level", "shown"),
+    [
+        ("debug", ["d", "i", "Warning: w", "Error: e"]),
+        ("INFO", ["i", "Warning: w", "Error: e"]),
+        ("", ["i", "Warning: w", "Error: e"]),
+        ("warning", ["Warning: w", "Error: e"]),
+        ("error", ["Error: e"]),
+    ],
+)
+def test_the_log_level_says_which_messages_reach_stderr(capsys, monkeypatch, level, shown):
+    from reconciler.cli import output
+
+    monkeypatch.setenv("MSCSCTL_LOG_LEVEL", level)
+    output.configure(no_color=True, quiet=False)
+    try:
+        output.debug("d")
+        output.info("i")
+        output.warn("w")
+        output.error("e")
+    finally:
+        monkeypatch.delenv("MSCSCTL_LOG_LEVEL")
+        output.configure(no_color=False, quiet=False)
+    out, err = capsys.readouterr()
+    assert (out, err.splitlines()) == ("", shown)
+
+
+def test_messages_never_show_a_database_password(capsys, monkeypatch):
+    from reconciler.cli import output
+
+    monkeypatch.setenv("MSCSCTL_LOG_LEVEL", "debug")
+    output.configure(no_color=True, quiet=False, log_format="json")
+    try:
+        output.debug("state postgresql://mscsctl:Winter2024!@db/mscsctl")
+        output.error("cannot connect: host=db password=Winter2024! dbname=mscsctl")
+    finally:
+        monkeypatch.delenv("MSCSCTL_LOG_LEVEL")
+        output.configure(no_color=False, quiet=False)
+    records = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [(r["level"], r["msg"]) for r in records] == [
+        ("debug", "state postgresql://mscsctl:***@db/mscsctl"),
+        ("error", "cannot connect: host=db password=*** dbname=mscsctl"),
+    ]
