@@ -17,6 +17,7 @@ from reconciler.diff import Change, Op, diff_trees
 from reconciler.kinds import Managed, kind_named
 from reconciler.kinds import Severity as DriftSeverity
 from reconciler.kinds.disk import NAME as DISK
+from reconciler.kinds.ownership import former_nodes, held_outside
 from reconciler.nic_slots import moved_nics
 from reconciler.observed import Observed
 from reconciler.rules.catalogue import target_version
@@ -105,6 +106,7 @@ def detect_drift(
     for change in diff_trees(current, desired):
         findings += _findings_for(cluster.name, change, state, fix)
     findings += _lun_mapped_twice(cluster, observed, ctx, fix)
+    findings += _held_outside(cluster, observed, managed, fix)
     findings += _moved_nics(cluster, observed, state, managed, fix)
     return DriftReport(
         cluster=cluster.name,
@@ -185,6 +187,33 @@ def _lun_mapped_twice(
                     )
                 )
             seen[disk.lun] = slot
+    return out
+
+
+def _held_outside(cluster: FailoverCluster, observed: Observed, managed: Managed, fix: str) -> list[DriftFinding]:
+    """A LUN or shared file of the cluster that a VM other than its nodes holds: critical, two
+    systems writing one disk. A former node (the state says it was one) is fixed by apply."""
+    former = set(former_nodes(cluster, observed, managed))
+    nodes = ", ".join(cluster.spec.vm_names) or "no VM"
+    out = []
+    for held in held_outside(cluster, observed):
+        if held.vm.name in former:
+            how = f"{fix} (it was a node: apply takes the cluster's devices off it)"
+        else:
+            how = f"detach it from {held.vm.name} by hand (mscsctl changes only the nodes and the former nodes)"
+        out.append(
+            DriftFinding(
+                cluster=cluster.name,
+                address=Address.node(cluster.name, held.vm.name, DISK, held.name),
+                object="disk",
+                field="lun" if held.disk.kind == "rdm" else "file",
+                desired=f"{held.what} held by the nodes only ({nodes})",
+                observed=f"{held.what}: {held.where}, not a node",
+                changed_outside=True,
+                severity=DriftSeverity.CRITICAL,
+                fix=how,
+            )
+        )
     return out
 
 

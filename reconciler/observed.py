@@ -160,7 +160,10 @@ class Observed(_Observed):
     """Everything one cluster's plan needs, read in a constant number of round trips."""
 
     datacenter: str
-    vms: dict[str, ObservedVm] = Field(default_factory=dict)  # only the VMs that exist
+    # The VMs asked for that exist, and every VM registered on a host that sees their LUNs (or
+    # runs one of them, or mounts a datastore of their shared disks): who else maps a LUN or
+    # holds a shared file. By name; a second VM of the same name as "NAME (MOREF)".
+    vms: dict[str, ObservedVm] = Field(default_factory=dict)
     hosts: dict[str, ObservedHost] = Field(default_factory=dict)
     datastores: dict[str, ObservedDatastore] = Field(default_factory=dict)
     networks: list[str] = Field(default_factory=list)  # port group names in the datacenter

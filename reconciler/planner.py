@@ -11,9 +11,11 @@ from typing import Any
 
 from reconciler import normalize
 from reconciler.diff import diff_trees
-from reconciler.errors import RuleViolation
+from reconciler.errors import MscsError, RuleViolation
 from reconciler.findings import Severity, has_errors
-from reconciler.kinds import Managed
+from reconciler.kinds import ActionKind, Managed
+from reconciler.kinds.disk import RdmDiskPayload, VmdkDiskPayload
+from reconciler.kinds.ownership import disk_name_of_file, disk_users, users_of
 from reconciler.nic_slots import moved_nics, record_moved_nics
 from reconciler.observed import Observed
 from reconciler.plan import NodeFingerprint, Plan, plan_actions, unmanaged_lines
@@ -38,16 +40,16 @@ def build_plan(
     finding's field path into file:line:column (the loader's source map), when there is one.
     """
     version = target_version(cluster, observed)
-    findings = run_rules(cluster, version=version, observed=observed)
+    findings = run_rules(cluster, version=version, observed=observed, managed=managed)
     if locate is not None:
         findings = [locate(f) for f in findings]
     if has_errors(findings):
         raise RuleViolation(findings)
-    ctx = normalize.context(cluster, observed, version)
+    ctx = normalize.context(cluster, observed, version, managed)
     desired = normalize.desired_tree(cluster, ctx, observed)
     current, unmanaged = normalize.observed_tree(cluster, observed, ctx, managed)
     changes = diff_trees(current, desired)
-    nodes = {vm: observed.vms[vm] for vm in ctx.vm_nodes if vm in observed.vms}
+    nodes = {vm: observed.vms[vm] for vm in [*ctx.vm_nodes, *ctx.former_nodes] if vm in observed.vms}
     bus = cluster.spec.shared_disks.controller.bus
     actions = plan_actions(
         cluster,
@@ -74,6 +76,7 @@ def build_plan(
             for host in ctx.node_host_names
             if host in observed.hosts
         },
+        seen_disk_users=disk_users(cluster, observed),
         actions=actions,
         unmanaged=unmanaged_lines(unmanaged),
         findings=[f for f in findings if f.severity is Severity.WARNING],
@@ -101,8 +104,11 @@ def stale_reasons(plan: Plan, observed: Observed) -> list[str]:
     """What changed in vCenter since a saved plan was made (empty: the plan still holds).
 
     vCenter would refuse a reconfigure with an old `changeVersion`; the simulated lab does
-    not, so this is checked here for every node and every host option the plan saw.
+    not, so this is checked here for every node and every host option the plan saw, and for
+    who holds the cluster's LUNs and shared files. A detach the plan asks for of a device that
+    vCenter does not show as the cluster's own is refused outright (`UnprovenDevice`).
     """
+    refuse_unproven_detaches(plan, observed)
     reasons = []
     for vm, seen in plan.seen_nodes.items():
         now = observed.vms.get(vm)
@@ -117,4 +123,58 @@ def stale_reasons(plan: Plan, observed: Observed) -> list[str]:
             now_value = observed.hosts[host].options.get(key) if host in observed.hosts else None
             if now_value != value:
                 reasons.append(f"host {host} option {key} is {now_value} now ({value} when planned)")
+    now_users = users_of(plan.seen_disk_users, observed)
+    for key, seen in plan.seen_disk_users.items():
+        if now_users[key] != seen:
+            reasons.append(
+                f"{key} is held by {', '.join(now_users[key]) or 'no VM'} now "
+                f"({', '.join(seen) or 'no VM'} when planned)"
+            )
     return reasons
+
+
+class UnprovenDevice(MscsError):
+    """A saved plan asks to detach a device that vCenter does not show as the cluster's own."""
+
+    code = "MSCS-SAFE-001"
+
+
+def refuse_unproven_detaches(plan: Plan, observed: Observed) -> None:
+    """Every detach of a saved plan must be of the cluster's own disk as vCenter shows it now:
+    the device at the action's bus:unit, if it still holds the action's file, lies on a
+    bus-sharing controller (or one the plan makes shared) and is the cluster's file of that
+    disk name, or an RDM of the LUN the plan found."""
+    shared_by_plan = {
+        (a.target, int(a.address.name))
+        for a in plan.actions
+        if a.kind in (ActionKind.ADD_CONTROLLER, ActionKind.EDIT_CONTROLLER) and a.address.name.isdigit()
+    }
+    problems = []
+    for action in plan.actions:
+        was = action.before
+        if action.kind is not ActionKind.DETACH_DISK or not isinstance(was, RdmDiskPayload | VmdkDiskPayload):
+            continue
+        vm = observed.vms.get(action.target)
+        disk = vm.disks.get(f"{was.bus}:{was.unit}") if vm is not None else None
+        if vm is None or disk is None or disk.file != was.file:
+            continue  # detached already: apply skips it
+        controller = vm.controllers.get(disk.bus)
+        shared = (controller is not None and controller.sharing != "none") or (vm.name, disk.bus) in shared_by_plan
+        named = disk_name_of_file(plan.cluster, disk.file, disk.kind) == action.address.name
+        same_lun = isinstance(was, RdmDiskPayload) and disk.kind == "rdm" and bool(disk.lun) and disk.lun == was.lun
+        if shared and (named or same_lun):
+            continue
+        why = (
+            f"on bus {disk.bus}, whose controller shares no bus"
+            if not shared
+            else f"its file is not under the cluster's path [DATASTORE] {plan.cluster}/"
+        )
+        problems.append(
+            f"the plan says {action.address} is {was.file} at SCSI {was.bus}:{was.unit}; vCenter shows "
+            f"{disk.file} at SCSI {disk.bus}:{disk.unit} of {vm.name}, {why}"
+        )
+    if problems:
+        raise UnprovenDevice(
+            "; ".join(problems) + ": refusing to apply; plan again (mscsctl plans only the cluster's own disks) "
+            f"[{UnprovenDevice.code}]"
+        )

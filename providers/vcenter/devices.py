@@ -7,6 +7,7 @@ unescaped, as a desired file writes them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pyVmomi import vim
@@ -70,7 +71,12 @@ def controllers_of(devices: list[Any]) -> dict[int, ObservedController]:
     return out
 
 
-def disks_of(devices: list[Any], controllers: dict[int, ObservedController]) -> list[ObservedDisk]:
+def disks_of(
+    devices: list[Any], controllers: dict[int, ObservedController], luns_by_uuid: Mapping[str, str] | None = None
+) -> list[ObservedDisk]:
+    """The SCSI disks. `luns_by_uuid` (ScsiLun uuid -> canonical name, from the VM's host) names
+    each RDM's LUN by the backing's `lunUuid`: a real ESXi reports `/vmfs/devices/disks/vml.…`
+    as the `deviceName`, whose tail is no canonical name."""
     out = []
     for dev in devices:
         if not isinstance(dev, vim.vm.device.VirtualDisk):
@@ -81,8 +87,7 @@ def disks_of(devices: list[Any], controllers: dict[int, ObservedController]) -> 
         backing = dev.backing
         size_gb = int(dev.capacityInKB // (1024 * 1024)) if dev.capacityInKB else None
         if isinstance(backing, vim.vm.device.VirtualDisk.RawDiskMappingVer1BackingInfo):
-            device_name = backing.deviceName or ""
-            lun = device_name.rsplit("/", 1)[-1] if device_name else None
+            lun = rdm_lun(backing, luns_by_uuid or {})
             out.append(
                 ObservedDisk(
                     key=dev.key,
@@ -112,6 +117,16 @@ def disks_of(devices: list[Any], controllers: dict[int, ObservedController]) -> 
                 )
             )
     return sorted(out, key=lambda d: (d.bus, d.unit))
+
+
+def rdm_lun(backing: Any, luns_by_uuid: Mapping[str, str]) -> str | None:
+    """An RDM backing's LUN, by canonical name: the host's LUN with the backing's `lunUuid`, else
+    the tail of `deviceName` when that is a canonical name (`naa.…`, not ESXi's `vml.…`)."""
+    by_uuid = luns_by_uuid.get(backing.lunUuid or "")
+    if by_uuid:
+        return by_uuid
+    tail = (backing.deviceName or "").rsplit("/", 1)[-1]
+    return tail if tail and not tail.startswith("vml.") else None
 
 
 def nics_of(devices: list[Any], net_names: dict[str, str]) -> list[ObservedNic]:

@@ -5,7 +5,10 @@ Round trips are constant however many clusters, VMs and hosts are asked for:
   2. one container view of the datacenter, one retrieve of names and references;
   3. one retrieve of the precise properties of just the objects the plans need
      (node VMs, their vSphere clusters and those clusters' hosts, datastores, port
-     groups, and the hosts' advanced-option managers).
+     groups);
+  4. one retrieve of the hosts' advanced options, and of the other VMs registered on the
+     hosts that see the clusters' LUNs (who else maps a LUN, holds a shared file, or was a
+     node).
 No `vm.config` or `runtime` is fetched whole and no pyvmomi object is walked lazily.
 
 vCenter returns entity names escaped (`SQL%2fNODE 1` for a VM named `SQL/NODE 1`): every
@@ -21,7 +24,7 @@ from typing import Any
 from pyVmomi import vim, vmodl
 
 from providers.vcenter.connection import Session
-from providers.vcenter.devices import controllers_of, disks_of, nics_of
+from providers.vcenter.devices import controllers_of, datastore_path, disks_of, nics_of
 from providers.vcenter.names import unescape_name
 from reconciler.errors import MscsError
 from reconciler.observed import (
@@ -56,6 +59,7 @@ HOST_PATHS = [
     "network",
     "configManager.advancedOption",
     "configManager.storageSystem",
+    "vm",  # references only: the VMs registered on the host, some read in the next retrieve
 ]
 CLUSTER_PATHS = ["name", "host", "configurationEx"]
 DATASTORE_PATHS = ["name", "summary.type", "info", "host"]
@@ -68,14 +72,23 @@ def observe(
     datacenter: str,
     vm_names: Iterable[str],
     option_prefixes: Iterable[str] = ("Disk.",),
+    *,
+    luns: Iterable[str] | None = None,
 ) -> Observed:
-    """Read the datacenter's view of the given VMs and everything around them."""
+    """Read the datacenter's view of the given VMs and everything around them.
+
+    `luns`: the clusters' LUNs, whose users are looked for (see `hosts_around`); None: every
+    SAN LUN the VMs' hosts see.
+    """
     wanted_vms = set(vm_names)
     prefixes = tuple(option_prefixes)
-    return session.call(lambda si: _observe(si, datacenter, wanted_vms, prefixes))
+    wanted_luns = None if luns is None else sorted(set(luns))
+    return session.call(lambda si: _observe(si, datacenter, wanted_vms, prefixes, wanted_luns))
 
 
-def _observe(si: Any, datacenter: str, wanted_vms: set[str], prefixes: tuple[str, ...]) -> Observed:
+def _observe(
+    si: Any, datacenter: str, wanted_vms: set[str], prefixes: tuple[str, ...], luns: list[str] | None
+) -> Observed:
     content = si.RetrieveContent()
     pc = content.propertyCollector
     dc = _find_datacenter(content, pc, datacenter)
@@ -137,12 +150,25 @@ def _observe(si: Any, datacenter: str, wanted_vms: set[str], prefixes: tuple[str
         for obj, props in detail.items()
         if isinstance(obj, vim.HostSystem) and props.get("configManager.advancedOption") is not None
     ]
-    options = (
-        retrieve(pc, [obj_spec(o) for o in option_managers], {vim.option.OptionManager: OPTION_PATHS})
-        if option_managers
+    asked = {obj._moId for obj in detail if isinstance(obj, vim.VirtualMachine)}
+    # One more retrieve: the option managers' settings, and the VMs registered on the hosts
+    # `hosts_around` names (their `vm`, read above) that were not read already, to know who
+    # else maps a LUN or holds a shared file.
+    around = {vm._moId: vm for host in hosts_around(detail, luns) for vm in detail[host].get("vm") or []}
+    extra_specs = [obj_spec(o) for o in option_managers] + [
+        obj_spec(vm) for moref, vm in sorted(around.items()) if moref not in asked
+    ]
+    extra = (
+        retrieve(pc, extra_specs, {vim.option.OptionManager: OPTION_PATHS, vim.VirtualMachine: VM_PATHS})
+        if extra_specs
         else {}
     )
-    option_by_mgr = {mgr._moId: props.get("setting") or [] for mgr, props in options.items()}
+    option_by_mgr = {
+        mgr._moId: props.get("setting") or []
+        for mgr, props in extra.items()
+        if isinstance(mgr, vim.option.OptionManager)
+    }
+    neighbours = {obj: props for obj, props in extra.items() if isinstance(obj, vim.VirtualMachine)}
 
     host_names = {o._moId: p["name"] for o, p in hosts}
     cluster_names = {o._moId: p["name"] for o, p in clusters}
@@ -154,16 +180,18 @@ def _observe(si: Any, datacenter: str, wanted_vms: set[str], prefixes: tuple[str
     obs_clusters: dict[str, ObservedCluster] = {}
     obs_datastores: dict[str, ObservedDatastore] = {}
     vm_name_by_moref = {o._moId: p["name"] for o, p in vms}
+    lun_names: dict[str, dict[str, str]] = {}  # host moref -> ScsiLun uuid -> canonical name
     for obj, props in detail.items():
         if isinstance(obj, vim.HostSystem):
             mgr = props.get("configManager.advancedOption")
             settings = option_by_mgr.get(mgr._moId, []) if mgr is not None else []
             host = _host(obj, props, cluster_names, ds_names, net_names, settings, prefixes)
             obs_hosts[host.name] = host
+            lun_names[obj._moId] = {lun.uuid: lun.canonical_name for lun in host.luns.values()}
     host_cluster = {h.moref: h.cluster for h in obs_hosts.values()}
     for obj, props in detail.items():
         if isinstance(obj, vim.VirtualMachine):
-            vm = _vm(obj, props, host_names, host_cluster, net_names)
+            vm = _vm(obj, props, host_names, host_cluster, net_names, lun_names)
             obs_vms[vm.name] = vm
         elif isinstance(obj, vim.ClusterComputeResource):
             cl = observed_cluster(obj, props, vm_name_by_moref, host_names)
@@ -171,6 +199,10 @@ def _observe(si: Any, datacenter: str, wanted_vms: set[str], prefixes: tuple[str
         elif isinstance(obj, vim.Datastore):
             ds = _datastore(obj, props, host_names)
             obs_datastores[ds.name] = ds
+    for obj, props in sorted(neighbours.items(), key=lambda item: item[0]._moId):
+        vm = _vm(obj, props, host_names, host_cluster, net_names, lun_names)
+        # Keyed by name where the name is free; a second VM of the same name by "name (moref)".
+        obs_vms[vm.name if vm.name not in obs_vms else f"{vm.name} ({vm.moref})"] = vm
     return Observed(
         datacenter=datacenter,
         vms=obs_vms,
@@ -180,6 +212,59 @@ def _observe(si: Any, datacenter: str, wanted_vms: set[str], prefixes: tuple[str
         network_refs={p["name"]: f"{type(o).__name__}:{o._moId}" for o, p in networks},
         clusters=obs_clusters,
     )
+
+
+def hosts_around(detail: dict[Any, dict[str, Any]], luns: Iterable[str] | None = None) -> list[Any]:
+    """The hosts whose VMs may map a LUN of the asked VMs' clusters or hold one of their shared files.
+
+    Those that see one of `luns` (an RDM can only be mapped where its LUN is seen); `luns` None:
+    the SAN LUNs the asked VMs' hosts see (not local disks, not VMFS extents), a superset of
+    their clusters' LUNs. Also the asked VMs' own hosts, and the hosts that mount a datastore
+    holding a disk on an asked VM's bus-sharing controller (a shared VMDK).
+    """
+    vm_props = [p for o, p in detail.items() if isinstance(o, vim.VirtualMachine)]
+    host_props = {o._moId: (o, p) for o, p in detail.items() if isinstance(o, vim.HostSystem)}
+    extents = {
+        e.diskName
+        for o, p in detail.items()
+        if isinstance(o, vim.Datastore)
+        for e in getattr(getattr(p.get("info"), "vmfs", None), "extent", None) or []
+    }
+    node_hosts = {p["runtime.host"]._moId for p in vm_props if p.get("runtime.host") is not None}
+
+    def seen(props: dict[str, Any]) -> set[str]:
+        return {
+            lun.canonicalName
+            for lun in props.get("config.storageDevice.scsiLun") or []
+            if getattr(lun, "canonicalName", None) and not getattr(lun, "localDisk", False)
+        }
+
+    if luns is None:
+        wanted = {n for h in node_hosts if h in host_props for n in seen(host_props[h][1])} - extents
+    else:
+        wanted = set(luns)
+    ds_by_name = {p.get("name"): o._moId for o, p in detail.items() if isinstance(o, vim.Datastore)}
+    shared_datastores = set()
+    for props in vm_props:
+        devices = props.get("config.hardware.device") or []
+        sharing = {k for k, c in controllers_of(devices).items() if c.sharing != "none"}
+        for d in devices:
+            if isinstance(d, vim.vm.device.VirtualDisk) and d.controllerKey in sharing:
+                name = datastore_path(getattr(d.backing, "fileName", "") or "")[1:].partition("]")[0]
+                if name in ds_by_name:
+                    shared_datastores.add(ds_by_name[name])
+    out = []
+    for moref, (obj, props) in sorted(host_props.items()):
+        mounted = {d._moId for d in props.get("datastore") or []}
+        if moref in node_hosts or seen(props) & wanted or mounted & shared_datastores:
+            out.append(obj)
+    return out
+
+
+def vms_of_hosts(hosts: Iterable[Any]) -> list[vmodl.query.PropertyCollector.ObjectSpec]:
+    """Object specs that reach every VM registered on each host (its `vm` property), not the host."""
+    traverse = vmodl.query.PropertyCollector.TraversalSpec(name="vms", path="vm", skip=False, type=vim.HostSystem)
+    return [vmodl.query.PropertyCollector.ObjectSpec(obj=h, skip=True, selectSet=[traverse]) for h in hosts]
 
 
 def _find_datacenter(content: Any, pc: Any, name: str) -> Any:
@@ -326,10 +411,12 @@ def _vm(
     host_names: dict[str, str],
     host_cluster: dict[str, str | None],
     net_names: dict[str, str],
+    lun_names: dict[str, dict[str, str]],
 ) -> ObservedVm:
     devices = props.get("config.hardware.device") or []
     host = props.get("runtime.host")
     controllers = controllers_of(devices)
+    luns_by_uuid = lun_names.get(host._moId, {}) if host is not None else {}
     return ObservedVm(
         name=props["name"],
         moref=obj._moId,
@@ -341,7 +428,7 @@ def _vm(
         guest_id=props.get("config.guestId") or "",
         tools_running=props.get("guest.toolsRunningStatus") == "guestToolsRunning",
         controllers={c.bus: c for c in controllers.values()},
-        disks={f"{d.bus}:{d.unit}": d for d in disks_of(devices, controllers)},
+        disks={f"{d.bus}:{d.unit}": d for d in disks_of(devices, controllers, luns_by_uuid)},
         nics=nics_of(devices, net_names),
     )
 

@@ -91,6 +91,9 @@ class Context:
     vsphere_clusters: dict[str, str]  # vm -> vSphere cluster name, for VMs inside one
     version: tuple[int, int] | None
     reservation_hosts: dict[str, list[str]] = field(default_factory=dict)  # lun -> hosts
+    # VMs that were nodes (the state says so) and still hold the cluster's disks (vCenter says
+    # so): the cluster's devices are taken off them, after every node (`ownership.former_nodes`).
+    former_nodes: list[str] = field(default_factory=list)
 
     @property
     def node_host_names(self) -> list[str]:

@@ -1,4 +1,8 @@
-"""A clustered disk of a node: an RDM of a LUN, or a shared VMDK, at the same bus:unit on every node."""
+"""A clustered disk of a node: an RDM of a LUN, or a shared VMDK, at the same bus:unit on every node.
+
+Which device is which disk comes from vCenter alone (`reconciler.kinds.ownership`): the state
+never makes a device the cluster's.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,8 @@ from pydantic import Field
 
 from reconciler.address import Address, Scope
 from reconciler.kinds.base import ActionKind, Context, Managed, ObservedSide, Payload, ResourceKind, Unmanaged
-from reconciler.kinds.facts import managed_name, mapping_file
+from reconciler.kinds.facts import mapping_file
+from reconciler.kinds.ownership import cluster_disk_of, owned_disk_name
 from reconciler.observed import Observed, ObservedDisk
 from reconciler.spec import FailoverCluster, RdmDisk, SharedVmdk
 
@@ -61,23 +66,30 @@ def desired(cluster: FailoverCluster, ctx: Context, observed: Observed) -> Itera
 
 
 def observe(cluster: FailoverCluster, observed: Observed, ctx: Context, managed: Managed, out: ObservedSide) -> None:
-    """Disks at the file's units, and disks the state names; any other disk on the shared bus is
-    reported as unmanaged and never touched."""
+    """The cluster's own disks on each node and former node, proved from vCenter alone
+    (`ownership.owned_disk_name`: on the shared bus, with the cluster's file or a LUN of the
+    file), whatever the state says. Any other disk on the shared bus, and a second device of the
+    same disk, is listed as unmanaged and never touched; so is the cluster's file on another bus."""
     bus = cluster.spec.shared_disks.controller.bus
-    wanted_units = {(bus, d.unit): d.name for d in cluster.spec.shared_disks.disks}
-    for vm in ctx.vm_nodes:
+    units = {d.name: d.unit for d in cluster.spec.shared_disks.disks}
+    for vm in [*ctx.vm_nodes, *ctx.former_nodes]:
         node = observed.vms.get(vm)
         if node is None:
             continue
-        for slot, disk in node.disks.items():
-            name = wanted_units.get((disk.bus, disk.unit)) or managed_name(
-                managed, cluster.name, vm, NAME, key=disk.key, file=disk.file
-            )
-            if name is None:
-                if disk.bus == bus:
-                    out.unmanaged.append(Unmanaged(vm, f"disk {slot} {disk.file or disk.lun or ''}".strip()))
-                continue
-            out.tree[Address.node(cluster.name, vm, NAME, name)] = observed_payload(disk)
+        owned = [(slot, disk, owned_disk_name(cluster, disk)) for slot, disk in node.disks.items()]
+        # A disk at its own unit first: a second device of the same disk is the one left alone.
+        owned.sort(key=lambda o: (o[2] is None or units.get(o[2]) != o[1].unit, o[1].bus, o[1].unit))
+        for slot, disk, name in owned:
+            address = Address.node(cluster.name, vm, NAME, name) if name is not None else None
+            if address is not None and address not in out.tree:
+                out.tree[address] = observed_payload(disk)
+            elif disk.bus == bus:
+                second = f" (a second device of {name}: left alone)" if name is not None else ""
+                out.unmanaged.append(Unmanaged(vm, f"disk {slot} {disk.file or disk.lun or ''}".strip() + second))
+            elif cluster_disk_of(cluster, disk) is not None and vm in ctx.vm_nodes:
+                out.unmanaged.append(
+                    Unmanaged(vm, f"disk {slot} {disk.file} (the cluster's file, not on the shared bus {bus})")
+                )
 
 
 def _state_kind(payload: Payload) -> str:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from reconciler.address import Address, Scope
 from reconciler.kinds.base import Context, Managed
+from reconciler.kinds.ownership import former_nodes, mapping_file
 from reconciler.observed import Observed, ObservedNic
-from reconciler.spec import NIC_ROLES, FailoverCluster, RdmDisk, SharedVmdk, Topology
+from reconciler.spec import NIC_ROLES, FailoverCluster, RdmDisk, Topology
 
 __all__ = ["NIC_ROLES", "context", "guest_plannable", "mapping_file", "nics_by_role", "rule_name", "wants_vm_rule"]
 
@@ -13,17 +14,6 @@ __all__ = ["NIC_ROLES", "context", "guest_plannable", "mapping_file", "nics_by_r
 def rule_name(cluster: FailoverCluster) -> str:
     """Name of the VM-VM (anti-)affinity rule mscsctl owns in the vSphere cluster."""
     return f"mscsctl-{cluster.name}"
-
-
-def mapping_file(cluster: FailoverCluster, disk: RdmDisk | SharedVmdk) -> str:
-    """Where the one shared file of a clustered disk lives: created by node 1, attached by node 2.
-
-    The RDM's compatibility mode is part of the name, so that changing the mode creates a
-    new mapping file instead of touching the one the other node still has open.
-    """
-    if isinstance(disk, RdmDisk):
-        return f"[{disk.mapping_datastore}] {cluster.name}/{disk.name}-{disk.compatibility}.vmdk"
-    return f"[{disk.datastore}] {cluster.name}/{disk.name}.vmdk"
 
 
 def reservation_reach(vm_names: list[str], observed: Observed) -> set[str]:
@@ -52,13 +42,17 @@ def reservation_hosts(cluster: FailoverCluster, observed: Observed) -> dict[str,
     }
 
 
-def context(cluster: FailoverCluster, observed: Observed, version: tuple[int, int] | None) -> Context:
+def context(
+    cluster: FailoverCluster, observed: Observed, version: tuple[int, int] | None, managed: Managed | None = None
+) -> Context:
+    """`managed` (the state) given: the former nodes are in it too (`ownership.former_nodes`)."""
     vm_nodes = cluster.spec.vm_names
     node_hosts = {vm: observed.vms[vm].host for vm in vm_nodes if vm in observed.vms}
     vsphere_clusters = {
         vm: observed.vms[vm].cluster for vm in vm_nodes if vm in observed.vms and observed.vms[vm].cluster
     }
-    return Context(vm_nodes, node_hosts, vsphere_clusters, version, reservation_hosts(cluster, observed))
+    former = former_nodes(cluster, observed, managed) if managed else []
+    return Context(vm_nodes, node_hosts, vsphere_clusters, version, reservation_hosts(cluster, observed), former)
 
 
 def wants_vm_rule(cluster: FailoverCluster, ctx: Context) -> bool:
@@ -80,21 +74,13 @@ def guest_plannable(observed: Observed, node: str) -> bool:
     return guests[node].available or guests[node].reason == "powered-off"
 
 
-def owned(managed: Managed, cluster: str, vm: str, kind: str) -> dict[Address, object]:
+def owned(managed: Managed, cluster: str, vm: str, kind: str) -> Managed:
     """The state's resources of one kind on one node."""
     return {
         a: r
         for a, r in managed.items()
         if a.cluster == cluster and a.scope is Scope.NODE and a.owner == vm and a.kind == kind
     }
-
-
-def managed_name(managed: Managed, cluster: str, vm: str, kind: str, *, key: int, file: str | None) -> str | None:
-    """The name the state gave a device of a node, found by its file or its device key."""
-    for address, res in owned(managed, cluster, vm, kind).items():
-        if (file and res.file == file) or res.device_key == key:  # type: ignore[attr-defined]
-            return address.name
-    return None
 
 
 def nics_by_role(

@@ -8,8 +8,8 @@ from pydantic import Field
 
 from reconciler.address import Address, Scope
 from reconciler.kinds.base import ActionKind, Context, Managed, ObservedSide, Payload, ResourceKind, Unmanaged, fixed
-from reconciler.kinds.facts import managed_name, nics_by_role
-from reconciler.observed import Observed
+from reconciler.kinds.facts import nics_by_role, owned
+from reconciler.observed import Observed, ObservedNic
 from reconciler.spec import FailoverCluster
 
 NAME = "nic"
@@ -50,16 +50,36 @@ def observe(cluster: FailoverCluster, observed: Observed, ctx: Context, managed:
             out.tree[Address.node(cluster.name, vm, NAME, role)] = NicPayload(
                 portgroup=match.network, adapter=match.adapter
             )
+        added = added_nics(cluster, vm, node.nics, managed)
         for nic in node.nics:
             if nic.key in taken:
                 continue
-            name = managed_name(managed, cluster.name, vm, NAME, key=nic.key, file=None)
-            if name is not None:
-                out.tree[Address.node(cluster.name, vm, NAME, name)] = NicPayload(
-                    portgroup=nic.network, adapter=nic.adapter
-                )
+            address = added.get(nic.key)
+            if address is not None:
+                out.tree[address] = NicPayload(portgroup=nic.network, adapter=nic.adapter)
             else:
                 out.unmanaged.append(Unmanaged(vm, f"nic {nic.adapter} on {nic.network or '?'} (key {nic.key})"))
+    for vm in ctx.former_nodes:
+        node = observed.vms.get(vm)
+        if node is None:
+            continue
+        for key, address in added_nics(cluster, vm, node.nics, managed).items():
+            nic = next(n for n in node.nics if n.key == key)
+            out.tree[address] = NicPayload(portgroup=nic.network, adapter=nic.adapter)
+
+
+def added_nics(cluster: FailoverCluster, vm: str, nics: list[ObservedNic], managed: Managed) -> dict[int, Address]:
+    """Device key -> address of the adapters of `vm` that mscsctl added, still where it put them:
+    the state recorded it as created by mscsctl, and vCenter shows that device key on the
+    recorded port group. Only these are ever removed for not being in the file."""
+    out = {}
+    for address, resource in owned(managed, cluster.name, vm, NAME).items():
+        if not resource.created_by_mscsctl:
+            continue
+        nic = next((n for n in nics if n.key == resource.device_key), None)
+        if nic is not None and nic.network == resource.applied_value("portgroup"):
+            out[nic.key] = address
+    return out
 
 
 KIND = ResourceKind(

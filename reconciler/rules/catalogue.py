@@ -10,17 +10,26 @@ Where the book and VMware's later guides disagree, there are two rules, each wit
 version range, and the message says which source applies and why.
 
 Adding a rule is adding one `@rule(...)` function in the subject module (`nodes`, `storage`,
-`network`, `guest`, `placement`, `hosts`, `inventory`) and one failing-file test.
+`network`, `guest`, `placement`, `hosts`, `inventory`, `safety`, `fleet`) and one failing-file test.
+
+The `safety` rules guard the data: what mscsctl may touch is proved in vCenter, never taken
+from the state alone, and a LUN serves one cluster. `fleet` rules look at every cluster of a
+run together (`fleet.fleet_findings`); `run_rules` leaves them out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from reconciler.findings import FieldPath, Finding, Severity
 from reconciler.observed import Observed
 from reconciler.spec import ClusterSpec, FailoverCluster, PhysicalNode, VmNode, parse_version, with_defaults
+
+if TYPE_CHECKING:
+    from reconciler.address import Address
+    from state.model import ManagedResource
 
 Version = tuple[int, int]
 
@@ -84,6 +93,11 @@ class RuleContext:
     version: Version | None = None
     observed: Observed | None = None
     rule: Rule | None = None
+    # What the state recorded (address -> resource), when there is one; the safety rules check
+    # its claims against vCenter.
+    managed: Mapping[Address, ManagedResource] = field(default_factory=dict)
+    # For a fleet rule: the other clusters of the run, with the files they come from.
+    fleet: tuple[FleetMember, ...] = ()
 
     @property
     def spec(self) -> ClusterSpec:
@@ -111,6 +125,14 @@ class RuleContext:
         return Finding(rule_id=self.rule.id, severity=self.rule.severity, message=message, path=path)
 
 
+@dataclass(frozen=True)
+class FleetMember:
+    """Another cluster of the same run, as a fleet rule sees it."""
+
+    cluster: FailoverCluster  # with its defaults
+    file: str
+
+
 Check = Callable[[RuleContext], Iterable[Finding]]
 
 
@@ -123,6 +145,7 @@ class Rule:
     versions: Versions
     needs_observed: bool
     check: Check = field(repr=False, compare=False)
+    fleet: bool = False  # looks at every cluster of a run together (`fleet.fleet_findings`)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -146,6 +169,7 @@ def rule(
     severity: Severity = Severity.ERROR,
     versions: Versions = ALL,
     needs_observed: bool = False,
+    fleet: bool = False,
 ) -> Callable[[Check], Check]:
     """Register a check in the catalogue."""
 
@@ -154,7 +178,7 @@ def rule(
             raise ValueError(f"rule {id} is registered twice")
         if "\n" in title:
             raise ValueError(f"rule {id}: the title is one line")
-        _REGISTRY[id] = Rule(id, severity, title, source, versions, needs_observed, check)
+        _REGISTRY[id] = Rule(id, severity, title, source, versions, needs_observed, check, fleet)
         return check
 
     return register
@@ -172,7 +196,7 @@ def get_rule(rule_id: str) -> Rule:
 
 
 # Catalogue order: the file's own subjects first, then what needs vCenter.
-_PREFIX_ORDER = ("NODE", "DISK", "NET", "GUEST", "PLACE", "HOST", "STOR", "INV")
+_PREFIX_ORDER = ("NODE", "DISK", "NET", "GUEST", "PLACE", "HOST", "STOR", "INV", "SAFE")
 
 
 def _sort_key(rule_id: str) -> tuple[int, str, int]:
@@ -184,7 +208,18 @@ def _sort_key(rule_id: str) -> tuple[int, str, int]:
 
 def _load_subjects() -> None:
     # The subject modules register their rules when imported.
-    from reconciler.rules import disks, guest, hosts, inventory, network, nodes, placement, storage  # noqa: F401
+    from reconciler.rules import (  # noqa: F401
+        disks,
+        fleet,
+        guest,
+        hosts,
+        inventory,
+        network,
+        nodes,
+        placement,
+        safety,
+        storage,
+    )
 
 
 def target_version(cluster: FailoverCluster, observed: Observed | None = None) -> Version | None:
@@ -211,20 +246,28 @@ def run_rules(
     *,
     version: Version | None = None,
     observed: Observed | None = None,
+    managed: Mapping[Address, ManagedResource] | None = None,
 ) -> list[Finding]:
     """Run the catalogue against one desired file; findings carry field paths, not positions.
 
     File-only rules always run; rules that need what vCenter shows run only when `observed`
-    is given. `version` defaults to `target_version(cluster, observed)`. A rule limited to
-    some vSphere versions stays silent while the version is unknown.
-    Locate the findings with `LoadedFile.place()` (the loader's source map).
+    is given (`managed`, the state's resources, for the rules that check its claims). Fleet
+    rules are left out (`fleet.fleet_findings`). `version` defaults to
+    `target_version(cluster, observed)`. A rule limited to some vSphere versions stays silent
+    while the version is unknown. Locate the findings with `LoadedFile.place()`.
     """
     if version is None:
         version = target_version(cluster, observed)
-    base = RuleContext(cluster=cluster, effective=with_defaults(cluster), version=version, observed=observed)
+    base = RuleContext(
+        cluster=cluster,
+        effective=with_defaults(cluster),
+        version=version,
+        observed=observed,
+        managed=managed or {},
+    )
     findings: list[Finding] = []
     for r in catalogue():
-        if r.needs_observed and observed is None:
+        if r.fleet or (r.needs_observed and observed is None):
             continue
         if not r.versions.applies(version):
             continue

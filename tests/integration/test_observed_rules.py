@@ -127,3 +127,34 @@ def test_the_plan_names_every_rule_violation_at_once(lab, tmp_path):
     assert result.code == 1
     for rule_id in ("MSCS-STOR-001", "MSCS-STOR-002"):
         assert f"[{rule_id}]" in result.err, result
+
+
+def test_a_unit_held_by_a_disk_that_is_not_the_clusters_stops_apply_before_any_change(lab, tmp_path):
+    """MSCS-SAFE-002: a disk added by hand at the file's unit is never detached to make room."""
+    from pyVmomi import vim
+
+    from labctl import find, prop, wait
+
+    si = lab.connect()
+    vm = find(si, vim.VirtualMachine, "SQLNODE2")
+    controller = vim.vm.device.VirtualLsiLogicSASController(key=-100, busNumber=1, sharedBus="noSharing")
+    backing = vim.vm.device.VirtualDisk.FlatVer2BackingInfo(fileName="", diskMode="persistent", thinProvisioned=True)
+    disk = vim.vm.device.VirtualDisk(key=-101, controllerKey=-100, unitNumber=0, backing=backing, capacityInKB=1024)
+    changes = [
+        vim.vm.device.VirtualDeviceSpec(operation="add", device=controller),
+        vim.vm.device.VirtualDeviceSpec(operation="add", fileOperation="create", device=disk),
+    ]
+    wait(vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(deviceChange=changes)))
+    before = len(prop(si, vm, "config.hardware.device"))
+    desired = example("cluster-across-boxes", tmp_path)
+    lab.reset_calls()
+    result = run(lab, "apply", str(desired), "--auto-approve", "--skip-guest")
+    assert result.code == 1, result
+    [line] = [line for line in result.err.splitlines() if "[MSCS-SAFE-002]" in line]
+    assert re.match(
+        rf"^(Error: )?{re.escape(str(desired))}:\d+:\d+: spec\.sharedDisks\.disks\[0\]\.unit: ", line.strip()
+    )
+    assert "SCSI 1:0 of SQLNODE2" in line
+    calls = lab.calls()
+    assert {m: calls[m] for m in MUTATING if calls.get(m)} == {}
+    assert len(prop(si, vm, "config.hardware.device")) == before

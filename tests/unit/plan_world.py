@@ -15,8 +15,13 @@ from reconciler.observed import (
     ObservedVm,
     ObservedVmRule,
 )
+from reconciler.outcome import done
 from reconciler.plan import ActionKind, Plan
+from reconciler.record import record_outcome
 from reconciler.spec import FailoverCluster, with_defaults
+from state.model import State
+
+NOW = "2026-01-02T03:04:05Z"
 
 LUN1 = "naa.6006016012345678000000000000a001"
 LUN2 = "naa.6006016012345678000000000000a002"
@@ -120,6 +125,9 @@ def cab_world(**vm_changes: object) -> Observed:
             "SAN-VMFS-01": ObservedDatastore(
                 name="SAN-VMFS-01", moref="datastore-1", type="VMFS", extents=[LUN_DS], hosts=sorted(hosts)
             ),
+            "esx-a1-local": ObservedDatastore(
+                name="esx-a1-local", moref="datastore-2", type="VMFS", hosts=["esx-a1.lab.local"]
+            ),
         },
         networks=["Heartbeat", "Production"],
         network_refs={"Production": "vim.Network:network-1", "Heartbeat": "vim.Network:network-2"},
@@ -157,8 +165,17 @@ def as_applied(cluster: FailoverCluster, world: Observed, plan: Plan) -> Observe
                 file=after.file,
                 lun=getattr(after, "lun", None),
                 compatibility=getattr(after, "compatibility", None),
+                size_gb=getattr(after, "size_gb", None),
             )
             vms[a.target] = vm.model_copy(update={"disks": {**vm.disks, f"{after.bus}:{after.unit}": disk}})
+        elif a.kind is ActionKind.DETACH_DISK:
+            vm = vms[a.target]
+            slot = f"{a.before.bus}:{a.before.unit}"
+            vms[a.target] = vm.model_copy(update={"disks": {k: d for k, d in vm.disks.items() if k != slot}})
+        elif a.kind is ActionKind.REMOVE_NIC:
+            vm = vms[a.target]
+            gone = next(n for n in vm.nics if n.network == a.before.portgroup and n.adapter == a.before.adapter)
+            vms[a.target] = vm.model_copy(update={"nics": [n for n in vm.nics if n is not gone]})
         elif a.kind is ActionKind.ADD_NIC:
             vm = vms[a.target]
             nic = ObservedNic(key=4001 + len(vm.nics), adapter=after.adapter, network=after.portgroup)
@@ -175,7 +192,68 @@ def as_applied(cluster: FailoverCluster, world: Observed, plan: Plan) -> Observe
             drs[a.target] = after.behavior
         elif a.kind is ActionKind.SET_HA_OVERRIDE:
             ha[a.target] = after.restart
-        elif a.kind is ActionKind.CREATE_RULE:
+        elif a.kind in (ActionKind.CREATE_RULE, ActionKind.UPDATE_RULE):
             rules[a.target] = ObservedVmRule(name=a.target, key=1, kind=after.kind, vms=after.vms)
     clusters = {"Cluster-A": vc.model_copy(update={"drs_overrides": drs, "ha_overrides": ha, "rules": rules})}
     return world.model_copy(update={"vms": vms, "hosts": hosts, "clusters": clusters})
+
+
+CIB_YAML = {
+    **CAB_YAML,
+    "metadata": {"name": "cib-test-01"},
+    "spec": {
+        **CAB_YAML["spec"],
+        "topology": "cluster-in-a-box",
+        "guestOS": "windows2019",
+        "nodes": [{"vm": "CIB-NODE1"}, {"vm": "CIB-NODE2"}],
+        "sharedDisks": {
+            "disks": [
+                {"name": "quorum", "sizeGB": 1, "datastore": "esx-a1-local"},
+                {"name": "data", "sizeGB": 2, "datastore": "esx-a1-local"},
+            ]
+        },
+    },
+}
+
+
+def cib_cluster(**spec_changes: object) -> FailoverCluster:
+    doc = {**CIB_YAML, "spec": {**CIB_YAML["spec"], **spec_changes}}
+    return with_defaults(FailoverCluster.model_validate(doc))
+
+
+def cib_world() -> Observed:
+    world = cab_world()
+    vms = {name: fresh_vm(name, "esx-a1.lab.local") for name in ("CIB-NODE1", "CIB-NODE2")}
+    return world.model_copy(update={"vms": vms})
+
+
+def with_vm(world: Observed, vm: ObservedVm) -> Observed:
+    """The world with one more VM (a node's replacement, or a VM outside the cluster)."""
+    return world.model_copy(update={"vms": {**world.vms, vm.name: vm}})
+
+
+def with_disk(world: Observed, vm: str, disk: ObservedDisk, sharing: str | None = None) -> Observed:
+    """`vm` with one more disk; `sharing`: a controller on the disk's bus first, with that sharing."""
+    node = world.vms[vm]
+    controllers = dict(node.controllers)
+    if sharing is not None:
+        controllers[disk.bus] = ObservedController(
+            key=1000 + disk.bus, bus=disk.bus, type="lsilogic-sas", sharing=sharing
+        )
+    disks = {**node.disks, f"{disk.bus}:{disk.unit}": disk}
+    return with_vm(world, node.model_copy(update={"controllers": controllers, "disks": disks}))
+
+
+def state_after(cluster: FailoverCluster, world: Observed, plan: Plan, state: State | None = None) -> State:
+    """The state apply writes for `plan`: each action done, on the VM of its target."""
+    state = state or State.new(cluster.name, "0" * 64, now=NOW)
+    for a in plan.actions:
+        vm = world.vms.get(a.target)
+        after = a.after
+        record: dict[str, object] = {"vm_moref": vm.moref if vm is not None else None}
+        if a.kind in (ActionKind.CREATE_DISK, ActionKind.ATTACH_DISK):
+            record |= {"device_key": 2001 + after.unit, "file": after.file}
+        elif a.kind is ActionKind.ADD_NIC:
+            record |= {"device_key": 4001 + len(vm.nics) if vm is not None else None}
+        state = record_outcome(state, done(a, **record), NOW)
+    return state

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.address import Address
 from reconciler.cli import main
 from reconciler.findings import Severity
 from reconciler.loader import load_file
@@ -20,12 +21,14 @@ from reconciler.observed import (
     Observed,
     ObservedCluster,
     ObservedDatastore,
+    ObservedDisk,
     ObservedHba,
     ObservedHost,
     ObservedLun,
     ObservedVm,
 )
 from reconciler.rules import Versions, before, catalogue, get_rule, run_rules, since, target_version
+from reconciler.spec import with_defaults
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent.parent
@@ -58,7 +61,7 @@ def test_every_rule_is_well_formed():
     rules = catalogue()
     assert len({r.id for r in rules}) == len(rules)
     for r in rules:
-        assert re.fullmatch(r"MSCS-(NODE|DISK|NET|GUEST|PLACE|HOST|STOR|INV)-\d{3}", r.id), r.id
+        assert re.fullmatch(r"MSCS-(NODE|DISK|NET|GUEST|PLACE|HOST|STOR|INV|SAFE)-\d{3}", r.id), r.id
         assert r.severity in (Severity.ERROR, Severity.WARNING)
         assert r.title and "\n" not in r.title and len(r.title) <= 110, r.id
         assert r.source, r.id
@@ -395,3 +398,88 @@ def test_host_004_a_lun_seen_unreserved_outside_the_nodes_cluster():
 def in_cluster_a(observed: Observed, *hosts: str) -> Observed:
     cluster = observed.clusters["Cluster-A"].model_copy(update={"hosts": list(hosts)})
     return observed.model_copy(update={"clusters": {"Cluster-A": cluster}})
+
+
+# --------------------------------------------------------------------------- safety rules
+
+
+def test_safe_001_a_state_record_of_a_disk_vcenter_shows_as_another():
+    from state.model import ManagedResource
+
+    boot = ObservedDisk(key=2000, bus=0, unit=0, kind="vmdk", file="[SAN-VMFS-01] SQLNODE1/SQLNODE1.vmdk")
+    node = vm("SQLNODE1", "esx-a1.lab.local").model_copy(update={"disks": {"0:0": boot}})
+    observed = world(vms={"SQLNODE1": node, "SQLNODE2": vm("SQLNODE2", "esx-a2.lab.local")})
+    claim = ManagedResource(
+        kind="shared-vmdk",
+        vm_moref="vm-SQLNODE1",
+        file=boot.file,
+        created_by_mscsctl=True,
+        applied_at="2026-01-01T00:00:00Z",
+    )
+    loaded = load_file(CAB)
+    managed = {Address.parse("sql-prod-01/node/SQLNODE1/disk/boot"): claim}
+    found = loaded.place(run_rules(loaded.cluster, observed=observed, managed=managed))
+    [f] = only(found, "MSCS-SAFE-001")
+    assert f.line == line_of(CAB, "- vm: SQLNODE1")
+    assert "state says sql-prod-01/node/SQLNODE1/disk/boot" in f.message and "vCenter shows" in f.message
+    assert only_errors(observed_findings(CAB, observed)) == []  # without the claim, nothing
+
+
+def test_safe_002_a_unit_of_the_file_held_by_another_disk():
+    other = ObservedDisk(key=2016, bus=1, unit=1, kind="vmdk", file="[SAN-VMFS-01] SQLNODE2/SQLNODE2_1.vmdk")
+    node = vm("SQLNODE2", "esx-a2.lab.local").model_copy(update={"disks": {"1:1": other}})
+    [f] = only(
+        observed_findings(CAB, world(vms={"SQLNODE1": vm("SQLNODE1", "esx-a1.lab.local"), "SQLNODE2": node})),
+        "MSCS-SAFE-002",
+    )
+    assert f.path == ("spec", "sharedDisks", "disks", 1, "unit")
+    assert "SCSI 1:1 of SQLNODE2" in f.message
+
+
+def test_safe_003_a_lun_mapped_by_a_vm_outside_the_cluster():
+    rdm = ObservedDisk(key=2001, bus=0, unit=1, kind="rdm", file="[SAN-VMFS-01] P2V-NODE1/x.vmdk", lun=LUN1)
+    outsider = vm("P2V-NODE1", "esx-a2.lab.local").model_copy(update={"disks": {"0:1": rdm}})
+    vms = {
+        "SQLNODE1": vm("SQLNODE1", "esx-a1.lab.local"),
+        "SQLNODE2": vm("SQLNODE2", "esx-a2.lab.local"),
+        "P2V-NODE1": outsider,
+    }
+    [f] = only(observed_findings(CAB, world(vms=vms)), "MSCS-SAFE-003")
+    assert f.line == line_of(CAB, LUN1)
+    assert "P2V-NODE1" in f.message and "sql-prod-01" in f.message
+
+
+class _Desired:
+    def __init__(self, path: Path, text: str | None = None):
+        from reconciler.loader import load_text
+
+        self.loaded = load_text(text, str(path)) if text is not None else load_file(path)
+        self.cluster = with_defaults(self.loaded.cluster)
+        self.path, self.name = path, self.cluster.name
+
+    def locate(self, finding):
+        return self.loaded.place([finding])[0]
+
+
+def test_safe_004_a_lun_listed_by_two_clusters_of_the_run():
+    from reconciler.rules.fleet import fleet_findings
+
+    other = P2V.read_text().replace(LUN3, LUN1)
+    found = fleet_findings([_Desired(CAB), _Desired(P2V, other)], {"sql-prod-01": world(), "p2v-file-01": world()})
+    assert sorted((f.rule_id, f.file) for f in found) == [
+        ("MSCS-SAFE-004", str(CAB)),
+        ("MSCS-SAFE-004", str(P2V)),
+    ]
+    assert next(f for f in found if f.file == str(CAB)).line == line_of(CAB, LUN1)
+
+
+def test_safe_005_a_vm_in_two_clusters_of_the_run():
+    from reconciler.rules.fleet import fleet_findings
+
+    other = P2V.read_text().replace("vm: P2V-NODE1", "vm: SQLNODE2")
+    found = fleet_findings([_Desired(CAB), _Desired(P2V, other)], {"sql-prod-01": world(), "p2v-file-01": world()})
+    assert sorted((f.rule_id, f.file) for f in found) == [
+        ("MSCS-SAFE-005", str(CAB)),
+        ("MSCS-SAFE-005", str(P2V)),
+    ]
+    assert next(f for f in found if f.file == str(CAB)).line == line_of(CAB, "- vm: SQLNODE2")
