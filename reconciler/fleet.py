@@ -2,24 +2,27 @@
 
 A fleet is observed in one session and a constant number of round trips per datacenter,
 however many clusters it holds; the guests are asked in parallel. Clusters that share a
-VM, a host or a LUN are put in one lane, so two applies never change the same object at once.
+VM, a host or a LUN are put in one lane, so two applies never change the same object at once;
+`run_lanes` runs the lanes side by side.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from reconciler.observed import Observed, ObservedGuest
-from reconciler.spec import PhysicalNode, VmNode
+from reconciler.spec import PhysicalNode, RdmDisk, VmNode
 from reconciler.workspace import Desired
 
 if TYPE_CHECKING:
     from providers.vcenter.connection import Session
 
 GUEST_PARALLELISM = 10
+WAIT_POLL_S = 0.2  # how often the waiting thread looks up (to see a signal)
 
 
 def observe_all(session: Session, desired: list[Desired]) -> dict[str, Observed]:
@@ -35,7 +38,11 @@ def observe_all(session: Session, desired: list[Desired]) -> dict[str, Observed]
         prefixes = sorted(
             {k.split(".", 1)[0] + "." for d in group for k in d.cluster.spec.host_options or {}} or {"Disk."}
         )
-        observed = observe(session, dc, vms, tuple(prefixes))
+        # The LUNs whose users are looked for: exactly those of the clusters in play.
+        luns = sorted(
+            {disk.lun for d in group for disk in d.cluster.spec.shared_disks.disks if isinstance(disk, RdmDisk)}
+        )
+        observed = observe(session, dc, vms, tuple(prefixes), luns=luns)
         for d in group:
             out[d.name] = observed
     return out
@@ -104,3 +111,32 @@ def conflict_lanes(desired: list[Desired], observed: dict[str, Observed]) -> lis
     for i, d in enumerate(desired):
         lanes.setdefault(find(i), []).append(d)
     return list(lanes.values())
+
+
+def run_lanes(lanes: list[list[Desired]], parallelism: int, run_lane: Callable[[list[Desired]], None]) -> None:
+    """`run_lane` for each lane, at most `parallelism` at once, in daemon threads.
+
+    The calling thread only waits, a little at a time, so that the main thread sees a
+    signal while lanes run; and a run told to leave at once is not held up at exit by a
+    vCenter call that has no timeout. `run_lane` handles its own errors.
+    """
+    queue = list(lanes)
+    taken = threading.Lock()
+
+    def worker() -> None:
+        while True:
+            with taken:
+                if not queue:
+                    return
+                lane = queue.pop(0)
+            run_lane(lane)
+
+    threads = [
+        threading.Thread(target=worker, name=f"mscsctl-lane-{n}", daemon=True)
+        for n in range(min(parallelism, len(lanes)))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        while thread.is_alive():
+            thread.join(WAIT_POLL_S)

@@ -7,7 +7,9 @@ Order is part of the product (see README, "What apply does, in order"):
   4. node by node (node 1 first, because it creates the shared files node 2 attaches):
      power off only if a change cannot be hot-plugged; the shared controller and every
      disk in one reconfigure; the NICs in the next (all disks before any NIC, so NIC PCI
-     slots come after the disks'); power back on; guest settings last.
+     slots come after the disks'); power back on; guest settings last;
+  5. each former node (a VM the file no longer lists that still holds the cluster's disks):
+     its disks and the adapters mscsctl added, off in one reconfigure, after every node.
 The next node is touched only once the previous one is powered on again, so the clustered
 service always has a node up.
 """
@@ -25,6 +27,7 @@ from reconciler.findings import Finding
 from reconciler.kinds import ActionKind, Context, Payload, Unmanaged, parse_payload
 from reconciler.kinds.controller import NAME as CONTROLLER
 from reconciler.kinds.disk import NAME as DISK
+from reconciler.kinds.disk import VmdkDiskPayload
 from reconciler.kinds.guest import address as guest_address
 from reconciler.kinds.host import LUN, OPTION
 from reconciler.kinds.nic import NAME as NIC
@@ -45,6 +48,8 @@ class Reason(StrEnum):
     MISSING = "missing"  # vCenter does not have it
     DIFFERS = "differs"  # vCenter has another value
     NOT_IN_FILE = "not-in-file"  # mscsctl manages it, the file no longer describes it
+    NOT_IN_FILE_VMDK = "not-in-file-vmdk"  # a shared VMDK the file no longer lists: deleted with --allow-data-loss
+    NOT_A_NODE = "not-a-node"  # the VM is no longer a node: the cluster's devices are taken off it
     REPLACE = "replace-cannot-update"  # cannot be changed in place: detach, then attach anew
     COLD_CHANGE = "cold-change"  # a change on this node cannot be hot-plugged
     RESTORE_POWER = "restore-power"  # bring the node back after a cold change
@@ -57,6 +62,14 @@ REASON_TEXT: dict[Reason, str] = {
     Reason.MISSING: "not present in vCenter",
     Reason.DIFFERS: "vCenter shows a different value",
     Reason.NOT_IN_FILE: "managed by mscsctl but no longer in the desired file (detach only, data kept)",
+    Reason.NOT_IN_FILE_VMDK: (
+        "the cluster's shared VMDK, no longer in the desired file: detached; with --allow-data-loss its file "
+        "is deleted once no VM uses it, otherwise kept"
+    ),
+    Reason.NOT_A_NODE: (
+        "the VM is no longer a node of the cluster: the cluster's devices are taken off it after the nodes "
+        "(devices only, no data deleted)"
+    ),
     Reason.REPLACE: "cannot be changed in place: detached, then attached anew",
     Reason.COLD_CHANGE: "a change on this node cannot be made while it runs",
     Reason.RESTORE_POWER: "bring the node back after the change",
@@ -132,10 +145,13 @@ class Plan(BaseModel):
     vsphere_version: str = ""
     seen_nodes: dict[str, NodeFingerprint] = Field(default_factory=dict)
     seen_options: dict[str, dict[str, Any]] = Field(default_factory=dict)  # host -> key -> value
+    # Each LUN of the file and each of the cluster's shared files -> the VMs that held it ("NAME (MOREF)").
+    seen_disk_users: dict[str, list[str]] = Field(default_factory=dict)
     actions: list[Action] = Field(default_factory=list)
     unmanaged: list[str] = Field(default_factory=list)
     findings: list[Finding] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)  # e.g. guest side not observed, and why
+    seal: str = ""  # sha256 of the canonical JSON of what apply carries out (reconciler/seal.py)
 
     @property
     def has_changes(self) -> bool:
@@ -175,6 +191,17 @@ def plan_actions(
     for vm in ctx.vm_nodes:
         deps = base_deps + ((previous_node_done,) if previous_node_done else ())
         chained = rolling.node(vm, _node_device_actions(cluster, vm, changes, creators), deps)
+        actions += chained
+        if chained:
+            previous_node_done = chained[-1].id
+    # A former node (replaced in, or removed from, the file) loses the cluster's devices last:
+    # only once every node, its replacement included, runs again with the disks. Until then it
+    # is a working member of the cluster, so a failure on the way leaves the cluster as it was
+    # and the service keeps two nodes; its own power-off (disks leave a bus-sharing controller
+    # cold) then never overlaps a node's. Devices only: nothing of the cluster's data is deleted.
+    for vm in ctx.former_nodes:
+        deps = base_deps + ((previous_node_done,) if previous_node_done else ())
+        chained = rolling.node(vm, _former_node_actions(vm, changes), deps)
         actions += chained
         if chained:
             previous_node_done = chained[-1].id
@@ -352,6 +379,22 @@ def _node_device_actions(
     return controller + detach + attach + nic_remove + sorted(nic_add, key=_nic_order)
 
 
+def _former_node_actions(vm: str, changes: list[Change]) -> list[Action]:
+    """A former node's disks and the adapters mscsctl added, off in one reconfigure: all or nothing."""
+    batch = f"{vm}/devices"
+    out = []
+    for change in changes:
+        if change.address.on_node and change.address.owner == vm and change.op is Op.DELETE:
+            if change.address.kind == DISK:
+                kind = ActionKind.DETACH_DISK
+            elif change.address.kind == NIC:
+                kind = ActionKind.REMOVE_NIC
+            else:
+                continue
+            out.append(_from_change(change, kind, vm, batch=batch, reason=Reason.NOT_A_NODE))
+    return sorted(out, key=lambda a: (a.kind != ActionKind.DETACH_DISK, str(a.address)))
+
+
 def _nic_actions(change: Change, vm: str, batch: str) -> tuple[list[Action], list[Action]]:
     if change.op is Op.DELETE:
         return [_from_change(change, ActionKind.REMOVE_NIC, vm, batch=batch)], []
@@ -372,6 +415,7 @@ def _nic_order(action: Action) -> tuple[int, str]:
 
 def _disk_detach(change: Change, vm: str, batch: str) -> Action:
     replace = change.op is Op.UPDATE
+    gone = Reason.NOT_IN_FILE_VMDK if isinstance(change.before, VmdkDiskPayload) else Reason.NOT_IN_FILE
     return Action(
         id=f"{change.address}#{ActionKind.DETACH_DISK}",
         address=change.address,
@@ -380,7 +424,7 @@ def _disk_detach(change: Change, vm: str, batch: str) -> Action:
         target=vm,
         before=change.before,
         after=change.after if replace else None,
-        reason=Reason.REPLACE if replace else Reason.NOT_IN_FILE,
+        reason=Reason.REPLACE if replace else gone,
         batch=batch,
     )
 

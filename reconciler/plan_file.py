@@ -16,10 +16,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from reconciler.bounded import InputRefused, read_bounded
 from reconciler.errors import MscsError
 from reconciler.kinds import ActionKind, parse_payload
 from reconciler.plan import PLAN_FORMAT_VERSION, Plan
 from reconciler.render import counts
+from reconciler.seal import seal_of
 from reconciler.workspace import write_private
 
 NOT_A_PLAN = "not a plan written by mscsctl"
@@ -34,9 +36,12 @@ def plan_json(plan: Plan) -> dict[str, Any]:
     """The documented machine form of one plan; `format_version` changes on breaking edits.
 
     Payload fields go by their JSON names (`waitForTools`, `pciSlot`), as the state's do.
+    The `seal` is computed here, from what is written, so that `apply PLAN` can tell an
+    edited plan (reconciler/seal.py).
     """
     data = plan.model_dump(mode="json", by_alias=True)
     data["format_version"] = PLAN_FORMAT_VERSION
+    data["seal"] = seal_of(plan)
     data["summary"] = counts(plan)
     return data
 
@@ -56,7 +61,9 @@ def write_plans(path: Path, plans: list[Plan], *, fleet: bool) -> None:
 def read_plans(path: Path) -> list[Plan]:
     """The plans saved at `path`, or `PlanFileError` saying what is wrong with the file."""
     try:
-        raw = path.read_bytes()
+        raw = read_bounded(path, "saved plan")
+    except InputRefused as exc:
+        raise PlanFileError(str(exc)) from None
     except OSError as exc:
         raise PlanFileError(f"{path}: cannot read the plan: {exc.strerror or exc}") from None
     return parse_plans(raw, str(path))
@@ -67,15 +74,21 @@ def saved_plans_at(path: Path) -> list[Plan] | None:
 
     A file is a saved plan when it is named `*.json` (unless it is a desired file written
     as JSON: an object with `apiVersion`) or when it is a JSON object with a plan's fields;
-    a broken plan is then refused, not read as a desired file.
+    a broken plan is then refused, not read as a desired file. A path that is not a regular
+    file (a FIFO, a device) or is over the size limit is never read: refused here when it is
+    named `*.json`, else left to the desired-file loader, which refuses it in its own words.
     """
     if path.is_dir():
         return None
+    named_json = path.suffix.lower() == ".json"
     try:
-        raw = path.read_bytes()
+        raw = read_bounded(path, "saved plan")
+    except InputRefused as exc:
+        if named_json:
+            raise PlanFileError(str(exc)) from None
+        return None  # the desired-file loader refuses it too, in a desired file's words
     except OSError:
         return None  # the desired-file loader says what is wrong with the path
-    named_json = path.suffix.lower() == ".json"
     if not named_json and raw.lstrip()[:1] != b"{":
         return None
     try:
@@ -153,8 +166,13 @@ def _check_version(data: dict[str, Any], source: str, where: str) -> None:
 
 def _typed_payloads(action: Any, source: str, where: str) -> Any:
     """An action with `before`/`after` read as its kind's payload, so an error names the side."""
-    if not isinstance(action, dict) or action.get("kind") not in ActionKind._value2member_map_:
+    if not isinstance(action, dict) or "kind" not in action:
         return action  # the plan model says what is wrong with it
+    if not isinstance(action["kind"], str) or action["kind"] not in ActionKind._value2member_map_:
+        raise PlanFileError(
+            f"{source}: {_join(where, 'kind')}: unknown action kind {action['kind']!r} "
+            "(docs/plan-format.md lists the kinds; a plan made by a newer mscsctl needs that mscsctl)"
+        )
     kind = ActionKind(action["kind"])
     action = dict(action)
     for side in ("before", "after"):

@@ -1,4 +1,4 @@
-"""The run loop below the command line: observe, plan, approve, lock, apply, record.
+"""The run loop below the command line: lock, observe, plan, approve, apply, record.
 
 Like Terraform's local backend, this module owns the whole sequence and returns typed
 results; the CLI parses its options, calls these functions and prints what they return.
@@ -7,35 +7,43 @@ They are the Python API as well (README, "Python API"):
     planned = plan_file("sql-prod-01.yaml")
     results = apply_plans(planned, approve=lambda plans: True)
 
-A run reads vCenter in one session (a fleet in a constant number of round trips per
-datacenter), then applies each lane of clusters in its own session, clusters of different
-lanes side by side. Each cluster's state is locked for its apply and written after every
-outcome, so it never lags vCenter by more than one call.
+`apply_path()` is what `mscsctl apply` runs: every cluster's state is locked before
+anything is read, and stays locked through the plan, the approval and the apply, as
+Terraform holds its lock from plan to apply. A run reads vCenter in one session (a fleet in
+a constant number of round trips per datacenter), then applies each lane of clusters in
+its own session, lanes side by side. The state is written after every outcome, so it never
+lags vCenter by more than one call. A cluster that fails stops its lane (the clusters after
+it share a VM, a host or a LUN with it) and no other; an `Interruption` lets the vCenter
+call in flight end and starts no new one.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import threading
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager, nullcontext
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reconciler.apply import ApplyReport, StepPhase, apply_plan
+from reconciler.apply import ApplyInterrupted, ApplyReport, Interruption, StepPhase, apply_plan, internal_error
 from reconciler.drift import DriftReport, detect_drift
-from reconciler.errors import MscsError, RuleViolation, StaleStateError
+from reconciler.errors import LockedError, MscsError, RuleViolation, StaleStateError
 from reconciler.findings import Finding
-from reconciler.fleet import conflict_lanes, observe_all, with_guests
+from reconciler.fleet import conflict_lanes, observe_all, run_lanes, with_guests
 from reconciler.kinds import ActionKind
 from reconciler.observed import Observed
 from reconciler.outcome import Outcome
 from reconciler.plan import Action, Plan
 from reconciler.plan_file import read_plans, saved_plans_at
-from reconciler.planner import build_plan, stale_reasons
+from reconciler.planner import build_plan
 from reconciler.record import record_nic_slots, record_outcome
+from reconciler.rules.fleet import fleet_findings
+from reconciler.seal import refuse_edited_or_stale, refuse_stale_file, sealed
 from reconciler.workspace import Desired, StateLocation, Targets, load_targets, read_state, targets_of_files
 from state import StateBackend, locked
 from state.model import State, utc_now
@@ -47,18 +55,22 @@ DEFAULT_PARALLELISM = 10
 
 __all__ = [
     "DEFAULT_PARALLELISM",
+    "ApplyAbandoned",
     "ApplyCancelled",
     "ApplyResult",
     "ApplyStatus",
     "Connection",
+    "Interruption",
     "PlanResult",
     "RunOptions",
     "StepStarted",
+    "apply_path",
     "apply_plans",
     "drift_file",
     "plan_file",
     "plan_for_apply",
     "read_saved_plan",
+    "stop_on_signals",
 ]
 
 
@@ -88,12 +100,14 @@ class RunOptions:
     """What a run is told besides its path, as the flags of `plan`, `apply` and `drift` say it.
 
     `state` and `state_dir` are `--state` and `--state-dir`: where each cluster's state lives.
+    `lock_timeout_s` is `--lock-timeout`: how long to wait for a state lock another run holds.
     """
 
     connection: Connection = field(default_factory=Connection)
     state: str | None = None
     state_dir: str | None = None
     skip_guest: bool = False
+    lock_timeout_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -106,6 +120,8 @@ class PlanResult:
     states: StateLocation
     settings: ConnectionSettings = field(repr=False)
     saved: Path | None = None  # the saved plan these were read from: applied without asking again
+    serials: dict[str, int | None] = field(default_factory=dict)  # cluster -> state serial when planned
+    locked: bool = False  # made under the states' locks, still held (`apply_path`)
 
     @property
     def has_changes(self) -> bool:
@@ -116,6 +132,8 @@ class ApplyStatus(StrEnum):
     NO_CHANGES = "no changes"
     APPLIED = "applied"
     FAILED = "failed"
+    INTERRUPTED = "interrupted"
+    NOT_STARTED = "not started"
 
 
 @dataclass(frozen=True)
@@ -126,6 +144,7 @@ class ApplyResult:
     status: ApplyStatus
     report: ApplyReport | None = None
     error: MscsError | None = None
+    note: str = ""  # why a cluster was not started
 
     @property
     def done(self) -> list[Outcome]:
@@ -152,53 +171,118 @@ class ApplyCancelled(MscsError):
     """The plans were not approved: nothing was changed."""
 
 
-def plan_file(path: str | Path, options: RunOptions | None = None) -> PlanResult:
+class ApplyAbandoned(MscsError):
+    """Asked to stop twice: the run left at once, without waiting for the vCenter call in flight."""
+
+
+@contextmanager
+def stop_on_signals(interruption: Interruption, notify: Callable[[str], None]) -> Iterator[None]:
+    """SIGINT and SIGTERM, while the block runs: the first during the apply is a request
+    (`notify` says so); a second one, or one before the apply started, leaves at once
+    (KeyboardInterrupt), which still releases the state locks on its way out."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_signal(signum: int, frame: object) -> None:
+        name = signal.Signals(signum).name
+        if interruption.applying and not interruption.requested:
+            interruption.request()
+            notify(f"{name}: stopping once the vCenter call in flight has ended (send it again to stop at once)")
+            return
+        raise KeyboardInterrupt(name)
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def plan_file(
+    path: str | Path, options: RunOptions | None = None, *, on_lock_wait: Callable[[str], None] | None = None
+) -> PlanResult:
     """Plan a desired file, or a directory of them (one cluster a file), against vCenter.
 
-    Rule errors of every cluster are raised together (`RuleViolation`).
+    Each cluster's state is locked while it is read and vCenter is observed (`plan`), so
+    that no apply writes it meanwhile. Rule errors of every cluster are raised together
+    (`RuleViolation`).
     """
     options = options or RunOptions()
     targets = load_targets(path)
     states = _states(targets, options)
-    settings = options.connection.settings()
-    observed = _read_vcenter(settings, targets, skip_guest=options.skip_guest)
-    return PlanResult(_plan_each(targets, observed, states), targets, observed, states, settings)
+    with _locked_states(targets, states, "plan", options.lock_timeout_s, on_lock_wait):
+        return _plan_targets(targets, states, options)
 
 
-def read_saved_plan(path: str | Path, options: RunOptions | None = None, plans: list[Plan] | None = None) -> PlanResult:
-    """A plan saved by `plan --out`, refused (`StaleStateError`) if a desired file or vCenter changed since.
+def read_saved_plan(
+    path: str | Path,
+    options: RunOptions | None = None,
+    plans: list[Plan] | None = None,
+    *,
+    on_lock_wait: Callable[[str], None] | None = None,
+) -> PlanResult:
+    """A plan saved by `plan --out`, refused if edited since it was saved (`TamperedPlan`) or
+    if a desired file or vCenter changed since it was made (`StaleStateError`).
 
     `plans` are the plans already read from `path`, if they were. The guests are not asked:
     a saved plan's guest actions read the guest again when they run.
     """
-    path = Path(path)
     options = options or RunOptions()
-    saved = plans if plans is not None else read_plans(path)
+    saved = plans if plans is not None else read_plans(Path(path))
     targets = targets_of_files([Path(p.desired_file) for p in saved])
-    for plan, desired in zip(saved, targets.desired, strict=True):
-        if plan.desired_hash != desired.hash:
-            raise StaleStateError(
-                f"the plan {path} is stale: {desired.path} changed since it was made; run `mscsctl plan` again"
-            )
     states = _states(targets, options)
-    settings = options.connection.settings()
-    observed = _read_vcenter(settings, targets, skip_guest=True)
-    reasons = [r for plan in saved for r in stale_reasons(plan, observed[plan.cluster])]
-    if reasons:
-        raise StaleStateError(
-            f"the plan {path} is stale, vCenter changed since it was made: "
-            + "; ".join(reasons)
-            + ". Run `mscsctl plan` again."
-        )
-    return PlanResult(saved, targets, observed, states, settings, saved=path)
+    with _locked_states(targets, states, "plan", options.lock_timeout_s, on_lock_wait):
+        return _checked_saved_plan(Path(path), saved, targets, states, options)
 
 
-def plan_for_apply(path: str | Path, options: RunOptions | None = None) -> PlanResult:
+def plan_for_apply(
+    path: str | Path, options: RunOptions | None = None, *, on_lock_wait: Callable[[str], None] | None = None
+) -> PlanResult:
     """What `apply PATH` carries out: the plan saved at `path`, or a fresh plan of the desired file(s)."""
     saved = saved_plans_at(Path(path))
     if saved is not None:
-        return read_saved_plan(path, options, saved)
-    return plan_file(path, options)
+        return read_saved_plan(path, options, saved, on_lock_wait=on_lock_wait)
+    return plan_file(path, options, on_lock_wait=on_lock_wait)
+
+
+def apply_path(
+    path: str | Path,
+    options: RunOptions | None = None,
+    *,
+    approve: Callable[[list[Plan]], bool],
+    planned: Callable[[PlanResult], None] | None = None,
+    progress: Callable[[StepStarted], None] | None = None,
+    allow_data_loss: bool = False,
+    parallelism: int = DEFAULT_PARALLELISM,
+    interruption: Interruption | None = None,
+    on_lock_wait: Callable[[str], None] | None = None,
+) -> list[ApplyResult]:
+    """`mscsctl apply PATH`: lock every cluster's state, plan (or read the saved plan), show
+    it (`planned`), approve, apply, release; the lock is taken even when nothing changes, so
+    a lock left by a dead run is reported by every apply. See `apply_plans` for the rest."""
+    options = options or RunOptions()
+    path = Path(path)
+    saved = saved_plans_at(path)
+    targets = targets_of_files([Path(p.desired_file) for p in saved]) if saved is not None else load_targets(path)
+    states = _states(targets, options)
+    with _locked_states(targets, states, "apply", options.lock_timeout_s, on_lock_wait):
+        if saved is not None:
+            result = _checked_saved_plan(path, saved, targets, states, options)
+        else:
+            result = _plan_targets(targets, states, options)
+        result = replace(result, locked=True)
+        if planned is not None:
+            planned(result)
+        return apply_plans(
+            result,
+            approve=approve,
+            progress=progress,
+            allow_data_loss=allow_data_loss,
+            parallelism=parallelism,
+            interruption=interruption,
+        )
 
 
 def apply_plans(
@@ -208,52 +292,39 @@ def apply_plans(
     progress: Callable[[StepStarted], None] | None = None,
     allow_data_loss: bool = False,
     parallelism: int = DEFAULT_PARALLELISM,
+    interruption: Interruption | None = None,
 ) -> list[ApplyResult]:
-    """Apply the plans that have changes, each cluster under its state's lock; one result a plan.
+    """Apply the plans that have changes; one result a plan, in the plans' order.
 
     `approve` is asked once, with every plan, before anything changes (not for a saved
     plan: saving it was the approval); when it answers False, `ApplyCancelled` is raised.
-    A cluster that fails is a FAILED result with its error; the others go on. `progress`
-    is called before every step, one call at a time even when lanes run side by side.
+    Unless the plans were made under the states' locks (`apply_path`), each cluster's state
+    is locked for its apply and refused (`StaleStateError`) if it changed since the plan.
+    Any error in a cluster's apply, an mscsctl error or not, is that cluster's FAILED
+    result; its lane stops (NOT_STARTED for the rest), the other lanes go on. `progress` is
+    called before every step, one call at a time even when lanes run side by side.
     """
+    stop = interruption or Interruption()
     todo = [p for p in planned.plans if p.has_changes]
     if not todo:
         return [ApplyResult(p.cluster, ApplyStatus.NO_CHANGES) for p in planned.plans]
     if planned.saved is None and not approve(planned.plans):
         raise ApplyCancelled("apply cancelled")
+    lanes = _Lanes(planned, stop, _Announcer(progress, stop, fleet=len(todo) > 1), allow_data_loss)
     by_name = {d.name: d for d in planned.targets.desired}
-    plan_of = {p.cluster: p for p in planned.plans}
-    lanes = conflict_lanes([by_name[p.cluster] for p in todo], planned.observed)
-    results: dict[str, ApplyResult] = {}
-    announce = _Announcer(progress, fleet=len(todo) > 1)
-
-    def run_lane(lane: list[Desired]) -> None:
-        with _connect(planned.settings) as session:
-            for desired in lane:
-                plan = plan_of[desired.name]
-                try:
-                    backend = planned.states.backend(desired)
-                    report = _apply_one(
-                        session,
-                        desired,
-                        plan,
-                        planned.observed[desired.name],
-                        backend,
-                        allow_data_loss=allow_data_loss,
-                        progress=announce.reporter(plan),
-                    )
-                except MscsError as exc:
-                    results[desired.name] = ApplyResult(desired.name, ApplyStatus.FAILED, error=exc)
-                else:
-                    results[desired.name] = ApplyResult(desired.name, ApplyStatus.APPLIED, report=report)
-
-    if len(lanes) == 1:
-        run_lane(lanes[0])
-    else:
-        with ThreadPoolExecutor(max_workers=min(parallelism, len(lanes))) as pool:
-            for future in [pool.submit(run_lane, lane) for lane in lanes]:
-                future.result()
-    return [results.get(p.cluster) or ApplyResult(p.cluster, ApplyStatus.NO_CHANGES) for p in planned.plans]
+    stop.applying = True
+    try:
+        run_lanes(conflict_lanes([by_name[p.cluster] for p in todo], planned.observed), parallelism, lanes.lane)
+    except KeyboardInterrupt:
+        stop.abandon()
+        raise ApplyAbandoned(
+            "interrupted again: stopped at once, without waiting for the vCenter call in flight (it may "
+            "still finish). A node this apply powered off may still be off: run apply again to finish and "
+            "power it on. The state records every step that ended before it; run plan to see what is left."
+        ) from None
+    finally:
+        stop.applying = False
+    return [lanes.results.get(p.cluster) or ApplyResult(p.cluster, ApplyStatus.NO_CHANGES) for p in planned.plans]
 
 
 def drift_file(path: str | Path, options: RunOptions | None = None) -> list[DriftReport]:
@@ -279,6 +350,62 @@ def _states(targets: Targets, options: RunOptions) -> StateLocation:
     return StateLocation.for_targets(targets, state=options.state, state_dir=options.state_dir)
 
 
+@contextmanager
+def _locked_states(
+    targets: Targets,
+    states: StateLocation,
+    operation: str,
+    timeout_s: float,
+    on_wait: Callable[[str], None] | None,
+) -> Iterator[None]:
+    """Every cluster's state lock, taken in cluster-name order (two fleet runs never wait on
+    each other crosswise), waited for up to `timeout_s` seconds in all, released at the end."""
+    deadline = time.monotonic() + timeout_s
+
+    def waiting(refused: LockedError) -> None:
+        if on_wait is not None:
+            on_wait(f"waiting up to {timeout_s:g}s for the state lock: {refused}")
+
+    with ExitStack() as held:
+        for desired in sorted(targets.desired, key=lambda d: d.name):
+            left = max(deadline - time.monotonic(), 0.0)
+            held.enter_context(locked(states.backend(desired), operation, timeout_s=left, on_wait=waiting))
+        yield
+
+
+def _plan_targets(targets: Targets, states: StateLocation, options: RunOptions) -> PlanResult:
+    settings = options.connection.settings()
+    serials = _serials(targets, states)
+    observed = _read_vcenter(settings, targets, skip_guest=options.skip_guest)
+    return PlanResult(_plan_each(targets, observed, states), targets, observed, states, settings, serials=serials)
+
+
+def _checked_saved_plan(
+    path: Path, saved: list[Plan], targets: Targets, states: StateLocation, options: RunOptions
+) -> PlanResult:
+    """The saved plans, once nothing says they were edited and nothing changed since they were made."""
+    refuse_stale_file(path, saved, targets.desired)
+    settings = options.connection.settings()
+    serials = _serials(targets, states)
+    observed = _read_vcenter(settings, targets, skip_guest=True)
+    try:
+        fresh: list[Plan] | None = _plan_each(targets, observed, states)
+    except RuleViolation:
+        fresh = None  # vCenter now breaks a rule: what changed since the plan is said first
+    refuse_edited_or_stale(path, saved, targets.desired, observed, fresh)
+    if fresh is None:
+        _plan_each(targets, observed, states)  # the rule errors of vCenter now
+    return PlanResult(saved, targets, observed, states, settings, saved=path, serials=serials)
+
+
+def _serials(targets: Targets, states: StateLocation) -> dict[str, int | None]:
+    serials: dict[str, int | None] = {}
+    for desired in targets.desired:
+        state = read_state(states.backend(desired), desired)
+        serials[desired.name] = state.serial if state is not None else None
+    return serials
+
+
 def _read_vcenter(settings: ConnectionSettings, targets: Targets, *, skip_guest: bool) -> dict[str, Observed]:
     """The one read of vCenter for every cluster, and each node's guest unless left out."""
     with _connect(settings) as session:
@@ -298,20 +425,20 @@ def _plan_each(targets: Targets, observed: dict[str, Observed], states: StateLoc
     """Each cluster's plan from the fleet's one read; rule errors of all clusters at once."""
     plans: list[Plan] = []
     errors: list[Finding] = []
+    errors += fleet_findings(targets.desired, observed)  # one LUN, one cluster; one VM, one cluster
     for desired in targets.desired:
         state = read_state(states.backend(desired), desired)
         try:
-            plans.append(
-                build_plan(
-                    desired.cluster,
-                    observed[desired.name],
-                    managed=state.managed() if state is not None else None,
-                    desired_file=str(desired.path),
-                    desired_hash=desired.hash,
-                    created_at=utc_now(),
-                    locate=desired.locate,
-                )
+            plan = build_plan(
+                desired.cluster,
+                observed[desired.name],
+                managed=state.managed() if state is not None else None,
+                desired_file=str(desired.path),
+                desired_hash=desired.hash,
+                created_at=utc_now(),
+                locate=desired.locate,
             )
+            plans.append(sealed(plan))
         except RuleViolation as exc:
             errors += exc.findings
     if errors:
@@ -319,41 +446,83 @@ def _plan_each(targets: Targets, observed: dict[str, Observed], states: StateLoc
     return plans
 
 
-def _apply_one(
-    session: Session,
-    desired: Desired,
-    plan: Plan,
-    observed: Observed,
-    backend: StateBackend,
-    *,
-    allow_data_loss: bool,
-    progress: Callable[[list[Action], StepPhase], None],
-) -> ApplyReport:
-    from providers.vcenter.executor import VCenterExecutor
+class _Lanes:
+    """The lanes of one apply, each in its own thread and vCenter session; their results."""
 
-    with locked(backend, "apply"):
-        state = read_state(backend, desired)
-        executor = VCenterExecutor(
-            session,
-            observed,
-            allow_data_loss=allow_data_loss,
-            guest_nodes={n.name: n for n in desired.cluster.spec.nodes},
-            env=dict(os.environ),
-        )
-        recorder = _StateRecorder(backend, state, desired)
-        report = apply_plan(plan, executor, recorder, progress)
-        recorder.finish()
-    return report
+    def __init__(self, planned: PlanResult, stop: Interruption, announce: _Announcer, allow_data_loss: bool) -> None:
+        self.planned, self.stop, self.announce = planned, stop, announce
+        self.allow_data_loss = allow_data_loss
+        self.plan_of = {p.cluster: p for p in planned.plans}
+        self.results: dict[str, ApplyResult] = {}
+
+    def lane(self, lane: list[Desired]) -> None:
+        """The lane's clusters one after the other; the first that fails stops the lane."""
+        with ExitStack() as open_session:
+            session: Session | None = None
+            for n, desired in enumerate(lane):
+                if self.stop.requested:
+                    return self._not_started(lane[n:], "the apply was interrupted before it started")
+                try:
+                    if session is None:
+                        session = open_session.enter_context(_connect(self.planned.settings))
+                    report = self._apply_one(session, desired)
+                except ApplyInterrupted as exc:
+                    self.results[desired.name] = ApplyResult(desired.name, ApplyStatus.INTERRUPTED, error=exc)
+                except MscsError as exc:
+                    self.results[desired.name] = ApplyResult(desired.name, ApplyStatus.FAILED, error=exc)
+                except Exception as exc:
+                    error = MscsError(internal_error(exc))
+                    error.__cause__ = exc
+                    self.results[desired.name] = ApplyResult(desired.name, ApplyStatus.FAILED, error=error)
+                else:
+                    self.results[desired.name] = ApplyResult(desired.name, ApplyStatus.APPLIED, report=report)
+                    continue
+                return self._not_started(
+                    lane[n + 1 :], f"{desired.name} shares a VM, a host or a LUN with it and did not finish"
+                )
+
+    def _not_started(self, rest: list[Desired], why: str) -> None:
+        for desired in rest:
+            self.results[desired.name] = ApplyResult(desired.name, ApplyStatus.NOT_STARTED, note=why)
+
+    def _apply_one(self, session: Session, desired: Desired) -> ApplyReport:
+        from providers.vcenter.executor import VCenterExecutor
+
+        plan = self.plan_of[desired.name]
+        backend = self.planned.states.backend(desired)
+        with nullcontext() if self.planned.locked else locked(backend, "apply"):
+            state = read_state(backend, desired)
+            serial = state.serial if state is not None else None
+            planned_serial = self.planned.serials.get(desired.name, serial)
+            if serial != planned_serial:
+                raise StaleStateError(
+                    f"state {backend.describe()} changed since the plan was made (serial {planned_serial} -> "
+                    f"{serial}): another run wrote it. Run plan again."
+                )
+            executor = VCenterExecutor(
+                session,
+                self.planned.observed[desired.name],
+                allow_data_loss=self.allow_data_loss,
+                guest_nodes={n.name: n for n in desired.cluster.spec.nodes},
+                env=dict(os.environ),
+            )
+            recorder = _StateRecorder(backend, state, desired, self.stop)
+            report = apply_plan(
+                plan, executor, recorder, self.announce.reporter(plan), stop=lambda: self.stop.requested
+            )
+            recorder.finish()
+        return report
 
 
 class _StateRecorder:
     """Writes the state after every outcome, so it never lags vCenter by more than one call."""
 
-    def __init__(self, backend: StateBackend, state: State | None, desired: Desired) -> None:
+    def __init__(self, backend: StateBackend, state: State | None, desired: Desired, stop: Interruption) -> None:
         self.backend = backend
         self.serial = state.serial if state is not None else None
         self.state = state or State.new(desired.cluster.name, desired.hash)
         self.desired = desired
+        self.stop = stop
 
     def __call__(self, outcome: Outcome) -> None:
         now = utc_now()
@@ -369,6 +538,8 @@ class _StateRecorder:
         self._write(self.state.with_desired_hash(self.desired.hash))
 
     def _write(self, state: State) -> None:
+        if self.stop.abandoned:
+            return  # the run left at once and released the lock: the state is no longer ours to write
         written = self.backend.write(state, expected_serial=self.serial)
         self.state, self.serial = written, written.serial
 
@@ -376,8 +547,8 @@ class _StateRecorder:
 class _Announcer:
     """Turns each plan's steps into `StepStarted` calls, one at a time across the lanes."""
 
-    def __init__(self, progress: Callable[[StepStarted], None] | None, *, fleet: bool) -> None:
-        self.progress, self.fleet = progress, fleet
+    def __init__(self, progress: Callable[[StepStarted], None] | None, stop: Interruption, *, fleet: bool) -> None:
+        self.progress, self.stop, self.fleet = progress, stop, fleet
         self.lock = threading.Lock()
 
     def reporter(self, plan: Plan) -> Callable[[list[Action], StepPhase], None]:
@@ -398,6 +569,7 @@ class _Announcer:
                 fleet=self.fleet,
             )
             with self.lock:
-                self.progress(event)
+                if not self.stop.abandoned:
+                    self.progress(event)
 
         return report

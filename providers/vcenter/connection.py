@@ -8,6 +8,7 @@ already have in their environment. The password is never a command-line argument
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import socket
 import ssl
@@ -18,6 +19,7 @@ from typing import Any, TypeVar
 
 from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import vim, vmodl
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from reconciler.errors import VCenterConnectionError
 
@@ -109,11 +111,68 @@ def ssl_context(settings: ConnectionSettings) -> ssl.SSLContext:
         raise VCenterConnectionError(f"cannot read CA file {settings.ca_file}: {exc}") from None
 
 
-class Session:
-    """A logged-in vCenter session that logs in again when vCenter ends it.
+# What a dropped connection looks like to pyVmomi: http.client.RemoteDisconnected (a
+# ConnectionResetError), ConnectionResetError, BrokenPipeError, an ssl.SSLError (EOF in the
+# middle of a record), http.client.IncompleteRead, a timeout. All are OSError or HTTPException.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (OSError, http.client.HTTPException)
+ATTEMPTS = 4  # a read is sent at most this many times (a change: when vCenter says the session ended)
+RETRY_WAIT_S = 0.25  # the first wait before a call is sent again, doubled each time
+RETRY_WAIT_MAX_S = 2.0
 
-    `call()` runs a function of the ServiceInstance; on `NotAuthenticated` (session expired
-    or ended by an administrator) it logs in once more and repeats the call.
+
+class VCenterUnreachable(VCenterConnectionError):
+    """vCenter stopped answering a read, and kept not answering when it was asked again."""
+
+
+class SessionEnded(VCenterConnectionError):
+    """vCenter ended the session (NotAuthenticated) and logging in again did not help."""
+
+
+class _SendAgain(Exception):
+    """A call to send again (tenacity retries on it); `error` is what to raise once attempts run out."""
+
+    def __init__(self, error: VCenterConnectionError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class ConnectionLost(VCenterConnectionError):
+    """The connection dropped during a call that changes something: vCenter may or may not
+    have run it, so it is never sent again blindly; the caller reads its target again."""
+
+    def __init__(self, what: str, address: str, cause: BaseException) -> None:
+        self.what, self.cause = what, cause
+        self.on: Any = None  # the object the call was on, when the caller knows it (a task's entity)
+        self.detail = f"the connection to vCenter {address} dropped during the call ({describe_error(cause)})"
+        super().__init__(f"{what}: {self.detail}")
+
+
+def describe_error(exc: BaseException) -> str:
+    """An exception as one line: its type and text (an ssl or socket error's text can be empty)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def fault_message(exc: Any) -> str:
+    """vCenter's own words for a fault: its message, else its localized messages, else its type."""
+    msg = getattr(exc, "msg", None) or ""
+    if not msg:
+        msgs = [m.message for m in getattr(exc, "faultMessage", None) or [] if getattr(m, "message", None)]
+        msg = "; ".join(msgs)
+    name = type(exc).__name__.rsplit(".", 1)[-1]
+    return f"{name}: {msg}" if msg else name
+
+
+class Session:
+    """A logged-in vCenter session that survives a dropped connection or an ended session.
+
+    Two kinds of call: `read()` is for what
+    changes nothing (property reads, QueryOptions, task states) and is sent again, with
+    backoff, when the connection drops or vCenter ended the session (after logging in
+    again). `change()` is for what changes vCenter (ReconfigVM_Task, power, UpdateOptions,
+    MarkPerenniallyReserved, ReconfigureComputeResource_Task): it is sent again only after
+    NotAuthenticated, which vCenter answers without running the call; a dropped connection
+    raises `ConnectionLost`, since vCenter may have run it, and the caller reads again.
     """
 
     def __init__(self, settings: ConnectionSettings) -> None:
@@ -125,24 +184,78 @@ class Session:
     def content(self) -> vim.ServiceInstanceContent:
         return self.si.RetrieveContent()
 
-    def call(self, fn: Callable[[Any], T]) -> T:
-        try:
-            return fn(self.si)
-        except vim.fault.NotAuthenticated:
-            self.relogin()
-            return fn(self.si)
+    def read(self, fn: Callable[[Any], T], what: str = "read from vCenter") -> T:
+        """`fn(si)`, which changes nothing, sent again when the connection drops or the session ended."""
+        return self._send(fn, what, resend_on_drop=True)
 
-    def relogin(self) -> None:
-        """Log in again on the same connection, so objects bound to it keep working."""
+    def call(self, fn: Callable[[Any], T]) -> T:
+        """A read (see `read`); kept for callers that read through the session as a whole."""
+        return self.read(fn)
+
+    def change(self, fn: Callable[[Any], T], what: str) -> T:
+        """`fn(si)`, which changes vCenter: sent again only after NotAuthenticated (not run)."""
+        return self._send(fn, what, resend_on_drop=False)
+
+    def _send(self, fn: Callable[[Any], T], what: str, *, resend_on_drop: bool) -> T:
+        def attempt() -> T:
+            try:
+                return fn(self.si)
+            except vim.fault.NotAuthenticated:
+                self.relogin(what)
+                raise _SendAgain(self._kept_ending(what)) from None
+            except CONNECTION_ERRORS as exc:
+                if not resend_on_drop:
+                    raise ConnectionLost(what, self.settings.address, exc) from None
+                raise _SendAgain(
+                    VCenterUnreachable(
+                        f"{what}: lost the connection to vCenter {self.settings.address} and it did not "
+                        f"answer {ATTEMPTS} attempts ({describe_error(exc)})"
+                    )
+                ) from None
+
+        retrying = Retrying(
+            retry=retry_if_exception_type(_SendAgain),
+            stop=stop_after_attempt(ATTEMPTS),
+            wait=wait_exponential(multiplier=RETRY_WAIT_S, max=RETRY_WAIT_MAX_S),
+            reraise=True,
+        )
+        try:
+            return retrying(attempt)
+        except _SendAgain as exhausted:
+            raise exhausted.error from None
+
+    def relogin(self, what: str = "a call") -> None:
+        """Log in again on the same connection, so objects bound to it keep working.
+
+        vCenter answers NotAuthenticated when the session ended (expired, ended by an
+        administrator); a session that is in fact still logged in is left as it is.
+        """
         with self._lock:
             try:
-                content = self.si.RetrieveContent()
-                content.sessionManager.Login(userName=self.settings.user, password=self.settings.password)
-            except vim.fault.InvalidLogin:
-                raise VCenterConnectionError(
-                    f"vCenter {self.settings.address} ended the session and refused a new login of "
-                    f"{self.settings.user!r}"
+                manager = self.si.RetrieveContent().sessionManager
+                if manager.currentSession is not None:
+                    return
+            except (vmodl.MethodFault, *CONNECTION_ERRORS):
+                pass  # the session is gone (or the read failed): log in
+            try:
+                manager = self.si.RetrieveContent().sessionManager
+                manager.Login(userName=self.settings.user, password=self.settings.password)
+            except vmodl.MethodFault as exc:
+                raise SessionEnded(
+                    f"{what}: vCenter {self.settings.address} ended the session (NotAuthenticated) and "
+                    f"answered the new login of {self.settings.user!r} with {fault_message(exc)}"
                 ) from None
+            except CONNECTION_ERRORS as exc:
+                raise VCenterUnreachable(
+                    f"{what}: vCenter {self.settings.address} ended the session (NotAuthenticated) and the "
+                    f"connection dropped while logging in again ({describe_error(exc)})"
+                ) from None
+
+    def _kept_ending(self, what: str) -> SessionEnded:
+        return SessionEnded(
+            f"{what}: vCenter {self.settings.address} answered NotAuthenticated {ATTEMPTS} times: the session "
+            "ended each time, and logging in again did not help"
+        )
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -5,6 +5,12 @@ node (one ReconfigVM_Task), its NICs (a second one), the placement actions of a 
 cluster (one ReconfigureComputeResource_Task). Handlers re-read their target and leave out
 what is already satisfied, so running apply again after any failure converges instead of
 adding a second device.
+
+When the connection drops during a call that changes vCenter, nobody knows whether vCenter
+ran it. The call is never sent again blindly: the step's handler runs once more in checking
+mode (`ApplyContext.checking_after`), which reads the target again; what vCenter shows done
+is an "already satisfied" outcome, anything still to do fails the step with the dropped
+connection as its cause.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from providers.vcenter.connection import Session
+from providers.vcenter.connection import ConnectionLost, Session
 from providers.vcenter.handlers import (
     controller,
     disk,
@@ -25,9 +31,9 @@ from providers.vcenter.handlers import (
     placement,
     power,
 )
-from providers.vcenter.handlers.base import TOOLS_TIMEOUT_S, ApplyContext, fault_message
+from providers.vcenter.handlers.base import TOOLS_TIMEOUT_S, ApplyContext, NotApplied, fault_message
 from providers.vcenter.handlers.reconfigure import DeviceHandler, reconfigure_vm
-from reconciler.errors import MscsError
+from reconciler.errors import MscsError, VCenterConnectionError
 from reconciler.kinds import ActionKind
 from reconciler.observed import Observed
 from reconciler.outcome import Outcome
@@ -99,4 +105,16 @@ class VCenterExecutor:
         handler = STEP_HANDLERS.get(first.kind)
         if handler is None:
             raise MscsError(f"{first.address}: no vCenter action for {first.kind}")
-        return handler(self.context, step)
+        try:
+            return handler(self.context, step)
+        except ConnectionLost as lost:
+            try:
+                with self.context.checking_after(lost):
+                    return handler(self.context, step)
+            except NotApplied:
+                raise
+            except MscsError as exc:
+                raise VCenterConnectionError(
+                    f"{lost}; reading it again failed too ({exc}): whether vCenter did it is not known. "
+                    "Run plan once vCenter answers"
+                ) from None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ from reconciler.cli import app, output
 from reconciler.cli.options import (
     CA_FILE,
     INSECURE,
+    LOCK_TIMEOUT,
     PARALLELISM,
     SERVER,
     SKIP_GUEST,
@@ -24,7 +27,16 @@ from reconciler.errors import MscsError
 from reconciler.plan import Plan
 from reconciler.plan_file import plan_document, write_plans
 from reconciler.render import render_text
-from reconciler.run import ApplyResult, ApplyStatus, StepStarted, apply_plans, plan_file, plan_for_apply
+from reconciler.run import (
+    ApplyResult,
+    ApplyStatus,
+    Interruption,
+    PlanResult,
+    StepStarted,
+    apply_path,
+    plan_file,
+    stop_on_signals,
+)
 
 
 def print_plans(plans: list[Plan]) -> None:
@@ -48,6 +60,7 @@ def plan_command(
     skip_guest: bool = SKIP_GUEST,
     state_path: str | None = STATE,
     state_dir: str | None = STATE_DIR,
+    lock_timeout: str = LOCK_TIMEOUT,
     server: str | None = SERVER,
     user: str | None = USER,
     ca_file: str | None = CA_FILE,
@@ -55,10 +68,12 @@ def plan_command(
 ) -> int:
     """Show, in order, what must change in vCenter for the nodes to match the desired file(s).
 
-    Exit codes: 0 success (with --detailed-exitcode: no changes), 1 error, 2 changes present
-    (with --detailed-exitcode).
+    Each cluster's state is locked while it is planned (--lock-timeout: how long to wait
+    for a lock another run holds). Exit codes: 0 success (with --detailed-exitcode: no
+    changes), 1 error, 2 changes present (with --detailed-exitcode).
     """
-    planned = plan_file(target, run_options(server, user, ca_file, insecure, state_path, state_dir, skip_guest))
+    options = run_options(server, user, ca_file, insecure, state_path, state_dir, skip_guest, lock_timeout)
+    planned = plan_file(target, options, on_lock_wait=output.info)
     plans, fleet = planned.plans, planned.targets.is_fleet
     if out is not None:
         write_plans(out, plans, fleet=fleet)
@@ -92,6 +107,7 @@ def apply_command(
     skip_guest: bool = SKIP_GUEST,
     state_path: str | None = STATE,
     state_dir: str | None = STATE_DIR,
+    lock_timeout: str = LOCK_TIMEOUT,
     server: str | None = SERVER,
     user: str | None = USER,
     ca_file: str | None = CA_FILE,
@@ -99,22 +115,34 @@ def apply_command(
 ) -> int:
     """Make the changes in vCenter, in order, and record them in the state.
 
-    With a saved plan, apply exactly that plan, or refuse if vCenter or a desired file
-    changed since it was made. On a terminal it asks for `yes`; without one it needs
-    --auto-approve. Independent clusters of a directory are applied in parallel; clusters
-    that share a VM, a host or a LUN one after the other.
+    With a saved plan, apply exactly that plan, or refuse if it was edited, or if vCenter
+    or a desired file changed since it was made. On a terminal it asks for `yes`; without
+    one it needs --auto-approve. Every cluster's state is locked from before the plan to
+    the end (--lock-timeout: how long to wait for a lock another run holds). Independent
+    clusters of a directory are applied in parallel; clusters that share a VM, a host or a
+    LUN one after the other. SIGINT or SIGTERM lets the vCenter call in flight end, then
+    stops; a second one stops at once.
     Exit codes: 0 applied (or nothing to do), 1 error.
     """
-    planned = plan_for_apply(target, run_options(server, user, ca_file, insecure, state_path, state_dir, skip_guest))
-    if not as_json:
-        print_plans(planned.plans)
-    results = apply_plans(
-        planned,
-        approve=_approved if not auto_approve else lambda plans: True,
-        progress=_progress,
-        allow_data_loss=allow_data_loss,
-        parallelism=parallelism,
-    )
+    options = run_options(server, user, ca_file, insecure, state_path, state_dir, skip_guest, lock_timeout)
+    interruption = Interruption()
+
+    def show(planned: PlanResult) -> None:
+        if not as_json:
+            print_plans(planned.plans)
+
+    with stop_on_signals(interruption, output.info):
+        results = apply_path(
+            target,
+            options,
+            approve=_approved if not auto_approve else lambda plans: True,
+            planned=show,
+            progress=_progress,
+            allow_data_loss=allow_data_loss,
+            parallelism=parallelism,
+            interruption=interruption,
+            on_lock_wait=output.info,
+        )
     return _report(results, as_json)
 
 
@@ -139,18 +167,23 @@ def _progress(step: StepStarted) -> None:
 
 
 def _result_json(result: ApplyResult) -> dict[str, Any]:
-    if result.status is ApplyStatus.FAILED:
-        return {"cluster": result.cluster, "status": str(result.status), "error": str(result.error)}
-    return {
-        "cluster": result.cluster,
-        "status": str(result.status),
-        "done": [o.action.id for o in result.done],
-        "skipped": [o.action.id for o in result.skipped],
-    }
+    row: dict[str, Any] = {"cluster": result.cluster, "status": str(result.status)}
+    if result.error is not None:
+        row["error"] = str(result.error)
+        row["done"] = list(getattr(result.error, "done", []))
+        row["left"] = list(getattr(result.error, "left", []))
+    elif result.status is ApplyStatus.NOT_STARTED:
+        row["why"] = result.note
+    else:
+        row["done"] = [o.action.id for o in result.done]
+        row["skipped"] = [o.action.id for o in result.skipped]
+    return row
 
 
 def _report(results: list[ApplyResult], as_json: bool) -> int:
-    failed = [r for r in results if r.status is ApplyStatus.FAILED]
+    """Every cluster's outcome: applied, no changes, failed, interrupted, not started; exit 1 on any failure."""
+    failed = [r for r in results if r.error is not None]
+    fleet = len(results) > 1
     if as_json:
         changes = sum(len(r.done) for r in results)
         output.print_json({"clusters": [_result_json(r) for r in results], "changes": changes})
@@ -158,14 +191,22 @@ def _report(results: list[ApplyResult], as_json: bool) -> int:
         console = output.stdout()
         for result in results:
             if result.status is ApplyStatus.APPLIED:
-                console.print(
+                line = (
                     f"{result.cluster}: apply complete: {len(result.done)} done, "
-                    f"{len(result.skipped)} already satisfied.",
-                    highlight=False,
-                    markup=False,
+                    f"{len(result.skipped)} already satisfied."
                 )
+            elif result.status is ApplyStatus.NO_CHANGES and fleet:
+                line = f"{result.cluster}: no changes."
+            elif result.status is ApplyStatus.NOT_STARTED:
+                line = f"{result.cluster}: not started: {result.note}."
+            else:
+                continue
+            console.print(line, highlight=False, markup=False)
     for result in failed:
-        output.error(f"{result.cluster}: {result.error}" if len(results) > 1 else str(result.error))
+        output.error(f"{result.cluster}: {result.error}" if fleet else str(result.error))
+        cause = result.error.__cause__ if result.error is not None else None
+        if cause is not None and os.environ.get("MSCSCTL_DEBUG"):
+            traceback.print_exception(cause, file=sys.stderr)
     if failed:
         raise typer.Exit(1)
     return 0

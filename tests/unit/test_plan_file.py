@@ -12,6 +12,7 @@ from reconciler.cli import main
 from reconciler.plan import PLAN_FORMAT_VERSION, ActionKind, Plan
 from reconciler.plan_file import PlanFileError, parse_plans, plan_document, read_plans, saved_plans_at, write_plans
 from reconciler.planner import build_plan
+from reconciler.seal import seal_problem, sealed
 from tests.unit.plan_world import cab_cluster, cab_world
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -58,15 +59,16 @@ def test_a_real_plan_round_trips_unchanged(tmp_path: Path) -> None:
     }
     power_on = next(a for a in data["actions"] if a["kind"] == str(ActionKind.POWER_ON))
     assert power_on["after"] == {"state": "poweredOn", "waitForTools": True}  # payloads by their JSON names
-    assert read_plans(path) == [plan]
-    assert saved_plans_at(path) == [plan]
+    assert read_plans(path) == [sealed(plan)]  # a saved plan carries its seal
+    assert seal_problem(read_plans(path)[0]) is None
+    assert saved_plans_at(path) == [sealed(plan)]
 
 
 def test_a_directory_plan_round_trips_unchanged(tmp_path: Path) -> None:
     plans = [first_plan(), first_plan("sql-prod-02")]
     document = plan_document(plans, fleet=True)
     assert list(document) == ["format_version", "plans"]
-    assert parse_plans(json.dumps(document).encode(), "plan.json") == plans
+    assert parse_plans(json.dumps(document).encode(), "plan.json") == [sealed(p) for p in plans]
 
 
 def test_an_unknown_top_level_field_is_refused(tmp_path: Path) -> None:

@@ -3,20 +3,24 @@ vCenter calls and tasks whose failure carries vCenter's own message, waiting for
 
 A handler re-reads its target with `read()` right before acting, so a change made since the
 plan (or by a run that failed half-way) is seen, and what is already satisfied is skipped.
+Reads go through `Session.read` (sent again when the connection drops); calls that change
+vCenter through `Session.change` (never sent again blindly). When the connection drops
+during such a call, the executor runs the step's handler once more in *checking* mode: it
+reads the target again, and every call it would still have to make raises `NotApplied`
+instead of being sent, so the step ends as "already satisfied" or as a failure that says so.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from pyVim.task import WaitForTask
 from pyVmomi import VmomiSupport, vim, vmodl
-from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from providers.vcenter.connection import Session
+from providers.vcenter.connection import ConnectionLost, Session, fault_message
 from providers.vcenter.observe import obj_spec, retrieve
 from reconciler.errors import MscsError, VCenterTaskError
 from reconciler.kinds import Payload
@@ -25,6 +29,10 @@ from reconciler.plan import Action
 
 TOOLS_TIMEOUT_S = 600.0
 POLL_S = 0.2
+BUSY_ATTEMPTS = 5  # a call vCenter answers with TaskInProgress is sent at most this many times
+BUSY_WAIT_S = 30.0  # how long to wait for the task that holds the object, before sending again
+SETTLE_TIMEOUT_S = 600.0  # after a dropped task call: how long to wait for the target's tasks to end
+TASK_PATHS = ["info.state", "info.error"]
 
 T = TypeVar("T")
 
@@ -38,8 +46,20 @@ class TaskFault(VCenterTaskError):
         self.fault = fault
 
 
+class NotApplied(VCenterTaskError):
+    """Read again after a dropped connection, vCenter shows that the call was not carried out."""
+
+    def __init__(self, lost: ConnectionLost) -> None:
+        super().__init__(f"{lost.what}: {lost.detail}; read again, vCenter shows it was not done")
+        self.lost = lost
+
+
 class _Busy(Exception):
-    """vCenter answered TaskInProgress: another task holds the object; try again shortly."""
+    """vCenter answered TaskInProgress: another task holds the object; try again once it ends."""
+
+    def __init__(self, fault: Any) -> None:
+        super().__init__(str(getattr(fault, "msg", "") or ""))
+        self.fault = fault
 
 
 @dataclass
@@ -52,6 +72,7 @@ class ApplyContext:
     tools_timeout_s: float = TOOLS_TIMEOUT_S
     guest_nodes: dict[str, Any] = field(default_factory=dict)
     env: dict[str, str] | None = None
+    checking: ConnectionLost | None = None  # set while a step is read again after a dropped call
 
     def stub(self, cls: type, moref: str) -> Any:
         return cls(moref, stub=self.session.si._stub)
@@ -75,47 +96,51 @@ class ApplyContext:
 
     def read(self, obj: Any, paths: list[str]) -> dict[str, Any]:
         """The properties `paths` of one object, now (the same read as observe's)."""
-        props = self.session.call(
-            lambda si: retrieve(si.RetrieveContent().propertyCollector, [obj_spec(obj)], {type(obj): paths})
-        )
+        what = f"read {', '.join(paths)} of {obj._moId}"
+        try:
+            props = self.session.read(
+                lambda si: retrieve(si.RetrieveContent().propertyCollector, [obj_spec(obj)], {type(obj): paths}),
+                what,
+            )
+        except vmodl.MethodFault as exc:
+            raise TaskFault(f"{what}: vCenter said: {fault_message(exc)}", exc) from None
         return next(iter(props.values()), {})
 
+    def query(self, what: str, fn: Callable[[], T]) -> T:
+        """A vCenter method that changes nothing (QueryOptions): sent again like a read."""
+        try:
+            return self.session.read(lambda si: fn(), what)
+        except vmodl.MethodFault as exc:
+            raise TaskFault(f"{what}: vCenter said: {fault_message(exc)}", exc) from None
+
     def call(self, what: str, fn: Callable[[], T]) -> T:
-        """A vCenter method that is not a task; a fault ends the run with vCenter's message."""
-        try:
-            return self.session.call(lambda si: fn())
-        except vmodl.MethodFault as exc:
-            raise TaskFault(f"{what}: vCenter said: {fault_message(exc)}", exc) from None
+        """A vCenter method that changes something and is not a task; a fault ends the run with
+        vCenter's message. TaskInProgress (vCenter did not run it) is tried again a few times."""
+        return self._busy_retry(what, lambda: self._change(what, fn))
 
-    def run_task(self, what: str, start: Callable[[], Any]) -> Any:
-        """Start a vCenter task and wait for it; TaskInProgress is tried again a few times."""
+    def run_task(self, what: str, start: Callable[[], Any], *, on: Any = None) -> Any:
+        """Start a vCenter task on `on` and wait for it; TaskInProgress is tried again a few times.
 
-        @retry(
-            retry=retry_if_exception_type(_Busy),
-            stop=stop_after_attempt(5),
-            wait=wait_exponential(multiplier=0.2, max=5),
-            reraise=True,
-        )
+        A task is waited for by reading its state (a read, sent again when the connection
+        drops), so that a drop while it runs never loses track of it.
+        """
+
         def attempt() -> Any:
-            try:
-                task = self.session.call(lambda si: start())
-                WaitForTask(task, si=self.session.si)
-                return task
-            except vim.fault.TaskInProgress as exc:
-                raise _Busy(str(exc.msg)) from exc
+            task = self._change(what, start, on=on)
+            error = self._wait_task(task, what)
+            if isinstance(error, vim.fault.TaskInProgress):
+                raise _Busy(error)
+            if error is not None:
+                raise TaskFault(f"{what}: vCenter said: {fault_message(error)}", error)
+            return task
 
-        try:
-            return attempt()
-        except _Busy as exc:
-            raise VCenterTaskError(f"{what}: vCenter kept answering TaskInProgress ({exc})") from None
-        except vmodl.MethodFault as exc:
-            raise TaskFault(f"{what}: vCenter said: {fault_message(exc)}", exc) from None
+        return self._busy_retry(what, attempt)
 
     def reconfigure(self, vm: Any, name: str, changes: list[Any], change_version: str) -> None:
         """One ReconfigVM_Task with the `config.changeVersion` just read: vCenter refuses it
         (ConcurrentAccess) when the VM changed in between, instead of acting on a stale view."""
         spec = vim.vm.ConfigSpec(deviceChange=changes, changeVersion=change_version or None)
-        self.run_task(f"reconfigure {name}", lambda: vm.ReconfigVM_Task(spec=spec))
+        self.run_task(f"reconfigure {name}", lambda: vm.ReconfigVM_Task(spec=spec), on=vm)
 
     def wait_for(self, obj: Any, path: str, value: str, timeout: float, action: Action) -> None:
         deadline = time.monotonic() + timeout
@@ -125,6 +150,88 @@ class ApplyContext:
             if time.monotonic() > deadline:
                 raise VCenterTaskError(f"{action.address}: {path} did not become {value} within {timeout:.0f}s")
             time.sleep(POLL_S)
+
+    @contextmanager
+    def checking_after(self, lost: ConnectionLost) -> Iterator[None]:
+        """Run a step again only to read: each call it would make raises `NotApplied` instead."""
+        self.settle(lost)
+        self.checking = lost
+        try:
+            yield
+        finally:
+            self.checking = None
+
+    def settle(self, lost: ConnectionLost) -> None:
+        """Wait for the tasks on the object of a dropped task call to end: vCenter may have
+        started the task before the connection dropped, and reading during it would mislead."""
+        obj = lost.on
+        if obj is None:
+            return
+        deadline = time.monotonic() + SETTLE_TIMEOUT_S
+        for task in self.read(obj, ["recentTask"]).get("recentTask") or []:
+            while self._task_running(task):
+                if time.monotonic() > deadline:
+                    raise VCenterTaskError(
+                        f"{lost.what}: {lost.detail}, and a task on {obj._moId} was still running "
+                        f"{SETTLE_TIMEOUT_S:.0f}s later: run plan once it has ended"
+                    )
+                time.sleep(POLL_S)
+
+    def _task_running(self, task: Any) -> bool:
+        try:
+            return str(self.read(task, ["info.state"]).get("info.state")) in ("queued", "running")
+        except MscsError:
+            return False  # vCenter no longer knows the task: it is not running
+
+    def _change(self, what: str, fn: Callable[[], T], *, on: Any = None) -> T:
+        if self.checking is not None:
+            raise NotApplied(self.checking)
+        try:
+            return self.session.change(lambda si: fn(), what)
+        except vim.fault.TaskInProgress as exc:
+            raise _Busy(exc) from None
+        except vmodl.MethodFault as exc:
+            raise TaskFault(f"{what}: vCenter said: {fault_message(exc)}", exc) from None
+        except ConnectionLost as lost:
+            lost.on = on
+            raise lost from None
+
+    def _busy_retry(self, what: str, attempt: Callable[[], T]) -> T:
+        for number in range(1, BUSY_ATTEMPTS + 1):
+            try:
+                return attempt()
+            except _Busy as busy:
+                if number == BUSY_ATTEMPTS:
+                    raise TaskFault(
+                        f"{what}: vCenter kept answering {fault_message(busy.fault)} "
+                        f"({BUSY_ATTEMPTS} attempts): another task holds the object",
+                        busy.fault,
+                    ) from None
+                self._wait_busy(busy.fault, number)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _wait_busy(self, fault: Any, attempt: int) -> None:
+        """Wait for the task TaskInProgress names (if it names one), then a little more."""
+        task = getattr(fault, "task", None)
+        if isinstance(task, vim.Task):
+            deadline = time.monotonic() + BUSY_WAIT_S
+            while time.monotonic() < deadline and self._task_running(task):
+                time.sleep(POLL_S)
+        time.sleep(min(0.2 * 2 ** (attempt - 1), 5.0))
+
+    def _wait_task(self, task: Any, what: str) -> Any:
+        """The task's error once it has ended (None: it succeeded)."""
+        while True:
+            info = self.read(task, TASK_PATHS)
+            state = str(info.get("info.state"))
+            if state == "success":
+                return None
+            if state == "error":
+                error = info.get("info.error")
+                return error if error is not None else vmodl.fault.SystemError(msg=f"{what}: the task failed")
+            if not info:
+                raise VCenterTaskError(f"{what}: vCenter no longer knows the task {task._moId}")
+            time.sleep(POLL_S / 2)
 
 
 P = TypeVar("P", bound=Payload)
@@ -143,16 +250,6 @@ def _payload(action: Action, payload: Payload | None, cls: type[P]) -> P:
     if not isinstance(payload, cls):
         raise MscsError(f"{action.address}: {action.kind} carries {type(payload).__name__}, not {cls.__name__}")
     return payload
-
-
-def fault_message(exc: Any) -> str:
-    """vCenter's own words for a fault: its message, else its localized messages, else its type."""
-    msg = getattr(exc, "msg", None) or ""
-    if not msg:
-        msgs = [m.message for m in getattr(exc, "faultMessage", None) or [] if getattr(m, "message", None)]
-        msg = "; ".join(msgs)
-    name = type(exc).__name__.rsplit(".", 1)[-1]
-    return f"{name}: {msg}" if msg else name
 
 
 def faults_in(fault: Any) -> Iterator[Any]:

@@ -3,7 +3,9 @@
 Off is a guest shutdown where VMware Tools run (the cluster service stops cleanly), a power
 off otherwise. On waits for Tools where they ran before, so the next node is touched only
 once this one is back; vCenter assigns PCI slots at power-on, so the adapters' slots are
-read then, for the state to record.
+read then, for the state to record. A node found running already (a run that stopped after
+powering it on, or whose answer was lost) is waited for in the same way before it is
+called back: "back" means Tools running again, whoever powered it on.
 """
 
 from __future__ import annotations
@@ -28,16 +30,20 @@ def power_off(ctx: ApplyContext, action: Action) -> Outcome:
         ctx.call(f"shut down the guest of {action.target}", vm.ShutdownGuest)
         ctx.wait_for(vm, "runtime.powerState", "poweredOff", SHUTDOWN_TIMEOUT_S, action)
         return done(action, "guest shut down")
-    ctx.run_task(f"power off {action.target}", vm.PowerOffVM_Task)
+    ctx.run_task(f"power off {action.target}", vm.PowerOffVM_Task, on=vm)
     return done(action)
 
 
 def power_on(ctx: ApplyContext, action: Action) -> Outcome:
     vm = ctx.vm(action.target)
-    if str(ctx.read(vm, POWER_PATHS).get("runtime.powerState")) == "poweredOn":
+    now = ctx.read(vm, POWER_PATHS)
+    wait = after(action, PowerPayload).wait_for_tools
+    if str(now.get("runtime.powerState")) == "poweredOn":
+        if wait is True and now.get("guest.toolsRunningStatus") != TOOLS_RUNNING:
+            ctx.wait_for(vm, "guest.toolsRunningStatus", TOOLS_RUNNING, ctx.tools_timeout_s, action)
         return skipped(action, "already powered on")
-    ctx.run_task(f"power on {action.target}", vm.PowerOnVM_Task)
-    if after(action, PowerPayload).wait_for_tools is not False:
+    ctx.run_task(f"power on {action.target}", vm.PowerOnVM_Task, on=vm)
+    if wait is not False:
         ctx.wait_for(vm, "guest.toolsRunningStatus", TOOLS_RUNNING, ctx.tools_timeout_s, action)
     nics = VmDevices.read(ctx, action.target).nics
     return done(action, vm_moref=vm._moId, nics=tuple(nics))
