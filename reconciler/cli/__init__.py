@@ -13,6 +13,7 @@ import typer
 from typer.exceptions import TyperException
 
 from reconciler.cli import output
+from reconciler.errors import MscsError
 
 EXIT_HELP = "Exit codes: 0 success (no changes), 1 error, 2 changes present (plan --detailed-exitcode) or drift found."
 
@@ -36,14 +37,18 @@ def _global(
 ) -> None:
     if log_format not in ("text", "json"):
         raise typer.BadParameter("--log-format is 'text' or 'json'")
-    output.configure(no_color=no_color, quiet=quiet, log_format=log_format)
+    try:
+        output.configure(no_color=no_color, quiet=quiet, log_format=log_format)  # reads MSCSCTL_LOG_LEVEL too
+    except MscsError as exc:
+        output.error(str(exc))
+        raise typer.Exit(1) from None
 
 
 def _register() -> None:
     # Each command module adds its commands to `app` when imported.
     import importlib
 
-    for name in ("validate_cmd", "plan_cmd", "state_cmd", "drift_cmd", "graph_cmd"):
+    for name in ("validate_cmd", "plan_cmd", "state_cmd", "drift_cmd", "graph_cmd", "import_cmd"):
         try:
             importlib.import_module(f"reconciler.cli.{name}")
         except ModuleNotFoundError as exc:
