@@ -4,8 +4,9 @@
     python docs/gen.py --check   # exit 1 if any of them is out of date (what the tests check)
 
 README.md is shared: only the text between `<!-- spec:begin -->`/`<!-- spec:end -->`,
-`<!-- rules:begin -->`/`<!-- rules:end -->` and `<!-- graph:begin -->`/`<!-- graph:end -->` is
-written here. docs/graph.md and the graph section come from docs/gen_graph.py.
+`<!-- rules:begin -->`/`<!-- rules:end -->`, `<!-- graph:begin -->`/`<!-- graph:end -->` and
+`<!-- topology:begin -->`/`<!-- topology:end -->` is written here. docs/graph.md and the two
+graph sections come from docs/gen_graph.py.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "docs"))
 
-from gen_graph import GRAPH_DOC, graph_doc, readme_graph_section  # noqa: E402
+from gen_graph import GRAPH_DOC, graph_doc, readme_graph_section, readme_topology_section  # noqa: E402
 
 from reconciler.loader import LOADER_FINDINGS, MAX_FILE_BYTES  # noqa: E402
 from reconciler.loader.yaml_source import MAX_DEPTH  # noqa: E402
@@ -156,7 +157,8 @@ def _between(text: str, name: str, body: str) -> str:
 def readme_text(current: str) -> str:
     text = _between(current, "spec", readme_spec_section())
     text = _between(text, "rules", readme_rules_section())
-    return _between(text, "graph", readme_graph_section())
+    text = _between(text, "graph", readme_graph_section())
+    return _between(text, "topology", readme_topology_section())
 
 
 def outputs() -> dict[Path, str]:

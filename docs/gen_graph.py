@@ -1,10 +1,12 @@
-"""docs/graph.md and README's graph section: the cross-box example's first plan drawn by `mscsctl graph`.
+"""docs/graph.md and README's graph sections: the cross-box example's first plan drawn by
+`mscsctl graph`, and the cluster itself after that plan ran, drawn by `mscsctl graph --view topology`.
 
 Written by `python docs/gen.py` (`make docs`) with the other generated files, and checked by the
 same `--check`.
 
-The plan is made without vCenter: examples/cluster-across-boxes.yaml planned against the
-hand-built world of the unit tests (tests/unit/plan_world.py), two freshly built VMs.
+Both are made without vCenter: examples/cluster-across-boxes.yaml planned against the hand-built
+world of the unit tests (tests/unit/plan_world.py), two freshly built VMs, and that world as the
+plan leaves it (`as_applied`).
 """
 
 from __future__ import annotations
@@ -17,18 +19,38 @@ sys.path.insert(0, str(ROOT))
 
 from reconciler.graph import plan_graph  # noqa: E402
 from reconciler.loader import load_file  # noqa: E402
+from reconciler.observed import Observed  # noqa: E402
 from reconciler.planner import build_plan  # noqa: E402
-from reconciler.spec import with_defaults  # noqa: E402
-from tests.unit.plan_world import cab_world  # noqa: E402
+from reconciler.spec import FailoverCluster, with_defaults  # noqa: E402
+from reconciler.topology import ClusterView, topology_graph  # noqa: E402
+from tests.unit.plan_world import as_applied, cab_world  # noqa: E402
 
 GRAPH_DOC = ROOT / "docs" / "graph.md"
 EXAMPLE = "examples/cluster-across-boxes.yaml"
 
 
-def example_plan():
+def example_cluster() -> FailoverCluster:
     loaded = load_file(ROOT / EXAMPLE)
     assert loaded.cluster is not None, loaded.findings
-    return build_plan(with_defaults(loaded.cluster), cab_world(), desired_file=EXAMPLE)
+    return with_defaults(loaded.cluster)
+
+
+def example_plan():
+    return build_plan(example_cluster(), cab_world(), desired_file=EXAMPLE)
+
+
+def applied_example() -> Observed:
+    """The hand-built vCenter once the example's first plan ran."""
+    return as_applied(example_cluster(), cab_world(), example_plan())
+
+
+def hand_changed_example() -> Observed:
+    """The applied example after someone set SQLNODE2's shared bus to virtual sharing in vCenter."""
+    world = applied_example()
+    node = world.vms["SQLNODE2"]
+    shared = node.controllers[1].model_copy(update={"sharing": "virtual"})
+    node = node.model_copy(update={"controllers": {**node.controllers, 1: shared}})
+    return world.model_copy(update={"vms": {**world.vms, "SQLNODE2": node}})
 
 
 def graph_doc() -> str:
@@ -67,6 +89,39 @@ How to read it:
   to a running VM), gets the controller, creates the RDM mapping files, gets its heartbeat
   NIC, and is powered on again. `SQLNODE2` waits for that power-on, so the clustered service
   always has a node up, and its `attach-disk` actions also wait for the files node 1 created.
+
+## The cluster as a graph
+
+`mscsctl graph --view topology FILE|DIR --format mermaid|dot` draws the cluster rather than a
+plan, for change requests and runbooks: each node in a box on its ESXi host, the hosts in their
+vSphere cluster; in each node its shared SCSI controller (type, bus sharing), its clustered
+disks at their SCSI `bus:unit` (RDM and its compatibility mode, or shared VMDK and its size)
+and its network adapters; a line from each disk to its LUN (canonical name) or to the
+datastore and file of its shared VMDK, and from each adapter to its port group; the VM-VM
+rule in its vSphere cluster. A physical node is a box of its own, outside vSphere.
+
+It reads vCenter and the state as `plan` does (not the guests), runs no rule and changes
+nothing; it is drawn from the very desired and observed trees the planner compares
+(`reconciler/topology.py`), so the picture and the plan agree element for element. What the
+two sides disagree on is coloured, with a legend:
+
+- green, **in the file, not in vCenter**: what the next apply adds (before the first apply:
+  every controller, disk, heartbeat adapter and the rule);
+- red, **in vCenter, not in the file**: a disk of the cluster the file no longer lists, a
+  former node still holding the cluster's disks, or a device on the shared bus that is not
+  the cluster's (`unmanaged: left alone`, never touched);
+- yellow, **differs**: the box says `differs: FIELD vCenter X, file Y` for each field.
+
+A dotted line is on one side only (the file's, or vCenter's). An applied cluster has no
+colour and no legend. Host options, LUN reservations, DRS/HA overrides and the guests' disk
+timeout are settings rather than topology: `plan` and `drift` show them. A saved plan holds
+actions, not a cluster: `--view topology` refuses one; give it the desired file the plan names.
+
+Below, the example once applied, after someone set the shared bus of `SQLNODE2` to virtual
+sharing in vCenter:
+
+```mermaid
+{topology_graph(ClusterView(example_cluster(), hand_changed_example()), "mermaid")}```
 """
 
 
@@ -83,6 +138,28 @@ for, grouped by host, vSphere cluster and node. The first plan of
 
 ```mermaid
 {plan_graph(example_plan(), "mermaid")}```
+
+</details>
+
+"""
+
+
+def readme_topology_section() -> str:
+    """README's picture of the cluster: the example once applied, folded like the plan's."""
+    return f"""## A cluster as a picture
+
+`mscsctl graph --view topology FILE|DIR --format mermaid|dot` draws the cluster as vCenter shows
+it and as the file wants it: the nodes on their ESXi hosts in their vSphere cluster, each node's
+shared controller (type, bus sharing), its disks at their SCSI `bus:unit` and the LUN or shared
+VMDK file behind each, its adapters on the two port groups, and the VM-VM rule. What differs
+between the file and vCenter is coloured, with a legend ("in the file, not in vCenter", "in
+vCenter, not in the file", "differs: FIELD vCenter X, file Y"). [`{EXAMPLE}`]({EXAMPLE}) once
+applied, with nothing to mark (how to read it: [docs/graph.md](docs/graph.md)):
+
+<details><summary>the cluster</summary>
+
+```mermaid
+{topology_graph(ClusterView(example_cluster(), applied_example()), "mermaid")}```
 
 </details>
 

@@ -5,6 +5,8 @@ grouped by where it lands: a host, the vSphere cluster (DRS/HA overrides and the
 rule, one reconfigure) or a VM node. An edge `A --> B` means B waits for A. Mermaid is what
 GitHub and GitLab render inside Markdown; DOT is Graphviz's. IDs follow plan order (`a1`,
 `a2`...; `c2_a1` in the second cluster of a fleet), so the same plan gives the same text.
+The label escaping (`mermaid_label`, `dot_string`, `dot_label`) and the colours are the ones
+`reconciler.topology` draws a cluster with, so both pictures read and escape alike.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ class GraphFormat(StrEnum):
 
 
 # GitHub's Primer colours: added, changed, removed.
-_FILL = {Op.CREATE: "#dafbe1", Op.UPDATE: "#fff8c5", Op.DELETE: "#ffebe9"}
-_STROKE = {Op.CREATE: "#1a7f37", Op.UPDATE: "#9a6700", Op.DELETE: "#cf222e"}
+FILL = {Op.CREATE: "#dafbe1", Op.UPDATE: "#fff8c5", Op.DELETE: "#ffebe9"}
+STROKE = {Op.CREATE: "#1a7f37", Op.UPDATE: "#9a6700", Op.DELETE: "#cf222e"}
 
 
 @dataclass
@@ -96,7 +98,8 @@ def _mermaid_text(text: str) -> str:
     return text
 
 
-def _mermaid_label(lines: tuple[str, ...]) -> str:
+def mermaid_label(lines: tuple[str, ...]) -> str:
+    """A quoted Mermaid label, its lines joined by `<br/>`: no name can close the quotes or add markup."""
     return '"' + "<br/>".join(_mermaid_text(line) for line in lines) + '"'
 
 
@@ -107,14 +110,14 @@ def _mermaid(sections: list[_Section], nested: bool) -> str:
     for section in sections:
         indent = "  "
         if nested:
-            out.append(f"  subgraph {section.id}[{_mermaid_label((section.title,))}]")
+            out.append(f"  subgraph {section.id}[{mermaid_label((section.title,))}]")
             indent = "    "
         for box in section.loose:
-            out.append(f"{indent}{box.id}[{_mermaid_label(box.lines)}]")
+            out.append(f"{indent}{box.id}[{mermaid_label(box.lines)}]")
         for group in section.groups:
-            out.append(f"{indent}subgraph {group.id}[{_mermaid_label((group.title,))}]")
+            out.append(f"{indent}subgraph {group.id}[{mermaid_label((group.title,))}]")
             for box in group.boxes:
-                out.append(f"{indent}  {box.id}[{_mermaid_label(box.lines)}]")
+                out.append(f"{indent}  {box.id}[{mermaid_label(box.lines)}]")
                 if box.op is not None:
                     classes.setdefault(box.op, []).append(box.id)
             out.append(f"{indent}end")
@@ -124,7 +127,7 @@ def _mermaid(sections: list[_Section], nested: bool) -> str:
     out += [f"  {a} --> {b}" for a, b in edges]
     for op in (Op.CREATE, Op.UPDATE, Op.DELETE):
         if op in classes:
-            out.append(f"  classDef {op} fill:{_FILL[op]},stroke:{_STROKE[op]},color:#1f2328")
+            out.append(f"  classDef {op} fill:{FILL[op]},stroke:{STROKE[op]},color:#1f2328")
             out.append(f"  class {','.join(classes[op])} {op}")
     return "\n".join(out) + "\n"
 
@@ -132,19 +135,20 @@ def _mermaid(sections: list[_Section], nested: bool) -> str:
 # --- DOT -----------------------------------------------------------------------------------
 
 
-def _dot_string(text: str) -> str:
+def dot_string(text: str) -> str:
+    """A DOT quoted string (escString): backslashes and quotes escaped, control characters shown."""
     return '"' + one_line(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _dot_label(lines: tuple[str, ...]) -> str:
+def dot_label(lines: tuple[str, ...]) -> str:
     # DOT's escString: `\n` is a centred line break, so the lines are joined inside the quotes.
-    return '"' + "\\n".join(_dot_string(line)[1:-1] for line in lines) + '"'
+    return '"' + "\\n".join(dot_string(line)[1:-1] for line in lines) + '"'
 
 
 def _dot(title: str, sections: list[_Section], nested: bool) -> str:
     out = [
-        f"digraph {_dot_string(title)} {{",
-        f"  graph [rankdir=TB, labelloc=t, fontname=Helvetica, label={_dot_string(title)}];",
+        f"digraph {dot_string(title)} {{",
+        f"  graph [rankdir=TB, labelloc=t, fontname=Helvetica, label={dot_string(title)}];",
         '  node [shape=box, style="rounded,filled", fontname=Helvetica, fillcolor=white];',
         '  edge [color="#59636e"];',
     ]
@@ -153,16 +157,16 @@ def _dot(title: str, sections: list[_Section], nested: bool) -> str:
         indent = "  "
         if nested:
             out.append(f"  subgraph cluster_{section.id} {{")
-            out.append(f"    label={_dot_string(section.title)};")
+            out.append(f"    label={dot_string(section.title)};")
             indent = "    "
         for box in section.loose:
-            out.append(f"{indent}{box.id} [label={_dot_label(box.lines)}];")
+            out.append(f"{indent}{box.id} [label={dot_label(box.lines)}];")
         for group in section.groups:
             out.append(f"{indent}subgraph cluster_{group.id} {{")
-            out.append(f"{indent}  label={_dot_string(group.title)};")
+            out.append(f"{indent}  label={dot_string(group.title)};")
             for box in group.boxes:
-                colour = f', fillcolor="{_FILL[box.op]}", color="{_STROKE[box.op]}"' if box.op is not None else ""
-                out.append(f"{indent}  {box.id} [label={_dot_label(box.lines)}{colour}];")
+                colour = f', fillcolor="{FILL[box.op]}", color="{STROKE[box.op]}"' if box.op is not None else ""
+                out.append(f"{indent}  {box.id} [label={dot_label(box.lines)}{colour}];")
             out.append(f"{indent}}}")
         if nested:
             out.append("  }")

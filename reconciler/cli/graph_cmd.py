@@ -1,17 +1,27 @@
-"""`mscsctl graph`: a plan's actions and what each waits for, as Mermaid or Graphviz DOT."""
+"""`mscsctl graph`: a plan's actions and what each waits for, or the cluster itself, as Mermaid or Graphviz DOT."""
 
 from __future__ import annotations
 
 import sys
+from enum import StrEnum
 from pathlib import Path
 
 import typer
 
 from reconciler.cli import app, output
 from reconciler.cli.options import CA_FILE, INSECURE, SERVER, SKIP_GUEST, STATE, STATE_DIR, USER, run_options
+from reconciler.errors import MscsError
+from reconciler.fleet import observe_all
 from reconciler.graph import GraphFormat, fleet_graph
 from reconciler.plan_file import saved_plans_at
-from reconciler.run import plan_file
+from reconciler.run import RunOptions, plan_file
+from reconciler.topology import ClusterView, fleet_topology
+from reconciler.workspace import StateLocation, load_targets, read_state
+
+
+class GraphView(StrEnum):
+    PLAN = "plan"
+    TOPOLOGY = "topology"
 
 
 @app.command("graph")
@@ -27,6 +37,13 @@ def graph_command(
         help="mermaid (GitHub and GitLab render it in Markdown) or dot (Graphviz: `dot -Tsvg`).",
         case_sensitive=False,
     ),
+    view: GraphView = typer.Option(
+        GraphView.PLAN,
+        "--view",
+        help="plan: the plan's actions and what each waits for. topology: the cluster as vCenter shows it "
+        "and as the file wants it, differences marked (a desired file or directory, not a saved plan).",
+        case_sensitive=False,
+    ),
     skip_guest: bool = SKIP_GUEST,
     state_path: str | None = STATE,
     state_dir: str | None = STATE_DIR,
@@ -35,13 +52,40 @@ def graph_command(
     ca_file: str | None = CA_FILE,
     insecure: bool | None = INSECURE,
 ) -> int:
-    """Draw the plan: its actions in order, grouped by host, vSphere cluster and node, with their dependencies.
+    """Draw the plan (its actions in order, grouped by host, vSphere cluster and node, with their
+    dependencies), or with `--view topology` the cluster: nodes on their hosts, shared controller,
+    disks and LUNs, adapters on their port groups, the VM-VM rule.
 
     A saved plan is drawn as it is; a desired file (or directory) is planned first, which
-    reads vCenter as `plan` does. Exit codes: 0 success, 1 error.
+    reads vCenter as `plan` does. The topology reads vCenter and the state as `plan` does,
+    never the guests, and changes nothing. Exit codes: 0 success, 1 error.
     """
+    options = run_options(server, user, ca_file, insecure, state_path, state_dir, skip_guest)
+    if view is GraphView.TOPOLOGY:
+        sys.stdout.write(fleet_topology(_cluster_views(target, options), fmt))
+        return 0
     plans = saved_plans_at(target)
     if plans is None:
-        plans = plan_file(target, run_options(server, user, ca_file, insecure, state_path, state_dir, skip_guest)).plans
+        plans = plan_file(target, options).plans
     sys.stdout.write(fleet_graph(plans, fmt))
     return 0
+
+
+def _cluster_views(target: Path, options: RunOptions) -> list[ClusterView]:
+    """Each desired file with what vCenter shows (one read for the fleet) and its state's record."""
+    if saved_plans_at(target) is not None:
+        raise MscsError(
+            f"{target} is a saved plan: --view topology draws a desired file or a directory of them "
+            "(the plan names its file in desired_file)"
+        )
+    targets = load_targets(target)
+    states = StateLocation.for_targets(targets, state=options.state, state_dir=options.state_dir)
+    records = {d.name: read_state(states.backend(d), d) for d in targets.desired}
+    from providers.vcenter.connection import connect
+
+    with connect(options.connection.settings()) as session:
+        observed = observe_all(session, targets.desired)
+    return [
+        ClusterView(d.cluster, observed[d.name], records[d.name].managed() if records[d.name] else None)
+        for d in targets.desired
+    ]

@@ -1,10 +1,12 @@
 """`mscsctl graph` through the CLI: from a desired file (reads vCenter) and from a saved plan
-(needs no vCenter), and `plan --markdown` for a merge request."""
+(needs no vCenter), the cluster's topology before and after apply, and `plan --markdown` for a
+merge request."""
 
 from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -53,3 +55,33 @@ def test_plan_markdown_for_a_merge_request(lab_readonly, tmp_path):
     assert result.out.startswith("## mscsctl plan\n")
     assert re.search(r"^\| cib-test-01 \| \d+ \| \d+ \| 0 \| 1 \|$", result.out, re.MULTILINE), result.out
     assert "`MSCS-PLACE-001`" in result.out  # the single-point-of-failure warning of a box
+
+
+def test_topology_of_the_cross_box_example_before_and_after_apply(lab, tmp_path):
+    desired = example("cluster-across-boxes", tmp_path)
+    before = run(lab, "graph", "--view", "topology", str(desired))
+    assert before.code == 0, before
+    assert before.out.startswith("flowchart LR\n")
+    missing = re.search(r"^  class (\S+) missing$", before.out, re.MULTILINE)
+    assert missing, before.out
+    disks = re.findall(r'^\s+(n\d_\d)\["disk (?:quorum|data)<br/>SCSI 1:\d, RDM physical"\]$', before.out, re.MULTILINE)
+    assert len(disks) == 4 and set(disks) <= set(missing.group(1).split(","))
+    assert '["in the file, not in vCenter"]' in before.out
+
+    applied = run(lab, "apply", str(desired), "--auto-approve", "--skip-guest")
+    assert applied.code == 0, applied
+    after = run(lab, "graph", "--view", "topology", str(desired))
+    assert after.code == 0, after
+    assert "classDef" not in after.out and "legend" not in after.out and "-.-" not in after.out
+    # The lab's cluster is the unit tests' hand-built one after apply, with the LUN sizes it reports.
+    golden = Path(__file__).resolve().parents[1] / "unit" / "golden" / "topology-graph.mmd"
+    assert after.out.replace("<br/>10 GiB", "") == golden.read_text(encoding="utf-8")
+    dot = run(lab, "graph", "--view", "topology", str(desired), "--format", "dot")
+    assert dot.code == 0, dot
+    assert dot.out.startswith('graph "mscsctl topology: sql-prod-01" {') and 'fillcolor="#' not in dot.out
+
+    # A saved plan holds actions, not the cluster: refused, in one line.
+    saved = tmp_path / "plan.json"
+    assert run(lab, "plan", str(desired), "--out", str(saved), "--skip-guest").code == 0
+    refused = run(lab, "graph", "--view", "topology", str(saved))
+    assert refused.code == 1 and "is a saved plan" in refused.err and "Traceback" not in refused.err

@@ -1,4 +1,4 @@
-"""README's rule table and file-format section, and docs/rules.md, match the code."""
+"""README's rule table, file-format section and pictures, docs/rules.md and docs/graph.md, match the code."""
 
 from __future__ import annotations
 
@@ -52,3 +52,11 @@ def test_readme_graph_section_and_docs_graph_md_are_current():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert _section(readme, "graph") == gen.readme_graph_section(), "README graph is stale: python docs/gen.py"
     assert (ROOT / "docs" / "graph.md").read_text(encoding="utf-8") == gen.graph_doc()
+
+
+def test_readme_topology_section_is_current():
+    gen = _gen()
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = _section(readme, "topology")
+    assert section == gen.readme_topology_section(), "README topology picture is stale: python docs/gen.py"
+    assert readme.index("<!-- graph:end -->") < readme.index("<!-- topology:begin -->")  # right after the plan's
