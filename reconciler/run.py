@@ -346,6 +346,28 @@ def drift_file(path: str | Path, options: RunOptions | None = None) -> list[Drif
     ]
 
 
+@dataclass(frozen=True)
+class ClusterReading:
+    """One cluster as it is now: its desired file, what vCenter shows, the state's record."""
+
+    desired: Desired
+    observed: Observed
+    state: State | None
+
+
+def read_clusters(path: str | Path, options: RunOptions | None = None) -> list[ClusterReading]:
+    """Each desired file of `path` with the one read of vCenter and its state; nothing planned or changed.
+
+    The guests are not asked (pictures and reports of vCenter's side need only the read).
+    """
+    options = options or RunOptions()
+    targets = load_targets(path)
+    states = _states(targets, options)
+    records = {d.name: read_state(states.backend(d), d) for d in targets.desired}
+    observed = _read_vcenter(options.connection.settings(), targets, skip_guest=True)
+    return [ClusterReading(d, observed[d.name], records[d.name]) for d in targets.desired]
+
+
 def _states(targets: Targets, options: RunOptions) -> StateLocation:
     return StateLocation.for_targets(targets, state=options.state, state_dir=options.state_dir)
 

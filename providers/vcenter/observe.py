@@ -18,7 +18,7 @@ desired file uses.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from pyVmomi import vim, vmodl
@@ -91,32 +91,7 @@ def _observe(
 ) -> Observed:
     content = si.RetrieveContent()
     pc = content.propertyCollector
-    dc = _find_datacenter(content, pc, datacenter)
-    view = content.viewManager.CreateContainerView(
-        dc, [vim.VirtualMachine, vim.HostSystem, vim.ClusterComputeResource, vim.Datastore, vim.Network], True
-    )
-    try:
-        index = retrieve(
-            pc,
-            [_view_spec(view)],
-            {
-                vim.VirtualMachine: ["name"],
-                vim.HostSystem: ["name", "parent"],
-                vim.ClusterComputeResource: ["name", "host"],
-                vim.Datastore: ["name"],
-                vim.Network: ["name"],
-            },
-        )
-    finally:
-        view.DestroyView()
-
-    by_type: dict[type, dict[str, Any]] = {}
-    for obj, props in index.items():
-        by_type.setdefault(type(obj), {})[obj._moId] = (obj, props)
-
-    def of(kind: type) -> list[tuple[Any, dict[str, Any]]]:
-        return [v for t, objs in by_type.items() if issubclass(t, kind) for v in objs.values()]
-
+    of = _index(content, pc, _find_datacenter(content, pc, datacenter))
     vms = [(o, p) for o, p in of(vim.VirtualMachine) if p.get("name") in wanted_vms]
     clusters = of(vim.ClusterComputeResource)
     hosts = of(vim.HostSystem)
@@ -265,6 +240,36 @@ def vms_of_hosts(hosts: Iterable[Any]) -> list[vmodl.query.PropertyCollector.Obj
     """Object specs that reach every VM registered on each host (its `vm` property), not the host."""
     traverse = vmodl.query.PropertyCollector.TraversalSpec(name="vms", path="vm", skip=False, type=vim.HostSystem)
     return [vmodl.query.PropertyCollector.ObjectSpec(obj=h, skip=True, selectSet=[traverse]) for h in hosts]
+
+
+def _index(content: Any, pc: Any, dc: Any) -> Callable[[type], list[tuple[Any, dict[str, Any]]]]:
+    """One container view of the datacenter, one retrieve of names and references; returns
+    `of(kind)`: the (object, properties) pairs of a managed object type."""
+    view = content.viewManager.CreateContainerView(
+        dc, [vim.VirtualMachine, vim.HostSystem, vim.ClusterComputeResource, vim.Datastore, vim.Network], True
+    )
+    try:
+        index = retrieve(
+            pc,
+            [_view_spec(view)],
+            {
+                vim.VirtualMachine: ["name"],
+                vim.HostSystem: ["name", "parent"],
+                vim.ClusterComputeResource: ["name", "host"],
+                vim.Datastore: ["name"],
+                vim.Network: ["name"],
+            },
+        )
+    finally:
+        view.DestroyView()
+    by_type: dict[type, dict[str, Any]] = {}
+    for obj, props in index.items():
+        by_type.setdefault(type(obj), {})[obj._moId] = (obj, props)
+
+    def of(kind: type) -> list[tuple[Any, dict[str, Any]]]:
+        return [v for t, objs in by_type.items() if issubclass(t, kind) for v in objs.values()]
+
+    return of
 
 
 def _find_datacenter(content: Any, pc: Any, name: str) -> Any:

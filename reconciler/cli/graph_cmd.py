@@ -11,12 +11,10 @@ import typer
 from reconciler.cli import app, output
 from reconciler.cli.options import CA_FILE, INSECURE, SERVER, SKIP_GUEST, STATE, STATE_DIR, USER, run_options
 from reconciler.errors import MscsError
-from reconciler.fleet import observe_all
 from reconciler.graph import GraphFormat, fleet_graph
 from reconciler.plan_file import saved_plans_at
-from reconciler.run import RunOptions, plan_file
+from reconciler.run import RunOptions, plan_file, read_clusters
 from reconciler.topology import ClusterView, fleet_topology
-from reconciler.workspace import StateLocation, load_targets, read_state
 
 
 class GraphView(StrEnum):
@@ -78,14 +76,7 @@ def _cluster_views(target: Path, options: RunOptions) -> list[ClusterView]:
             f"{target} is a saved plan: --view topology draws a desired file or a directory of them "
             "(the plan names its file in desired_file)"
         )
-    targets = load_targets(target)
-    states = StateLocation.for_targets(targets, state=options.state, state_dir=options.state_dir)
-    records = {d.name: read_state(states.backend(d), d) for d in targets.desired}
-    from providers.vcenter.connection import connect
-
-    with connect(options.connection.settings()) as session:
-        observed = observe_all(session, targets.desired)
     return [
-        ClusterView(d.cluster, observed[d.name], records[d.name].managed() if records[d.name] else None)
-        for d in targets.desired
+        ClusterView(r.desired.cluster, r.observed, r.state.managed() if r.state else None)
+        for r in read_clusters(target, options)
     ]

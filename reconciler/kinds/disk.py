@@ -6,10 +6,10 @@ never makes a device the cluster's.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Annotated, Literal
+from collections.abc import Iterator, Mapping
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, TypeAdapter, ValidationError
 
 from reconciler.address import Address, Scope
 from reconciler.kinds.base import ActionKind, Context, Managed, ObservedSide, Payload, ResourceKind, Unmanaged
@@ -39,6 +39,7 @@ class VmdkDiskPayload(Payload):
 
 
 DiskPayload = Annotated[RdmDiskPayload | VmdkDiskPayload, Field(discriminator="kind")]
+KIND_PAYLOAD: TypeAdapter[RdmDiskPayload | VmdkDiskPayload] = TypeAdapter(DiskPayload)
 
 
 def desired_payload(cluster: FailoverCluster, disk: RdmDisk | SharedVmdk) -> RdmDiskPayload | VmdkDiskPayload:
@@ -90,6 +91,14 @@ def observe(cluster: FailoverCluster, observed: Observed, ctx: Context, managed:
                 out.unmanaged.append(
                     Unmanaged(vm, f"disk {slot} {disk.file} (the cluster's file, not on the shared bus {bus})")
                 )
+
+
+def recorded_payload(applied: Mapping[str, Any]) -> RdmDiskPayload | VmdkDiskPayload | None:
+    """What the state recorded as applied to a disk, as its payload (None: not a disk's record)."""
+    try:
+        return KIND_PAYLOAD.validate_python(dict(applied))
+    except ValidationError:
+        return None
 
 
 def _state_kind(payload: Payload) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from reconciler.findings import FieldPath, Finding
+from reconciler.kinds.disk import recorded_payload
 from reconciler.kinds.ownership import former_nodes, held_outside, owned_disk_name, state_disks
 from reconciler.observed import ObservedDisk, ObservedVm
 from reconciler.rules import paths
@@ -59,8 +60,8 @@ def state_claims_match_vcenter(ctx: RuleContext) -> Iterator[Finding]:
             continue
         shows = f"{disk.file or 'a disk'} at SCSI {slot} of {vm.name}"
         why = f"the cluster's disk {name}" if name is not None else why_not_owned(ctx, disk)
-        applied = resource.applied
-        where = f" at SCSI {applied['bus']}:{applied['unit']}" if "bus" in applied and "unit" in applied else ""
+        recorded = recorded_payload(resource.applied)
+        where = f" at SCSI {recorded.bus}:{recorded.unit}" if recorded is not None else ""
         made = ", created by mscsctl" if resource.created_by_mscsctl else ""
         yield ctx.finding(
             node_path(ctx, address.owner),
