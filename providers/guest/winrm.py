@@ -17,6 +17,8 @@ lab runs end to end.
 from __future__ import annotations
 
 import math
+import socket
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -51,7 +53,11 @@ def endpoint_url(settings: WinRM, path: str = "wsman") -> str:
 
 
 def error_from_winrm(exc: BaseException, where: str, credentials_source: str) -> GuestUnavailable:
-    """What a pypsrp/requests exception means, as a reason; the password never appears."""
+    """What a pypsrp/requests exception means, as a reason; the password never appears.
+
+    A network failure is one line, `winrm https://HOST:5986: connection refused`, never
+    the chain of requests' and urllib3's reprs (`HTTPSConnectionPool(...): Max retries ...`).
+    """
     R = UnavailableReason
     if isinstance(exc, AuthenticationError) or (isinstance(exc, WinRMTransportError) and exc.code == 401):
         return GuestUnavailable(R.BAD_CREDENTIALS, f"WinRM at {where} refused the login: check {credentials_source}")
@@ -59,15 +65,51 @@ def error_from_winrm(exc: BaseException, where: str, credentials_source: str) ->
         return GuestUnavailable(R.UNREACHABLE, f"WinRM at {where} answered HTTP {exc.code}: {exc.response_text[:200]}")
     if isinstance(exc, WSManFaultError):
         return GuestUnavailable(R.COMMAND_FAILED, f"WinRM at {where} answered a fault: {exc.reason or exc.code}")
-    if isinstance(exc, requests.exceptions.SSLError):
-        return GuestUnavailable(
-            R.UNREACHABLE, f"the TLS certificate of WinRM at {where} could not be verified ({exc}); give its CA bundle"
-        )
-    if isinstance(exc, requests.exceptions.Timeout):
-        return GuestUnavailable(R.TIMEOUT, f"WinRM at {where} did not answer in time")
-    if isinstance(exc, requests.exceptions.ConnectionError | OSError):
-        return GuestUnavailable(R.UNREACHABLE, f"cannot reach WinRM at {where}: {exc}")
+    if isinstance(exc, requests.exceptions.RequestException | OSError):
+        reason, why = network_reason(exc)
+        return GuestUnavailable(reason, f"winrm {_base_url(where)}: {why}")
     return GuestUnavailable(R.COMMAND_FAILED, f"WinRM at {where} failed: {type(exc).__name__}: {exc}")
+
+
+def _base_url(where: str) -> str:
+    """`https://host:5986/wsman` -> `https://host:5986`."""
+    scheme, sep, rest = where.partition("://")
+    return f"{scheme}{sep}{rest.split('/', 1)[0]}" if sep else where
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception and everything it wraps: causes, contexts, urllib3's `reason`, exceptions in args."""
+    seen: list[BaseException] = []
+    todo = [exc]
+    while todo and len(seen) < 20:
+        current = todo.pop(0)
+        if any(current is s for s in seen):
+            continue
+        seen.append(current)
+        wrapped = [getattr(current, "reason", None), current.__cause__, current.__context__, *current.args]
+        todo += [w for w in wrapped if isinstance(w, BaseException)]
+    return seen
+
+
+def network_reason(exc: BaseException) -> tuple[UnavailableReason, str]:
+    """The reason a connection failed, in a few words: what an admin needs to fix it."""
+    R = UnavailableReason
+    chain = _chain(exc)
+    text = " ".join(str(e) for e in chain).lower()
+    if any(isinstance(e, ssl.SSLCertVerificationError) for e in chain) or "certificate verify failed" in text:
+        return R.UNREACHABLE, "TLS: certificate verify failed (give its CA bundle)"
+    if any(isinstance(e, socket.gaierror) for e in chain) or "name resolution" in text or "not known" in text:
+        return R.UNREACHABLE, "cannot resolve host name"
+    if any(isinstance(e, ConnectionRefusedError) for e in chain) or "connection refused" in text:
+        return R.UNREACHABLE, "connection refused"
+    if any(isinstance(e, requests.exceptions.Timeout | TimeoutError) for e in chain) or "timed out" in text:
+        return R.TIMEOUT, "timed out"
+    if any(isinstance(e, ssl.SSLError | requests.exceptions.SSLError) for e in chain):
+        return R.UNREACHABLE, "TLS: handshake failed"
+    if any(isinstance(e, ConnectionResetError) for e in chain) or "connection reset" in text:
+        return R.UNREACHABLE, "connection reset"
+    innermost = str(chain[-1]).strip().splitlines()[0][:200] if str(chain[-1]).strip() else type(chain[-1]).__name__
+    return R.UNREACHABLE, f"cannot connect: {innermost}"
 
 
 class WinRmTransport(GuestTransport):

@@ -1,8 +1,9 @@
 """Connecting to vCenter with pyvmomi: settings from the Terraform provider's variables, TLS verified.
 
 `VSPHERE_SERVER`, `VSPHERE_USER`, `VSPHERE_PASSWORD`, `VSPHERE_CA_FILE` and
-`VSPHERE_ALLOW_UNVERIFIED_SSL` are the names the Terraform vSphere provider and govc users
-already have in their environment. The password is never a command-line argument.
+`VSPHERE_ALLOW_UNVERIFIED_SSL` are the names the Terraform vSphere provider's users already
+have in their environment; govc's `GOVC_URL`, `GOVC_USERNAME`, `GOVC_PASSWORD` and
+`GOVC_INSECURE` are read after them. The password is never a command-line argument.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
 
 from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import vim, vmodl
@@ -52,11 +54,16 @@ def settings_from_env(
     allow_unverified: bool | None = None,
     env: dict[str, str] | None = None,
 ) -> ConnectionSettings:
-    """Flags win over the environment; a missing server, user or password is a clear error."""
+    """Flags win over the environment, `VSPHERE_*` over govc's `GOVC_*`; anything missing is a clear error.
+
+    `GOVC_URL` is a URL (`https://user:pass@host/sdk`) or a bare host; its user and
+    password, when present, come after `GOVC_USERNAME` / `GOVC_PASSWORD`.
+    """
     env = dict(os.environ) if env is None else env
-    server = server or env.get("VSPHERE_SERVER", "")
-    user = user or env.get("VSPHERE_USER", "")
-    password = env.get("VSPHERE_PASSWORD", "")
+    govc = govc_settings(env)
+    server = server or env.get("VSPHERE_SERVER", "") or govc["server"]
+    user = user or env.get("VSPHERE_USER", "") or govc["user"]
+    password = env.get("VSPHERE_PASSWORD", "") or govc["password"]
     missing = [
         name
         for name, value in (("VSPHERE_SERVER", server), ("VSPHERE_USER", user), ("VSPHERE_PASSWORD", password))
@@ -66,11 +73,13 @@ def settings_from_env(
         raise VCenterConnectionError(
             "vCenter connection not configured: set "
             + ", ".join(missing)
-            + " (or --server/--user; the password only through VSPHERE_PASSWORD)"
+            + " (or --server/--user, or govc's GOVC_URL, GOVC_USERNAME, GOVC_PASSWORD;"
+            " the password only through the environment)"
         )
     host, port = split_server(server)
     if allow_unverified is None:
-        allow_unverified = env.get("VSPHERE_ALLOW_UNVERIFIED_SSL", "").strip().lower() in TRUE_WORDS
+        insecure = env.get("VSPHERE_ALLOW_UNVERIFIED_SSL", "").strip() or env.get("GOVC_INSECURE", "").strip()
+        allow_unverified = insecure.lower() in TRUE_WORDS
     return ConnectionSettings(
         host=host,
         port=port,
@@ -79,6 +88,28 @@ def settings_from_env(
         ca_file=ca_file or env.get("VSPHERE_CA_FILE") or None,
         allow_unverified=allow_unverified,
     )
+
+
+def govc_settings(env: dict[str, str]) -> dict[str, str]:
+    """govc's `GOVC_URL`, `GOVC_USERNAME`, `GOVC_PASSWORD` as server, user and password ('' when unset)."""
+    url = env.get("GOVC_URL", "").strip()
+    user = env.get("GOVC_USERNAME", "")
+    password = env.get("GOVC_PASSWORD", "")
+    server = ""
+    if url:
+        parts = urlsplit(url if "://" in url else f"https://{url}")
+        try:
+            port = parts.port
+        except ValueError:
+            raise VCenterConnectionError(
+                f"GOVC_URL {parts.netloc.rpartition('@')[2]!r}: the port is not a number"
+            ) from None
+        host = parts.hostname or ""
+        host = f"[{host}]" if ":" in host else host
+        server = f"{host}:{port}" if port else host
+        user = user or unquote(parts.username or "")
+        password = password or unquote(parts.password or "")
+    return {"server": server, "user": user, "password": password}
 
 
 def split_server(server: str) -> tuple[str, int]:

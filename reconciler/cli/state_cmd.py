@@ -9,18 +9,31 @@ import typer
 from reconciler.cli import app, output
 from reconciler.cli.options import STATE, STATE_DIR
 from reconciler.errors import MscsError
-from reconciler.workspace import locked_state, recorded_state
+from reconciler.workspace import STATE_DIR_NAME, locked_state, recorded_state
+from state import STATE_FILE_NAME, open_backend
 
 
 @app.command("show")
 @output.reports_errors
 def show_command(
-    file: Path | None = typer.Argument(None, help="Desired-state file whose state to show."),
+    file: Path | None = typer.Argument(
+        None, help="Desired-state file whose state to show (default: the state of the current directory)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the state as JSON."),
     state_path: str | None = STATE,
     state_dir: str | None = STATE_DIR,
 ) -> int:
-    """Print what mscsctl recorded the last time it applied. Exit codes: 0 ok, 1 error."""
+    """Print what mscsctl recorded the last time it applied.
+
+    Without FILE or --state, the state of the current directory: .mscsctl/*.state.json (or
+    --state-dir DIR) and mscsctl.state.json; one is shown, several are listed with their
+    clusters. Exit codes: 0 ok, 1 error (no state found).
+    """
+    if file is None and state_path is None:
+        found = states_here(Path(state_dir) if state_dir else None)
+        if len(found) != 1:
+            return _list_states(found, state_dir, as_json)
+        state_path = str(found[0])
     backend = recorded_state(file, state=state_path, state_dir=state_dir)
     output.debug(f"reading the state at {backend.describe()}")
     state = backend.read()
@@ -35,6 +48,40 @@ def show_command(
     for address, res in state.resources.items():
         where = res.file or (f"key {res.device_key}" if res.device_key is not None else "")
         con.print(f"  {address}  ({res.kind}{', ' + where if where else ''})", highlight=False, markup=False)
+    return 0
+
+
+def states_here(state_dir: Path | None = None) -> list[Path]:
+    """The state files of the current directory, as `plan` and `apply` place them.
+
+    A directory of desired files keeps one state a cluster in `.mscsctl/` (or the
+    --state-dir given); a single file keeps `mscsctl.state.json` beside it.
+    """
+    directory = state_dir if state_dir is not None else Path(STATE_DIR_NAME)
+    found = sorted(p for p in directory.glob("*.state.json") if p.is_file())
+    single = Path(STATE_FILE_NAME)
+    if state_dir is None and single.is_file():
+        found.append(single)
+    return found
+
+
+def _list_states(found: list[Path], state_dir: str | None, as_json: bool) -> int:
+    if not found:
+        where = f"{state_dir}/*.state.json" if state_dir else f"{STATE_DIR_NAME}/*.state.json or {STATE_FILE_NAME}"
+        raise MscsError(f"no state in this directory ({where}): give a desired FILE or --state PATH")
+    rows = []
+    for path in found:
+        state = open_backend(str(path)).read()
+        rows.append((path, state.cluster if state else None, state.serial if state else None))
+    if as_json:
+        output.print_json([{"state": str(p), "cluster": c, "serial": n} for p, c, n in rows])
+        return 0
+    con = output.stdout()
+    con.print(f"{len(rows)} states here; show one with: mscsctl show --state PATH", highlight=False, markup=False)
+    width = max(len(str(p)) for p, _, _ in rows)
+    for path, cluster, serial in rows:
+        what = f"cluster {cluster}  serial {serial}" if cluster else "empty"
+        con.print(f"  {path!s:<{width}}  {what}", highlight=False, markup=False)
     return 0
 
 

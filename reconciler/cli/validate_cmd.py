@@ -15,6 +15,7 @@ from reconciler.loader import LoadedFile, validate_file
 from reconciler.rules import catalogue
 from reconciler.schema import schema_text
 from reconciler.spec import with_defaults
+from reconciler.workspace import desired_files
 
 
 def _count(n: int, word: str) -> str:
@@ -61,7 +62,10 @@ def normalized_yaml(loaded: LoadedFile) -> str:
 @output.reports_errors
 def validate_command(
     files: list[Path] = typer.Argument(
-        ..., metavar="FILE", help="Desired-state files (YAML); - reads standard input.", show_default=False
+        ...,
+        metavar="FILE|DIR",
+        help="Desired-state files (YAML), or directories of them (one cluster a file); - reads standard input.",
+        show_default=False,
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the findings as JSON."),
     show_defaults: bool = typer.Option(
@@ -78,7 +82,7 @@ def validate_command(
 
     Exit codes: 0 every file is valid (warnings alone are fine), 1 a file has errors.
     """
-    results = [validate_file(path) for path in files]
+    results = [validate_file(f) for path in files for f in (desired_files(path) if path.is_dir() else [path])]
     invalid = any(not r.valid for r in results)
     if as_json:
         output.print_json(

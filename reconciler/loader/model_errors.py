@@ -117,19 +117,30 @@ def _folded(name: str) -> str:
     return name.replace("_", "").replace("-", "").casefold()
 
 
+def _known_fields(err: dict[str, Any]) -> list[str]:
+    model = _model_at(tuple(err["loc"])[:-1])
+    return list(field_types(model)) if model else []
+
+
+def _suggestion(err: dict[str, Any], path: FieldPath) -> str | None:
+    """The field an unknown key was probably meant to be (`guest_os` -> `guestOS`), if any."""
+    known = _known_fields(err)
+    key = str(path[-1])
+    same = [k for k in known if _folded(k) == _folded(key)]
+    near = same or difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    return near[0] if near else None
+
+
 def _message(err: dict[str, Any], path: FieldPath, plain: dict[FieldPath, str]) -> tuple[str, str]:
     kind: str = err["type"]
     value = err.get("input")
     if kind == "missing":
         return "SPEC-REQUIRED", f"required field `{path[-1]}` is missing"
     if kind == "extra_forbidden":
-        model = _model_at(tuple(err["loc"])[:-1])
-        known = list(field_types(model)) if model else []
-        key = str(path[-1])
-        same = [k for k in known if _folded(k) == _folded(key)]  # guest_os -> guestOS
-        near = same or difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+        known = _known_fields(err)
+        near = _suggestion(err, path)
         if near:
-            hint = f"; did you mean `{near[0]}`?"
+            hint = f"; did you mean `{near}`?"
         elif known:
             hint = f"; the fields here are: {', '.join(known)}"
         else:
@@ -151,10 +162,25 @@ def _message(err: dict[str, Any], path: FieldPath, plain: dict[FieldPath, str]) 
 def validation_findings(
     exc: ValidationError, source: SourceMap, plain: dict[FieldPath, str] | None = None
 ) -> list[Finding]:
-    """Every error of one validation, located."""
+    """Every error of one validation, located.
+
+    A misspelt key is one mistake, not two: when an unknown key's suggestion is a required
+    field missing from the same mapping (`datacentre` for `datacenter`), only the unknown
+    key is reported, at its own line, with its "did you mean".
+    """
+    errors = exc.errors(include_url=False)
+    meant: set[FieldPath] = set()
+    for err in errors:
+        if err["type"] == "extra_forbidden":
+            path, _ = yaml_path(tuple(err["loc"]))
+            near = _suggestion(err, path)
+            if near is not None:
+                meant.add((*path[:-1], near))
     out = []
-    for err in exc.errors(include_url=False):
+    for err in errors:
         path, _ = yaml_path(tuple(err["loc"]))
+        if err["type"] == "missing" and path in meant:
+            continue
         rule_id, message = _message(err, path, plain or {})
         if rule_id == "SPEC-REQUIRED":
             pos = source.locate_key(path[:-1])

@@ -8,11 +8,14 @@ show pypsrp accepts them as they are.
 
 from __future__ import annotations
 
+import socket
+import ssl
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+import urllib3
 from pypsrp.client import Client
 from pypsrp.exceptions import AuthenticationError, WinRMTransportError, WSManFaultError
 
@@ -20,7 +23,7 @@ from providers.guest.credentials import GuestCredentials
 from providers.guest.facts import DiskTimeout
 from providers.guest.service import read_disk_timeout, set_disk_timeout
 from providers.guest.transport import CommandResult, GuestUnavailable, UnavailableReason
-from providers.guest.winrm import WinRmTransport, endpoint_url, winrs_command
+from providers.guest.winrm import WinRmTransport, endpoint_url, network_reason, winrs_command
 from reconciler.errors import GuestError
 from reconciler.spec import WinRM
 
@@ -171,14 +174,49 @@ def test_access_denied_when_setting_is_an_error_quoting_windows() -> None:
             "command-failed",
             "cannot process",
         ),
-        (requests.exceptions.SSLError("certificate verify failed"), "unreachable", "could not be verified"),
-        (requests.exceptions.ConnectTimeout("timed out"), "timeout", "did not answer in time"),
-        (requests.exceptions.ConnectionError("Connection refused"), "unreachable", "cannot reach WinRM"),
+        (requests.exceptions.SSLError("certificate verify failed"), "unreachable", "TLS: certificate verify failed"),
+        (requests.exceptions.ConnectTimeout("timed out"), "timeout", ": timed out"),
+        (requests.exceptions.ConnectionError("Connection refused"), "unreachable", ": connection refused"),
     ],
 )
 def test_winrm_failures_become_reasons(exc: BaseException, reason: str, words: str) -> None:
     with pytest.raises(GuestUnavailable) as info:
         transport(FakeWinRmHost(exc)).run(DiskTimeout.query_command())
     assert info.value.reason is UnavailableReason(reason)
-    assert words in str(info.value) and "https://sqlphys1.corp.example:5986/wsman" in str(info.value)
+    assert words in str(info.value) and "https://sqlphys1.corp.example:5986" in str(info.value)
     assert "hunter2" not in str(info.value)
+
+
+def _real_transport(address: str, port: int) -> WinRmTransport:
+    """The transport with pypsrp's own client: it really connects."""
+    return WinRmTransport(WinRM(address=address, port=port), CREDS)
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    ("address", "why"),
+    [("127.0.0.1", "connection refused"), ("nonexistent.invalid", "cannot resolve host name")],
+)
+def test_a_network_failure_is_one_line_with_host_port_and_reason(address: str, why: str) -> None:
+    port = _closed_port() if address == "127.0.0.1" else 5986
+    with pytest.raises(GuestUnavailable) as info:
+        _real_transport(address, port).run(DiskTimeout.query_command(), timeout_s=5)
+    assert str(info.value) == f"winrm https://{address}:{port}: {why}"
+    assert info.value.reason is UnavailableReason.UNREACHABLE
+
+
+def test_requests_wrapping_is_read_to_the_cause() -> None:
+    """What requests raises: its error around urllib3's, around the socket's; the innermost says why."""
+    verify = ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed")
+    wrapped = requests.exceptions.SSLError(urllib3.exceptions.MaxRetryError(None, "/wsman", verify))
+    assert network_reason(wrapped) == (
+        UnavailableReason.UNREACHABLE,
+        "TLS: certificate verify failed (give its CA bundle)",
+    )
+    timeout = requests.exceptions.ConnectionError(urllib3.exceptions.MaxRetryError(None, "/wsman", TimeoutError()))
+    assert network_reason(timeout) == (UnavailableReason.TIMEOUT, "timed out")

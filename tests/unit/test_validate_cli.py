@@ -150,7 +150,17 @@ def test_unreadable_inputs_are_findings_not_tracebacks(capsys, tmp_path):
     assert code == 1
     assert "Traceback" not in out + err
     rules = [line.rsplit("[", 1)[1] for line in out.splitlines() if LOCATED.match(line)]
-    assert rules == ["SPEC-FILE]", "SPEC-FILE]", "SPEC-YAML]"]
+    assert rules == ["SPEC-FILE]", "SPEC-YAML]", "SPEC-YAML]"]  # the directory's one file is read too
+
+
+def test_a_directory_is_every_desired_file_in_it(capsys):
+    code, out, _ = run(capsys, "validate", str(ROOT / "examples" / "fleet"))
+    assert code == 0, out
+    assert sorted(line.split(":")[0].rsplit("/", 1)[-1] for line in out.splitlines()) == [
+        "fleet-01.yaml",
+        "fleet-02.yaml",
+        "fleet-03.yaml",
+    ]
 
 
 def test_standard_input(capsys, monkeypatch):
