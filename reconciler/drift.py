@@ -20,6 +20,8 @@ from reconciler.kinds.disk import NAME as DISK
 from reconciler.kinds.ownership import former_nodes, held_outside
 from reconciler.nic_slots import moved_nics
 from reconciler.observed import Observed
+from reconciler.plan import UncheckedPart
+from reconciler.planner import unchecked_guests
 from reconciler.rules.catalogue import target_version
 from reconciler.spec import FailoverCluster
 from reconciler.values import show_value
@@ -60,10 +62,16 @@ class DriftReport(BaseModel):
     checked_at: str
     findings: list[DriftFinding] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
+    unchecked: list[UncheckedPart] = Field(default_factory=list)  # parts of the file not compared
 
     @property
     def drifted(self) -> bool:
         return bool(self.findings)
+
+    @property
+    def complete(self) -> bool:
+        """Every part of the file was compared (parts left out with --skip-guest are not asked for)."""
+        return not self.unchecked
 
     @property
     def critical(self) -> int:
@@ -88,6 +96,12 @@ def detect_drift(
     ctx = normalize.context(cluster, observed, version)
     managed: Managed = state.managed() if state else {}
     notes = []
+    missing = [vm for vm in ctx.vm_nodes if vm not in observed.vms]
+    unchecked = [
+        UncheckedPart(node=vm, part="vm", reason="vm-not-found", detail=f"VM {vm} not found in vCenter")
+        for vm in missing
+    ]
+    unchecked += [u for u in unchecked_guests(cluster, observed, powered_off_planned=False) if u.node not in missing]
     if observed.guests is not None:
         unseen = {n: g for n, g in observed.guests.items() if not g.available}
         notes += [
@@ -100,7 +114,6 @@ def detect_drift(
     current, _ = normalize.observed_tree(cluster, observed, ctx, managed)
     findings: list[DriftFinding] = []
     fix = f"mscsctl apply {desired_file}"
-    missing = [vm for vm in ctx.vm_nodes if vm not in observed.vms]
     if missing:
         notes.append("VM not found in vCenter: " + ", ".join(missing))
     for change in diff_trees(current, desired):
@@ -114,6 +127,7 @@ def detect_drift(
         checked_at=checked_at,
         findings=findings,
         notes=notes,
+        unchecked=unchecked,
     )
 
 

@@ -132,6 +132,31 @@ class NodeFingerprint(BaseModel):
     power_state: str
 
 
+class UncheckedPart(BaseModel):
+    """A part of the desired file that a plan, drift check or apply could not check or do.
+
+    A report with one is never clean: `node` names the node (or VM), `part` what of it
+    (`guest`: its disk timeout; `vm`: the VM itself), `reason` the stable word
+    (`no-credentials`, `vm-not-found`, ...), `detail` the sentence saying what to do.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    node: str
+    part: str
+    reason: str
+    detail: str = ""
+
+    @property
+    def summary(self) -> str:
+        what = "guest disk timeout" if self.part == "guest" else self.part
+        return (
+            f"{self.node} {what} ({self.reason}: {self.detail})"
+            if self.detail
+            else f"{self.node} {what} ({self.reason})"
+        )
+
+
 class Plan(BaseModel):
     """What apply will do, and what was seen when it was planned (to refuse a stale plan)."""
 
@@ -151,6 +176,7 @@ class Plan(BaseModel):
     unmanaged: list[str] = Field(default_factory=list)
     findings: list[Finding] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)  # e.g. guest side not observed, and why
+    unchecked: list[UncheckedPart] = Field(default_factory=list)  # parts of the file not compared
     seal: str = ""  # sha256 of the canonical JSON of what apply carries out (reconciler/seal.py)
 
     @property

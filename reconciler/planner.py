@@ -18,7 +18,7 @@ from reconciler.kinds.disk import RdmDiskPayload, VmdkDiskPayload
 from reconciler.kinds.ownership import disk_name_of_file, disk_users, users_of
 from reconciler.nic_slots import moved_nics, record_moved_nics
 from reconciler.observed import Observed
-from reconciler.plan import NodeFingerprint, Plan, plan_actions, unmanaged_lines
+from reconciler.plan import NodeFingerprint, Plan, UncheckedPart, plan_actions, unmanaged_lines
 from reconciler.rules import run_rules
 from reconciler.rules.catalogue import target_version
 from reconciler.spec import FailoverCluster
@@ -81,6 +81,7 @@ def build_plan(
         unmanaged=unmanaged_lines(unmanaged),
         findings=[f for f in findings if f.severity is Severity.WARNING],
         notes=guest_notes(cluster, observed),
+        unchecked=unchecked_guests(cluster, observed, powered_off_planned=True),
     )
 
 
@@ -98,6 +99,24 @@ def guest_notes(cluster: FailoverCluster, observed: Observed) -> list[str]:
         else:
             notes.append(f"{node}: guest not observed: {guest.detail} [{guest.reason}]; its disk timeout is left out")
     return notes
+
+
+def unchecked_guests(cluster: FailoverCluster, observed: Observed, *, powered_off_planned: bool) -> list[UncheckedPart]:
+    """Each node whose guest side was asked for but not observed, and why.
+
+    None when the guests were left out on purpose (`--skip-guest`: `observed.guests` is
+    None). A powered-off node's guest is planned (apply powers it on, then sets the value),
+    so a plan does not count it (`powered_off_planned`); a drift check does.
+    """
+    if observed.guests is None:
+        return []
+    out = []
+    for node in cluster.spec.node_names:
+        guest = observed.guests.get(node)
+        if guest is None or guest.available or (powered_off_planned and guest.reason == "powered-off"):
+            continue
+        out.append(UncheckedPart(node=node, part="guest", reason=guest.reason or "", detail=guest.detail))
+    return out
 
 
 def stale_reasons(plan: Plan, observed: Observed) -> list[str]:

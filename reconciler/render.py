@@ -61,7 +61,7 @@ def render_text(plan: Plan) -> str:
     for note in plan.notes:
         lines.append(f"[yellow]Note:[/] {_esc(note)}")
     for finding in plan.findings:
-        lines.append(f"[yellow]Warning:[/] {_esc(str(finding))}")
+        lines.append(f"[yellow]{_esc(str(finding))}[/]")  # the finding says "warning:" itself
     if plan.unmanaged:
         lines.append("Left alone (not created by mscsctl, not in the desired file):")
         lines += [f"  {_esc(u)}" for u in plan.unmanaged]

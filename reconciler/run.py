@@ -38,7 +38,7 @@ from reconciler.fleet import conflict_lanes, observe_all, run_lanes, with_guests
 from reconciler.kinds import ActionKind
 from reconciler.observed import Observed
 from reconciler.outcome import Outcome
-from reconciler.plan import Action, Plan
+from reconciler.plan import Action, Plan, UncheckedPart
 from reconciler.plan_file import read_plans, saved_plans_at
 from reconciler.planner import build_plan
 from reconciler.record import record_nic_slots, record_outcome
@@ -145,6 +145,9 @@ class ApplyResult:
     report: ApplyReport | None = None
     error: MscsError | None = None
     note: str = ""  # why a cluster was not started
+    # Parts of the file its plan could not check, so apply did not do them (a guest not reached):
+    # carried from the plan for the report, not part of the outcome (nor of equality).
+    unchecked: tuple[UncheckedPart, ...] = field(default=(), compare=False)
 
     @property
     def done(self) -> list[Outcome]:
@@ -307,7 +310,7 @@ def apply_plans(
     stop = interruption or Interruption()
     todo = [p for p in planned.plans if p.has_changes]
     if not todo:
-        return [ApplyResult(p.cluster, ApplyStatus.NO_CHANGES) for p in planned.plans]
+        return _with_unchecked(planned.plans, {})
     if planned.saved is None and not approve(planned.plans):
         raise ApplyCancelled("apply cancelled")
     lanes = _Lanes(planned, stop, _Announcer(progress, stop, fleet=len(todo) > 1), allow_data_loss)
@@ -324,7 +327,16 @@ def apply_plans(
         ) from None
     finally:
         stop.applying = False
-    return [lanes.results.get(p.cluster) or ApplyResult(p.cluster, ApplyStatus.NO_CHANGES) for p in planned.plans]
+    return _with_unchecked(planned.plans, lanes.results)
+
+
+def _with_unchecked(plans: list[Plan], results: dict[str, ApplyResult]) -> list[ApplyResult]:
+    """One result a plan, in the plans' order, each carrying what its plan could not check."""
+    out = []
+    for plan in plans:
+        result = results.get(plan.cluster) or ApplyResult(plan.cluster, ApplyStatus.NO_CHANGES)
+        out.append(replace(result, unchecked=tuple(plan.unchecked)))
+    return out
 
 
 def drift_file(path: str | Path, options: RunOptions | None = None) -> list[DriftReport]:

@@ -19,7 +19,11 @@ def render_drift(reports: list[DriftReport]) -> str:
     lines = []
     for report in reports:
         if not report.findings:
-            lines.append(f"[bold]{report.cluster}[/]: no drift.")
+            if report.unchecked:
+                lines.append(f"[bold]{report.cluster}[/]: not checked in full; no drift in the rest.")
+            else:
+                lines.append(f"[bold]{report.cluster}[/]: no drift.")
+            lines += [f"  [red]not checked:[/] {_esc(u.summary)}" for u in report.unchecked]
             continue
         lines.append(f"[bold]{report.cluster}[/]: {len(report.findings)} finding(s), {report.critical} critical")
         for f in report.findings:
@@ -33,6 +37,7 @@ def render_drift(reports: list[DriftReport]) -> str:
                 last = _esc(show_value(f.last_applied))
                 lines.append(f"      last applied {last} at {f.last_applied_at} ({outside})")
             lines.append(f"      fix: {_esc(f.fix)}")
+        lines += [f"  [red]not checked:[/] {_esc(u.summary)}" for u in report.unchecked]
         for note in report.notes:
             lines.append(f"  [yellow]note:[/] {_esc(note)}")
     return "\n".join(lines)
@@ -60,7 +65,8 @@ def drift_command(
     """Compare what vCenter shows now with the desired file(s) and with what was last applied.
 
     Exit codes: 0 no drift, 2 drift found, 1 error (an unreachable vCenter is an error,
-    never "no drift").
+    never "no drift"). A part of the file that could not be checked (a guest not reached,
+    a VM not found) is named in every output and on stderr; --skip-guest leaves the guests out.
     """
     reports = drift_file(target, run_options(server, user, ca_file, insecure, state_path, state_dir, skip_guest))
     if junit is not None:
@@ -75,6 +81,9 @@ def drift_command(
         sys.stdout.write(drift_markdown(reports))
     else:
         output.stdout().print(render_drift(reports), markup=True, highlight=False)
+    for report in reports:
+        for part in report.unchecked:
+            output.warn(f"{report.cluster}: not checked: {part.summary}")
     if any(r.drifted for r in reports):
         raise typer.Exit(2)
     return 0

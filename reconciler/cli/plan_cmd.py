@@ -45,6 +45,15 @@ def print_plans(plans: list[Plan]) -> None:
         if n:
             console.print("")
         console.print(render_text(plan), markup=True, highlight=False)
+        for part in plan.unchecked:
+            console.print(f"Not checked: {part.summary}", markup=False, highlight=False)
+
+
+def warn_unchecked(plans: list[Plan]) -> None:
+    """On stderr, each part of the file a plan could not check: a pipeline's log shows it."""
+    for plan in plans:
+        for part in plan.unchecked:
+            output.warn(f"{plan.cluster}: not checked: {part.summary}")
 
 
 @app.command("plan")
@@ -70,7 +79,9 @@ def plan_command(
 
     Each cluster's state is locked while it is planned (--lock-timeout: how long to wait
     for a lock another run holds). Exit codes: 0 success (with --detailed-exitcode: no
-    changes), 1 error, 2 changes present (with --detailed-exitcode).
+    changes), 1 error, 2 changes present (with --detailed-exitcode). A part of the file that
+    could not be checked (a guest not reached) is named in every output and on stderr;
+    --skip-guest leaves the guests out on purpose.
     """
     options = run_options(server, user, ca_file, insecure, state_path, state_dir, skip_guest, lock_timeout)
     planned = plan_file(target, options, on_lock_wait=output.info)
@@ -87,6 +98,7 @@ def plan_command(
         print_plans(plans)
         if out is not None:
             output.info(f"Saved the plan to {out}. Apply exactly this plan with: mscsctl apply {out}")
+    warn_unchecked(plans)
     if detailed_exitcode and planned.has_changes:
         raise typer.Exit(2)
     return 0
@@ -122,7 +134,8 @@ def apply_command(
     clusters of a directory are applied in parallel; clusters that share a VM, a host or a
     LUN one after the other. SIGINT or SIGTERM lets the vCenter call in flight end, then
     stops; a second one stops at once.
-    Exit codes: 0 applied (or nothing to do), 1 error.
+    Exit codes: 0 applied (or nothing to do), 1 error. A part of the file not done because
+    its plan could not check it (a guest not reached) is said at the end and on stderr.
     """
     options = run_options(server, user, ca_file, insecure, state_path, state_dir, skip_guest, lock_timeout)
     interruption = Interruption()
@@ -177,6 +190,7 @@ def _result_json(result: ApplyResult) -> dict[str, Any]:
     else:
         row["done"] = [o.action.id for o in result.done]
         row["skipped"] = [o.action.id for o in result.skipped]
+    row["not_done"] = [u.model_dump(mode="json") for u in result.unchecked]
     return row
 
 
@@ -190,13 +204,14 @@ def _report(results: list[ApplyResult], as_json: bool) -> int:
     else:
         console = output.stdout()
         for result in results:
+            not_done = "; not done: " + "; ".join(u.summary for u in result.unchecked) if result.unchecked else ""
             if result.status is ApplyStatus.APPLIED:
                 line = (
                     f"{result.cluster}: apply complete: {len(result.done)} done, "
-                    f"{len(result.skipped)} already satisfied."
+                    f"{len(result.skipped)} already satisfied{not_done}."
                 )
-            elif result.status is ApplyStatus.NO_CHANGES and fleet:
-                line = f"{result.cluster}: no changes."
+            elif result.status is ApplyStatus.NO_CHANGES and (fleet or not_done):
+                line = f"{result.cluster}: no changes{not_done}."
             elif result.status is ApplyStatus.NOT_STARTED:
                 line = f"{result.cluster}: not started: {result.note}."
             else:
@@ -207,6 +222,9 @@ def _report(results: list[ApplyResult], as_json: bool) -> int:
         cause = result.error.__cause__ if result.error is not None else None
         if cause is not None and os.environ.get("MSCSCTL_DEBUG"):
             traceback.print_exception(cause, file=sys.stderr)
+    for result in results:
+        for part in result.unchecked:
+            output.warn(f"{result.cluster}: not done: {part.summary}")
     if failed:
         raise typer.Exit(1)
     return 0

@@ -2,7 +2,9 @@
 
 One test suite a cluster, one failed test case a finding (`ADDRESS.field`), of type
 `critical` or `warning`; a cluster without drift has one passing case, `no drift`, so that
-it still appears, green, in the pipeline's test view.
+it still appears, green, in the pipeline's test view. Each part of the file that could not be
+checked (a node's guest not reached, a VM not found) is a skipped case, `NODE/part`, whose
+message says why: the suite's `skipped` counts them, so a partial check never reads as clean.
 """
 
 from __future__ import annotations
@@ -50,6 +52,11 @@ def _details(finding: DriftFinding) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _cases(report: DriftReport) -> int:
+    """The suite's test cases: a finding each, a skipped one an unchecked part, or `no drift`."""
+    return len(report.findings) + len(report.unchecked) or 1
+
+
 def _suite(parent: ET.Element, report: DriftReport) -> None:
     failures = len(report.findings)
     suite = ET.SubElement(
@@ -57,10 +64,10 @@ def _suite(parent: ET.Element, report: DriftReport) -> None:
         "testsuite",
         {
             "name": _xml_text(f"mscsctl drift: {report.cluster}"),
-            "tests": str(max(failures, 1)),
+            "tests": str(_cases(report)),
             "failures": str(failures),
             "errors": "0",
-            "skipped": "0",
+            "skipped": str(len(report.unchecked)),
         },
     )
     properties = ET.SubElement(suite, "properties")
@@ -69,7 +76,7 @@ def _suite(parent: ET.Element, report: DriftReport) -> None:
     # Not the `timestamp` attribute: JUnit's schema wants it without a time zone, and this one is UTC.
     ET.SubElement(properties, "property", {"name": "checked_at", "value": _xml_text(report.checked_at)})
     classname = _xml_text(report.cluster)
-    if not report.findings:
+    if not report.findings and not report.unchecked:
         ET.SubElement(suite, "testcase", {"classname": classname, "name": "no drift"})
     for finding in report.findings:
         case = ET.SubElement(suite, "testcase", {"classname": classname, "name": _xml_text(case_name(finding))})
@@ -77,6 +84,10 @@ def _suite(parent: ET.Element, report: DriftReport) -> None:
             case, "failure", {"type": str(finding.severity), "message": _xml_text(_message(finding))}
         )
         failure.text = _xml_text(_details(finding))
+    for part in report.unchecked:
+        case = ET.SubElement(suite, "testcase", {"classname": classname, "name": _xml_text(f"{part.node}/{part.part}")})
+        message = f"not checked: {part.reason}" + (f": {part.detail}" if part.detail else "")
+        ET.SubElement(case, "skipped", {"message": _xml_text(message)})
     if report.notes:
         out = ET.SubElement(suite, "system-out")
         out.text = _xml_text("\n".join(report.notes) + "\n")
@@ -85,9 +96,17 @@ def _suite(parent: ET.Element, report: DriftReport) -> None:
 def drift_junit(reports: list[DriftReport]) -> str:
     """The reports of one drift check as one JUnit XML document (UTF-8, ending in a newline)."""
     failures = sum(len(r.findings) for r in reports)
-    tests = sum(max(len(r.findings), 1) for r in reports)
+    tests = sum(_cases(r) for r in reports)
+    skipped = sum(len(r.unchecked) for r in reports)
     root = ET.Element(
-        "testsuites", {"name": "mscsctl drift", "tests": str(tests), "failures": str(failures), "errors": "0"}
+        "testsuites",
+        {
+            "name": "mscsctl drift",
+            "tests": str(tests),
+            "failures": str(failures),
+            "errors": "0",
+            "skipped": str(skipped),
+        },
     )
     for report in reports:
         _suite(root, report)

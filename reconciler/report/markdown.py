@@ -13,7 +13,7 @@ from typing import Any
 
 from reconciler.drift import DriftFinding, DriftReport, DriftSeverity
 from reconciler.findings import Finding, Severity, one_line
-from reconciler.plan import REASON_TEXT, SYMBOL, Plan
+from reconciler.plan import REASON_TEXT, SYMBOL, Plan, UncheckedPart
 from reconciler.render import counts, summary
 from reconciler.report import show_value
 from reconciler.rules import catalogue
@@ -116,11 +116,23 @@ def _plan_section(plan: Plan) -> list[str]:
         lines += ["**Left alone** (not created by mscsctl, not in the desired file):", ""]
         lines += [f"- {_code(u)}" for u in plan.unmanaged]
         lines.append("")
+    lines += _not_checked(plan.unchecked)
     if plan.notes:
         lines += ["**Notes**", ""]
         lines += [f"- {_text(n)}" for n in plan.notes]
         lines.append("")
     return lines
+
+
+def _not_checked(unchecked: list[UncheckedPart]) -> list[str]:
+    """The parts of the file that could not be checked: a reviewer must not read the rest as all."""
+    if not unchecked:
+        return []
+    lines = ["**Not checked** (this report does not cover them):", ""]
+    for part in unchecked:
+        detail = f": {_text(part.detail)}" if part.detail else ""
+        lines.append(f"- {_code(part.node)} {_text(part.part)}, {_code(part.reason)}{detail}")
+    return [*lines, ""]
 
 
 def _finding(finding: Finding) -> str:
@@ -160,13 +172,20 @@ def drift_markdown(reports: list[DriftReport]) -> str:
     for report in reports:
         critical = report.critical
         rows.append(
-            [_text(report.cluster), str(len(report.findings)), str(critical), str(len(report.findings) - critical)]
+            [
+                _text(report.cluster),
+                str(len(report.findings)),
+                str(critical),
+                str(len(report.findings) - critical),
+                str(len(report.unchecked)),
+            ]
         )
     if len(reports) > 1:
         total = sum(len(r.findings) for r in reports)
         critical = sum(r.critical for r in reports)
-        rows.append(["**total**", f"**{total}**", f"**{critical}**", f"**{total - critical}**"])
-    lines += _table(["cluster", "findings", "critical", "warning"], "lrrr", rows)
+        unchecked = sum(len(r.unchecked) for r in reports)
+        rows.append(["**total**", f"**{total}**", f"**{critical}**", f"**{total - critical}**", f"**{unchecked}**"])
+    lines += _table(["cluster", "findings", "critical", "warning", "not checked"], "lrrrr", rows)
     for report in reports:
         lines += _drift_section(report)
     return "\n".join(lines).rstrip("\n") + "\n"
@@ -176,7 +195,10 @@ def _drift_section(report: DriftReport) -> list[str]:
     lines = [f"### {_text(report.cluster)}", ""]
     intro = _about(report.desired_file, report.checked_at and f"checked at {_text(report.checked_at)}")
     intro = intro[:1].upper() + intro[1:]
-    if not report.findings:
+    if not report.findings and report.unchecked:
+        partly = "not checked in full; no drift in the parts that were checked."
+        lines += [f"{intro}: {partly}" if intro else partly[:1].upper() + partly[1:], ""]
+    elif not report.findings:
         lines += [f"{intro}: no drift, vCenter matches the desired file." if intro else "No drift.", ""]
     else:
         n = len(report.findings)
@@ -193,6 +215,7 @@ def _drift_section(report: DriftReport) -> list[str]:
             "fix",
         ]
         lines += _table(header, "llllllll", [_finding_row(f) for f in report.findings])
+    lines += _not_checked(report.unchecked)
     if report.notes:
         lines += ["**Notes**", ""]
         lines += [f"- {_text(n)}" for n in report.notes]

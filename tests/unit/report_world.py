@@ -7,7 +7,9 @@ Three clusters on the hand-built world of `plan_world`:
   that differs from the procedure (a warning), and someone added a NIC by hand (unmanaged);
 - `sql-prod-03`: applied, nothing to do.
 
-Drift: `sql-prod-01` applied, then changed in vCenter by hand; `sql-prod-03` untouched.
+Drift: `sql-prod-01` applied, then changed in vCenter by hand; `sql-prod-02` applied, its
+guests not reached (no credentials): not checked in full; `sql-prod-03` untouched.
+The plan of `sql-prod-02` has its guests not reached too.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from reconciler.drift import DriftReport, detect_drift
-from reconciler.observed import Observed, ObservedNic
+from reconciler.observed import Observed, ObservedGuest, ObservedNic
 from reconciler.outcome import Outcome, OutcomeRecord, OutcomeStatus
 from reconciler.plan import ActionKind, Plan
 from reconciler.planner import build_plan
@@ -70,6 +72,15 @@ def _with_vm(world: Observed, vm: str, **changes: Any) -> Observed:
     return world.model_copy(update={"vms": vms})
 
 
+NO_CREDENTIALS = "no guest credentials: set MSCSCTL_GUEST_USER and MSCSCTL_GUEST_PASSWORD"
+
+
+def without_guests(world: Observed, *nodes: str) -> Observed:
+    """The world with these nodes' guests asked for and not reached (no credentials)."""
+    guests = {n: ObservedGuest(node=n, reason="no-credentials", detail=NO_CREDENTIALS) for n in nodes}
+    return world.model_copy(update={"guests": guests})
+
+
 def sample_plans() -> list[Plan]:
     fresh = build_plan(
         named_cluster("sql-prod-01"),
@@ -88,7 +99,7 @@ def sample_plans() -> list[Plan]:
     )
     edited = build_plan(
         changed,
-        world,
+        without_guests(world, "SQLNODE1", "SQLNODE2"),
         managed=state.managed(),
         desired_file="clusters/sql-prod-02.yaml",
         desired_hash=HASH,
@@ -139,4 +150,13 @@ def sample_drift() -> list[DriftReport]:
     clean = detect_drift(
         clean_cluster, clean_world, clean_state, desired_file="clusters/sql-prod-03.yaml", checked_at=CHECKED_AT
     )
-    return [drifted, clean]
+    partial_cluster = named_cluster("sql-prod-02")
+    partial_world, partial_state = applied(partial_cluster)
+    partial = detect_drift(
+        partial_cluster,
+        without_guests(partial_world, "SQLNODE1", "SQLNODE2"),
+        partial_state,
+        desired_file="clusters/sql-prod-02.yaml",
+        checked_at=CHECKED_AT,
+    )
+    return [drifted, partial, clean]

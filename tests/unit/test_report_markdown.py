@@ -127,10 +127,18 @@ def test_drift_summary_and_findings_table():
     text = drift_markdown(reports)
     assert_tables_are_rectangular(text)
     summary = tables(text)[0]
-    assert summary[0] == ["cluster", "findings", "critical", "warning"]
-    drifted, _clean = reports
-    assert summary[2] == ["sql-prod-01", str(len(drifted.findings)), "1", str(len(drifted.findings) - 1)]
-    assert summary[3] == ["sql-prod-03", "0", "0", "0"]
+    assert summary[0] == ["cluster", "findings", "critical", "warning", "not checked"]
+    drifted, _partial, _clean = reports
+    assert summary[2] == ["sql-prod-01", str(len(drifted.findings)), "1", str(len(drifted.findings) - 1), "0"]
+    assert summary[3] == ["sql-prod-02", "0", "0", "0", "2"]
+    assert summary[4] == ["sql-prod-03", "0", "0", "0", "0"]
+    assert summary[5] == [
+        "**total**",
+        f"**{len(drifted.findings)}**",
+        "**1**",
+        f"**{len(drifted.findings) - 1}**",
+        "**2**",
+    ]
     findings = tables(text)[1]
     assert findings[0] == [
         "severity",
@@ -157,6 +165,20 @@ def test_drift_summary_and_findings_table():
     assert nic[3] == "*absent*" and nic[4] == "`portgroup=Heartbeat, adapter=vmxnet3`"
     assert "### sql-prod-03\n\nDesired file `clusters/sql-prod-03.yaml`, checked at" in text
     assert "no drift" in text.split("### sql-prod-03", 1)[1]
+
+
+def test_parts_not_checked_are_listed_and_never_read_as_no_drift():
+    text = drift_markdown(sample_drift())
+    partial = text.split("### sql-prod-02", 1)[1].split("### ", 1)[0]
+    assert "no drift, vCenter matches" not in partial
+    assert "not checked in full; no drift in the parts that were checked." in partial
+    assert "**Not checked** (this report does not cover them):" in partial
+    for node in ("SQLNODE1", "SQLNODE2"):
+        assert f"- `{node}` guest, `no-credentials`: no guest credentials: set MSCSCTL\\_GUEST\\_USER" in partial
+    plan = plan_markdown(sample_plans())
+    edited = plan.split("### sql-prod-02", 1)[1].split("### ", 1)[0]
+    assert "- `SQLNODE1` guest, `no-credentials`" in edited and "- `SQLNODE2` guest, `no-credentials`" in edited
+    assert "Not checked" not in plan.split("### sql-prod-02", 1)[0]
 
 
 def test_drift_without_state_was_never_applied_nor_changed_outside():

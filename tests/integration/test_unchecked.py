@@ -1,0 +1,146 @@
+"""A report never reads as clean when part of the file could not be checked.
+
+Through the real CLI against the lab: a node's guest side not observed (no credentials, a
+physical node's WinRM unreachable) is named on stderr, in the text, the JSON, the Markdown
+and the JUnit outputs, and apply says the guest step was not done, unless `--skip-guest`
+left the guests out on purpose. (The exit codes are still those of README's table.)
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import xml.etree.ElementTree as ET
+
+import pytest
+
+import labctl
+from tests.integration.cli import default_lab, example, run
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
+
+GUEST_ENV = {"MSCSCTL_GUEST_USER": labctl.GUEST_USER, "MSCSCTL_GUEST_PASSWORD": labctl.GUEST_PASSWORD}
+NO_GUEST_ENV = {"MSCSCTL_GUEST_USER": "", "MSCSCTL_GUEST_PASSWORD": ""}  # empty is unset
+
+
+def lab_with(**vms: dict) -> dict:
+    doc = default_lab()
+    for vm in doc["vms"]:
+        vm.update(vms.get(vm["name"], {}))
+    return doc
+
+
+def closed_port() -> int:
+    """A local TCP port nothing listens on (bound once, then let go)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def unchecked_of(out: str) -> list[tuple[str, str, str]]:
+    return [(u["node"], u["part"], u["reason"]) for r in json.loads(out)["reports"] for u in r["unchecked"]]
+
+
+def test_drift_without_guest_credentials_names_both_guests_and_exits_1(lab, tmp_path):
+    desired = example("cluster-across-boxes", tmp_path)
+    assert run(lab, "apply", str(desired), "--auto-approve", "--skip-guest").code == 0
+
+    junit = tmp_path / "drift.xml"
+    result = run(lab, "drift", str(desired), "--junit", str(junit), env=NO_GUEST_ENV)
+    assert result.code == 0, result
+    assert "no drift." not in result.out
+    assert "not checked in full" in result.out
+    for node in ("SQLNODE1", "SQLNODE2"):
+        assert f"not checked: {node} guest disk timeout (no-credentials: guest credentials not set" in result.out
+        assert f"sql-prod-01: not checked: {node} guest disk timeout (no-credentials" in result.err
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert (suite.get("failures"), suite.get("skipped")) == ("0", "2")
+    skipped = {c.get("name"): c.find("skipped").get("message") for c in suite.iter("testcase")}
+    assert set(skipped) == {"SQLNODE1/guest", "SQLNODE2/guest"}
+    assert all(m.startswith("not checked: no-credentials: guest credentials not set") for m in skipped.values())
+
+    as_json = run(lab, "drift", str(desired), "--json", env=NO_GUEST_ENV)
+    assert as_json.code == 0, as_json
+    assert unchecked_of(as_json.out) == [
+        ("SQLNODE1", "guest", "no-credentials"),
+        ("SQLNODE2", "guest", "no-credentials"),
+    ]
+    markdown = run(lab, "drift", str(desired), "--markdown", env=NO_GUEST_ENV)
+    assert markdown.code == 0, markdown
+    assert "**Not checked** (this report does not cover them):" in markdown.out
+    assert "- `SQLNODE1` guest, `no-credentials`" in markdown.out
+    assert "- `SQLNODE2` guest, `no-credentials`" in markdown.out
+
+    plan = run(lab, "plan", str(desired), "--detailed-exitcode", "--json", env=NO_GUEST_ENV)
+    assert plan.code == 0, plan
+    assert [(u["node"], u["reason"]) for u in json.loads(plan.out)["unchecked"]] == [
+        ("SQLNODE1", "no-credentials"),
+        ("SQLNODE2", "no-credentials"),
+    ]
+
+    # Left out on purpose: clean, nothing unchecked.
+    skipped_on_purpose = run(lab, "drift", str(desired), "--skip-guest", "--junit", str(junit), env=NO_GUEST_ENV)
+    assert skipped_on_purpose.code == 0, skipped_on_purpose
+    assert "sql-prod-01: no drift." in skipped_on_purpose.out and "not checked" not in skipped_on_purpose.out
+    assert ET.parse(junit).getroot().find("testsuite").get("skipped") == "0"
+    as_json = run(lab, "drift", str(desired), "--skip-guest", "--json", env=NO_GUEST_ENV)
+    assert as_json.code == 0 and unchecked_of(as_json.out) == [], as_json
+    plan = run(lab, "plan", str(desired), "--skip-guest", "--detailed-exitcode", env=NO_GUEST_ENV)
+    assert plan.code == 0, plan
+    assert "not checked" not in plan.out + plan.err
+
+
+@pytest.mark.wine
+def test_physical_node_with_winrm_unreachable_is_named_by_drift_plan_and_apply(lab, lab_wine, tmp_path):
+    port = closed_port()
+    nodes = [
+        {"physical": "FILESRV1", "winrm": {"address": "127.0.0.1", "port": port, "ssl": False}},
+        {"vm": "P2V-NODE1"},
+    ]
+    desired = example("physical-to-virtual", tmp_path, nodes=nodes)
+
+    plan = run(lab, "plan", str(desired), "--detailed-exitcode", env=GUEST_ENV)
+    assert plan.code == 2, plan
+    assert "Not checked: FILESRV1 guest disk timeout (" in plan.out, plan
+    assert "p2v-file-01: not checked: FILESRV1 guest disk timeout" in plan.err
+
+    applied = run(lab, "apply", str(desired), "--auto-approve", env=GUEST_ENV)
+    assert applied.code == 0, applied
+    assert "p2v-file-01: apply complete: " in applied.out
+    assert "; not done: FILESRV1 guest disk timeout (" in applied.out, applied
+    assert "p2v-file-01: not done: FILESRV1 guest disk timeout" in applied.err
+    assert lab.guest_disk_timeout("P2V-NODE1") == ("REG_DWORD", "0x3c")  # the VM node's was done
+
+    again = run(lab, "apply", str(desired), "--auto-approve", "--json", env=GUEST_ENV)
+    assert again.code == 0, again
+    (cluster,) = json.loads(again.out)["clusters"]
+    assert [(u["node"], u["part"]) for u in cluster["not_done"]] == [("FILESRV1", "guest")]
+
+    drift = run(lab, "drift", str(desired), "--json", env=GUEST_ENV)
+    assert drift.code == 0, drift
+    assert [u[:2] for u in unchecked_of(drift.out)] == [("FILESRV1", "guest")]
+    text = run(lab, "drift", str(desired), env=GUEST_ENV)
+    assert text.code == 0 and "not checked: FILESRV1 guest disk timeout" in text.out, text
+
+    on_purpose = run(lab, "apply", str(desired), "--auto-approve", "--skip-guest", env=GUEST_ENV)
+    assert on_purpose.code == 0 and "not done" not in on_purpose.out + on_purpose.err, on_purpose
+    assert run(lab, "drift", str(desired), "--skip-guest", env=GUEST_ENV).code == 0
+
+
+@pytest.mark.wine
+def test_a_disk_timeout_the_guests_do_not_have_is_a_change(lab_factory, lab_wine, tmp_path):
+    lab = lab_factory(lab_with(SQLNODE1={"diskTimeout": 60}, SQLNODE2={"diskTimeout": 60}))
+    at_60 = example("cluster-across-boxes", tmp_path)
+    assert run(lab, "apply", str(at_60), "--auto-approve", env=GUEST_ENV).code == 0
+    assert run(lab, "plan", str(at_60), "--detailed-exitcode", env=GUEST_ENV).code == 0
+
+    desired = example("cluster-across-boxes", tmp_path, guest={"diskTimeoutSeconds": 90})
+    plan = run(lab, "plan", str(desired), "--detailed-exitcode", env=GUEST_ENV)
+    assert plan.code == 2, plan
+    for node in ("SQLNODE1", "SQLNODE2"):
+        assert f"/node/{node}/guest/diskTimeout" in plan.out, plan
+    assert plan.out.count("seconds: 60 -> 90") == 2, plan
+    # Without credentials the guests are not compared: never "no changes".
+    blind = run(lab, "plan", str(desired), "--detailed-exitcode", env=NO_GUEST_ENV)
+    assert blind.code == 0, blind
+    assert "Not checked: SQLNODE1 guest disk timeout (no-credentials" in blind.out
