@@ -44,10 +44,10 @@ def mscsctl(lab: labctl.Lab, *args: str) -> tuple[int, float]:
     return proc.returncode, elapsed
 
 
-def bench_fleet(n: int, parallelism: int, delay_ms: int) -> dict:
+def bench_fleet(n: int, parallelism: int, delay_ms: int, scale: str | None = None) -> dict:
     faults = [{"method": "*", "action": "delay", "delay_ms": delay_ms, "times": 0}] if delay_ms else []
     with tempfile.TemporaryDirectory(prefix="mscsctl-bench-") as tmp:
-        lab = labctl.start(None, Path(tmp) / "lab", fleet=n, faults=faults)
+        lab = labctl.start(None, Path(tmp) / "lab", fleet=n, faults=faults, scale=scale, timeout=300)
         try:
             fleet = Path(tmp) / "fleet"
             write_fleet(n, fleet)
@@ -68,6 +68,7 @@ def bench_fleet(n: int, parallelism: int, delay_ms: int) -> dict:
         "clusters": n,
         "parallelism": parallelism,
         "delay_ms": delay_ms,
+        "scale": scale,
         "observe_reads": reads,
         "plan_s": round(plan_s, 2),
         "apply_s": round(apply_s, 2),
@@ -79,12 +80,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1,10,20,50", help="fleet sizes (clusters)")
     parser.add_argument("--delay-ms", type=int, default=0, help="lab latency added to every vCenter call")
+    parser.add_argument("--scale", help="grow the lab around the fleet: small | realistic (tests/lab/README.md)")
     parser.add_argument("--out", default=str(REPO / "bench" / "results.json"))
     args = parser.parse_args(argv)
     rows = []
     for n in (int(s) for s in args.sizes.split(",")):
         for parallelism in (1, 10):
-            row = bench_fleet(n, parallelism, args.delay_ms)
+            row = bench_fleet(n, parallelism, args.delay_ms, args.scale)
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
     Path(args.out).write_text(json.dumps(rows, indent=2) + "\n")

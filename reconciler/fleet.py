@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from reconciler.observed import Observed, ObservedGuest
-from reconciler.spec import PhysicalNode, RdmDisk, VmNode
+from reconciler.spec import DEFAULT_HOST_OPTIONS, PhysicalNode, RdmDisk, SharedVmdk, VmNode
 from reconciler.workspace import Desired
 
 if TYPE_CHECKING:
@@ -35,14 +35,16 @@ def observe_all(session: Session, desired: list[Desired]) -> dict[str, Observed]
     out: dict[str, Observed] = {}
     for dc, group in by_dc.items():
         vms = sorted({vm for d in group for vm in d.cluster.spec.vm_names})
-        prefixes = sorted(
-            {k.split(".", 1)[0] + "." for d in group for k in d.cluster.spec.host_options or {}} or {"Disk."}
-        )
+        # Just the advanced options the plans set, and the datastores the files name.
+        option_keys = sorted({k for d in group for k in d.cluster.spec.host_options or {}} | set(DEFAULT_HOST_OPTIONS))
+        disks = [disk for d in group for disk in d.cluster.spec.shared_disks.disks]
         # The LUNs whose users are looked for: exactly those of the clusters in play.
-        luns = sorted(
-            {disk.lun for d in group for disk in d.cluster.spec.shared_disks.disks if isinstance(disk, RdmDisk)}
-        )
-        observed = observe(session, dc, vms, tuple(prefixes), luns=luns)
+        luns = sorted({disk.lun for disk in disks if isinstance(disk, RdmDisk)})
+        named = {disk.mapping_datastore for disk in disks if isinstance(disk, RdmDisk)} | {
+            disk.datastore for disk in disks if isinstance(disk, SharedVmdk)
+        }
+        datastores = sorted(name for name in named if name)
+        observed = observe(session, dc, vms, option_keys, luns=luns, datastores=datastores)
         for d in group:
             out[d.name] = observed
     return out

@@ -4,10 +4,11 @@ Used by tests/conftest.py and from the command line:
 
     python tests/labctl.py build
     python tests/labctl.py run [--lab tests/lab/labs/default.yaml] [--dir DIR] [--fleet N] [--fault SPEC ...]
-                               [--wine-cache DIR]
+                               [--scale NAME] [--wine-cache DIR]
 
 ``run`` builds the lab if needed, starts it in the foreground, prints
-``export VSPHERE_SERVER=... VSPHERE_USER=... VSPHERE_PASSWORD=... VSPHERE_CA_FILE=...``
+``export VSPHERE_SERVER=... VSPHERE_USER=... VSPHERE_PASSWORD=... VSPHERE_CA_FILE=...
+MSCSCTL_GUEST_USER=... MSCSCTL_GUEST_PASSWORD=...``
 and serves until Ctrl-C (or SIGTERM).
 """
 
@@ -199,7 +200,12 @@ class Lab:
         return self.control("GET", "calls")
 
     def reset_calls(self) -> None:
+        """Reset the call counts and the traffic counts."""
         self.control("DELETE", "calls")
+
+    def traffic(self) -> dict[str, dict[str, int]]:
+        """SOAP bytes so far per method: ``{"sent": {...}, "received": {...}}`` (sent: the answers)."""
+        return self.control("GET", "traffic")
 
     # --- guests (Wine prefixes) ------------------------------------------
 
@@ -281,11 +287,13 @@ def start(
     timeout: float = 60.0,
     extra_args: Iterable[str] = (),
     wine_cache: str | os.PathLike[str] | None = None,
+    scale: str | None = None,
 ) -> Lab:
     """Start a lab server and wait for its JSON line. ``lab=None`` with ``fleet`` builds only the fleet.
 
     ``wine_cache``: a directory where the template Wine prefix of the guests is kept for
     every lab given the same directory (``--wine-cache``; default $MSCSCTL_LAB_WINE_CACHE).
+    ``scale``: a size profile (``--scale small|realistic``, tests/lab/README.md).
     """
     exe = binary or build()
     rd = Path(run_dir) if run_dir else Path(tempfile.mkdtemp(prefix="mscsctl-lab-"))
@@ -295,6 +303,8 @@ def start(
         args += ["--lab", str(lab)]
     if fleet:
         args += ["--fleet", str(fleet)]
+    if scale:
+        args += ["--scale", scale]
     for f in faults:
         args += ["--fault", f if isinstance(f, str) else json.dumps(dict(f))]
     if wine_cache is not None:
@@ -399,7 +409,8 @@ def wait(task: Any, timeout: float = 30.0) -> Any:
 
 
 def _export_lines(lab: Lab) -> str:
-    env = lab.env()
+    """The line to paste into a shell: vCenter's variables and the lab guests' login."""
+    env = {**lab.env(), "MSCSCTL_GUEST_USER": GUEST_USER, "MSCSCTL_GUEST_PASSWORD": GUEST_PASSWORD}
     return "export " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
 
 
@@ -414,6 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--lab", default=str(DEFAULT_LAB), help="lab file (default: %(default)s); 'none' with --fleet")
     r.add_argument("--dir", help="run directory (default: a new temporary directory)")
     r.add_argument("--fleet", type=int, help="add N generated clusters Fleet-01..")
+    r.add_argument("--scale", help="grow the lab to a size profile: small | realistic")
     r.add_argument("--fault", action="append", default=[], help="fault rule (repeatable)")
     r.add_argument("--wine-cache", help="keep the guests' template Wine prefix here for later runs")
     args = p.parse_args(argv)
@@ -423,7 +435,12 @@ def main(argv: list[str] | None = None) -> int:
             print(build(force=args.force))
             return 0
         lab = start(
-            None if args.lab == "none" else args.lab, args.dir, args.fleet, args.fault, wine_cache=args.wine_cache
+            None if args.lab == "none" else args.lab,
+            args.dir,
+            args.fleet,
+            args.fault,
+            wine_cache=args.wine_cache,
+            scale=args.scale,
         )
     except (LabUnavailable, LabBuildError, RuntimeError, TimeoutError) as e:
         print(f"labctl: {e}", file=sys.stderr)
@@ -442,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     if lab.wine_missing:
         print(f"# guest operations unavailable: {lab.wine_missing}")
     else:
-        print(f"# guest login: {GUEST_USER} / {GUEST_PASSWORD} (MSCSCTL_GUEST_USER / MSCSCTL_GUEST_PASSWORD)")
+        print(f"# guest login: {GUEST_USER} / {GUEST_PASSWORD} (exported below)")
     print(_export_lines(lab), flush=True)
     try:
         while not stop and lab.running:

@@ -1,15 +1,23 @@
-"""The one read: everything a plan needs, through the PropertyCollector, by precise property paths.
+"""The one read: what the plans need, through the PropertyCollector, by precise property paths.
 
-Round trips are constant however many clusters, VMs and hosts are asked for:
+Proportional to the clusters in play, not to the datacenter; round trips are constant however
+many clusters, VMs and hosts are asked for:
   1. find the datacenter (a container view of the root folder, names only);
   2. one container view of the datacenter, one retrieve of names and references;
-  3. one retrieve of the precise properties of just the objects the plans need
-     (node VMs, their vSphere clusters and those clusters' hosts, datastores, port
-     groups);
-  4. one retrieve of the hosts' advanced options, and of the other VMs registered on the
-     hosts that see the clusters' LUNs (who else maps a LUN, holds a shared file, or was a
-     node).
-No `vm.config` or `runtime` is fetched whole and no pyvmomi object is walked lazily.
+  3. one retrieve, from the node VMs, of their properties and, by traversal (the VM's resource
+     pool, its owner, that owner's hosts, the datastores they mount), of the nodes' vSphere
+     clusters, the hosts of those clusters and their datastores - not every host of the
+     datacenter - and of the datastores the files name;
+  4. one retrieve of just the advanced options the plans set (keyed paths,
+     `setting["Disk.UseLunReset"]`), of the other VMs registered on the hosts that see the
+     clusters' LUNs or mount a shared file's datastore (who else maps a LUN, holds a shared
+     file, or was a node), and, on the datacenter's other hosts, of just the clusters' LUNs
+     (keyed paths `config.storageDevice.scsiLun["key-…"]`: whether the host sees it, its
+     perennial reservation);
+  5. only when a host outside the nodes' vSphere clusters sees one of the clusters' LUNs: one
+     retrieve of the VMs registered on such hosts.
+No `vm.config` or `runtime` is fetched whole, no host's whole option list, and no pyvmomi
+object is walked lazily.
 
 vCenter returns entity names escaped (`SQL%2fNODE 1` for a VM named `SQL/NODE 1`): every
 `name` is unescaped as it is read, so that the observed model is keyed by the names a
@@ -37,6 +45,7 @@ from reconciler.observed import (
     ObservedVm,
     ObservedVmRule,
 )
+from reconciler.spec import DEFAULT_HOST_OPTIONS
 
 VM_PATHS = [
     "name",
@@ -64,30 +73,64 @@ HOST_PATHS = [
 CLUSTER_PATHS = ["name", "host", "configurationEx"]
 DATASTORE_PATHS = ["name", "summary.type", "info", "host"]
 NETWORK_PATHS = ["name"]
-OPTION_PATHS = ["setting"]
+#: the advanced options read when the caller names none: those the clustering procedure sets
+DEFAULT_OPTION_KEYS = tuple(DEFAULT_HOST_OPTIONS)
 
 
 def observe(
     session: Session,
     datacenter: str,
     vm_names: Iterable[str],
-    option_prefixes: Iterable[str] = ("Disk.",),
+    option_keys: Iterable[str] = DEFAULT_OPTION_KEYS,
     *,
     luns: Iterable[str] | None = None,
+    datastores: Iterable[str] = (),
 ) -> Observed:
     """Read the datacenter's view of the given VMs and everything around them.
 
-    `luns`: the clusters' LUNs, whose users are looked for (see `hosts_around`); None: every
-    SAN LUN the VMs' hosts see.
+    `option_keys`: the hosts' advanced options to read (each by its key, not the host's whole
+    list). `luns`: the clusters' LUNs, whose users are looked for (see `hosts_around`); None:
+    every SAN LUN the VMs' hosts see. `datastores`: the datastores the files name, read
+    besides those the nodes' vSphere clusters mount.
     """
     wanted_vms = set(vm_names)
-    prefixes = tuple(option_prefixes)
+    keys = tuple(sorted(set(option_keys)))
     wanted_luns = None if luns is None else sorted(set(luns))
-    return session.call(lambda si: _observe(si, datacenter, wanted_vms, prefixes, wanted_luns))
+    named = set(datastores)
+    return session.call(lambda si: _observe(si, datacenter, wanted_vms, keys, wanted_luns, named))
+
+
+def _traversal(name: str, kind: type, path: str, *then: str) -> vmodl.query.PropertyCollector.TraversalSpec:
+    return vmodl.query.PropertyCollector.TraversalSpec(
+        name=name,
+        type=kind,
+        path=path,
+        skip=False,
+        selectSet=[vmodl.query.PropertyCollector.SelectionSpec(name=n) for n in then],
+    )
+
+
+def node_surroundings(vm: Any) -> vmodl.query.PropertyCollector.ObjectSpec:
+    """From a node VM: the VM, its resource pool's owner (its vSphere cluster or standalone
+    host), that owner's hosts and the datastores they mount. (Traversal paths are top-level
+    properties: `runtime.host` cannot be one; a VM without a resource pool, a template, is
+    no node.)"""
+    traversals = [
+        _traversal("vmPool", vim.VirtualMachine, "resourcePool", "poolOwner"),
+        _traversal("poolOwner", vim.ResourcePool, "owner", "ownerHosts"),
+        _traversal("ownerHosts", vim.ComputeResource, "host", "hostDatastores"),
+        _traversal("hostDatastores", vim.HostSystem, "datastore"),
+    ]
+    return vmodl.query.PropertyCollector.ObjectSpec(obj=vm, skip=False, selectSet=traversals)
 
 
 def _observe(
-    si: Any, datacenter: str, wanted_vms: set[str], prefixes: tuple[str, ...], luns: list[str] | None
+    si: Any,
+    datacenter: str,
+    wanted_vms: set[str],
+    option_keys: tuple[str, ...],
+    luns: list[str] | None,
+    named_datastores: set[str],
 ) -> Observed:
     content = si.RetrieveContent()
     pc = content.propertyCollector
@@ -98,14 +141,12 @@ def _observe(
     datastores = of(vim.Datastore)
     networks = of(vim.Network)
 
-    # Detailed read of just what the plans need. The hosts: every host of a vSphere cluster
-    # (reservations are per cluster) - the node VMs' hosts are among them.
-    specs = (
-        [obj_spec(o) for o, _ in vms]
-        + [obj_spec(o) for o, _ in hosts]
-        + [obj_spec(o) for o, _ in clusters]
-        + [obj_spec(o) for o, _ in datastores]
-    )
+    # Detailed read of just what the plans need: the node VMs and, by traversal, their vSphere
+    # clusters, every host of those clusters (reservations are per cluster) and the datastores
+    # those hosts mount; the datastores the files name.
+    specs = [node_surroundings(o) for o, _ in vms] + [
+        obj_spec(o) for o, p in datastores if p.get("name") in named_datastores
+    ]
     detail = (
         retrieve(
             pc,
@@ -120,32 +161,65 @@ def _observe(
         if specs
         else {}
     )
+    # The node VMs (the traversal reaches no other VM) and the hosts read whole.
+    asked = {obj._moId for obj in detail if isinstance(obj, vim.VirtualMachine)}
+    read_hosts = {obj._moId for obj in detail if isinstance(obj, vim.HostSystem)}
     option_managers = [
         props["configManager.advancedOption"]
         for obj, props in detail.items()
         if isinstance(obj, vim.HostSystem) and props.get("configManager.advancedOption") is not None
     ]
-    asked = {obj._moId for obj in detail if isinstance(obj, vim.VirtualMachine)}
-    # One more retrieve: the option managers' settings, and the VMs registered on the hosts
-    # `hosts_around` names (their `vm`, read above) that were not read already, to know who
-    # else maps a LUN or holds a shared file.
-    around = {vm._moId: vm for host in hosts_around(detail, luns) for vm in detail[host].get("vm") or []}
-    extra_specs = [obj_spec(o) for o in option_managers] + [
-        obj_spec(vm) for moref, vm in sorted(around.items()) if moref not in asked
-    ]
-    extra = (
-        retrieve(pc, extra_specs, {vim.option.OptionManager: OPTION_PATHS, vim.VirtualMachine: VM_PATHS})
-        if extra_specs
-        else {}
+    # One more retrieve: the options the plans set, the VMs registered on the hosts
+    # `hosts_around` names (their `vm`, read above) that were not read already, the VMs of the
+    # other hosts that mount a shared file's datastore, and the clusters' LUNs as the other
+    # hosts of the datacenter see them (by the keys the nodes' hosts know them by).
+    around_hosts, outside_mounts, wanted = hosts_around(detail, luns)
+    around = {vm._moId: vm for host in around_hosts for vm in detail[host].get("vm") or []}
+    lun_keys = sorted(
+        {
+            lun.key
+            for obj, props in detail.items()
+            if isinstance(obj, vim.HostSystem)
+            for lun in props.get("config.storageDevice.scsiLun") or []
+            if getattr(lun, "canonicalName", None) in wanted
+        }
     )
+    others = [o for o, _ in hosts if o._moId not in read_hosts]
+    outside = [h for h in others if h._moId in outside_mounts]
+    extra_specs = (
+        [obj_spec(o) for o in option_managers]
+        + [obj_spec(vm) for moref, vm in sorted(around.items()) if moref not in asked]
+        + vms_of_hosts(outside)
+        + ([obj_spec(h) for h in others] if lun_keys else [])
+    )
+    extra_paths: dict[type, list[str]] = {vim.VirtualMachine: VM_PATHS}
+    if option_keys:
+        extra_paths[vim.option.OptionManager] = [f'setting["{key}"]' for key in option_keys]
+    if lun_keys:
+        extra_paths[vim.HostSystem] = [f'config.storageDevice.scsiLun["{key}"]' for key in lun_keys]
+    extra = retrieve(pc, extra_specs, extra_paths) if extra_specs else {}
     option_by_mgr = {
-        mgr._moId: props.get("setting") or []
+        mgr._moId: [v for v in props.values() if v is not None]
         for mgr, props in extra.items()
         if isinstance(mgr, vim.option.OptionManager)
     }
+    seen_outside = {
+        obj._moId: [v for v in props.values() if v is not None]
+        for obj, props in extra.items()
+        if isinstance(obj, vim.HostSystem)
+    }
+    seen_outside = {moref: found for moref, found in seen_outside.items() if found}
     neighbours = {obj: props for obj, props in extra.items() if isinstance(obj, vim.VirtualMachine)}
+    # Last, only when needed: the VMs of the other hosts that see one of the clusters' LUNs.
+    late = [h for h in others if h._moId in seen_outside and h._moId not in outside_mounts]
+    if late:
+        more = retrieve(pc, vms_of_hosts(late), {vim.VirtualMachine: VM_PATHS})
+        neighbours.update({o: p for o, p in more.items() if o._moId not in asked and o not in neighbours})
+    for obj in [o for o in neighbours if o._moId in asked]:
+        del neighbours[obj]
 
     host_names = {o._moId: p["name"] for o, p in hosts}
+    host_parent = {o._moId: p.get("parent") for o, p in hosts}
     cluster_names = {o._moId: p["name"] for o, p in clusters}
     ds_names = {o._moId: p["name"] for o, p in datastores}
     net_names = {o._moId: p["name"] for o, p in networks}
@@ -160,10 +234,21 @@ def _observe(
         if isinstance(obj, vim.HostSystem):
             mgr = props.get("configManager.advancedOption")
             settings = option_by_mgr.get(mgr._moId, []) if mgr is not None else []
-            host = _host(obj, props, cluster_names, ds_names, net_names, settings, prefixes)
+            host = _host(obj, props, cluster_names, ds_names, net_names, settings)
             obs_hosts[host.name] = host
             lun_names[obj._moId] = {lun.uuid: lun.canonical_name for lun in host.luns.values()}
+    for moref, found in sorted(seen_outside.items()):
+        host = _outside_host(moref, host_names[moref], host_parent.get(moref), cluster_names, found)
+        obs_hosts[host.name] = host
+        lun_names[moref] = {lun.uuid: lun.canonical_name for lun in host.luns.values()}
     host_cluster = {h.moref: h.cluster for h in obs_hosts.values()}
+    host_cluster.update(
+        {
+            moref: cluster_names.get(parent._moId) if parent is not None else None
+            for moref, parent in host_parent.items()
+            if moref not in host_cluster
+        }
+    )
     for obj, props in detail.items():
         if isinstance(obj, vim.VirtualMachine):
             vm = _vm(obj, props, host_names, host_cluster, net_names, lun_names)
@@ -189,13 +274,32 @@ def _observe(
     )
 
 
-def hosts_around(detail: dict[Any, dict[str, Any]], luns: Iterable[str] | None = None) -> list[Any]:
+def _outside_host(
+    moref: str, name: str, parent: Any, cluster_names: dict[str, str], scsi_luns: list[Any]
+) -> ObservedHost:
+    """A host outside the nodes' vSphere clusters that sees some of the clusters' LUNs: just
+    those LUNs (their transport is not read there)."""
+    luns = {lun.canonical_name: lun for lun in (observed_lun(s) for s in scsi_luns) if lun is not None}
+    return ObservedHost(
+        name=name,
+        moref=moref,
+        cluster=cluster_names.get(parent._moId) if parent is not None else None,
+        luns=luns,
+    )
+
+
+def hosts_around(
+    detail: dict[Any, dict[str, Any]], luns: Iterable[str] | None = None
+) -> tuple[list[Any], set[str], set[str]]:
     """The hosts whose VMs may map a LUN of the asked VMs' clusters or hold one of their shared files.
 
-    Those that see one of `luns` (an RDM can only be mapped where its LUN is seen); `luns` None:
-    the SAN LUNs the asked VMs' hosts see (not local disks, not VMFS extents), a superset of
-    their clusters' LUNs. Also the asked VMs' own hosts, and the hosts that mount a datastore
-    holding a disk on an asked VM's bus-sharing controller (a shared VMDK).
+    Returns (the read hosts of `detail` among them, the morefs of other hosts that mount a
+    shared file's datastore, the LUNs looked for). Those that see one of `luns` (an RDM can
+    only be mapped where its LUN is seen); `luns` None: the SAN LUNs the asked VMs' hosts see
+    (not local disks, not VMFS extents), a superset of their clusters' LUNs. Also the asked
+    VMs' own hosts, and the hosts that mount a datastore holding a disk on an asked VM's
+    bus-sharing controller (a shared VMDK). The hosts outside `detail` that see a LUN are
+    found by the caller (a keyed read of just those LUNs).
     """
     vm_props = [p for o, p in detail.items() if isinstance(o, vim.VirtualMachine)]
     host_props = {o._moId: (o, p) for o, p in detail.items() if isinstance(o, vim.HostSystem)}
@@ -218,8 +322,9 @@ def hosts_around(detail: dict[Any, dict[str, Any]], luns: Iterable[str] | None =
         wanted = {n for h in node_hosts if h in host_props for n in seen(host_props[h][1])} - extents
     else:
         wanted = set(luns)
-    ds_by_name = {p.get("name"): o._moId for o, p in detail.items() if isinstance(o, vim.Datastore)}
+    ds_by_name = {p.get("name"): (o._moId, p) for o, p in detail.items() if isinstance(o, vim.Datastore)}
     shared_datastores = set()
+    mounting: set[str] = set()
     for props in vm_props:
         devices = props.get("config.hardware.device") or []
         sharing = {k for k, c in controllers_of(devices).items() if c.sharing != "none"}
@@ -227,13 +332,15 @@ def hosts_around(detail: dict[Any, dict[str, Any]], luns: Iterable[str] | None =
             if isinstance(d, vim.vm.device.VirtualDisk) and d.controllerKey in sharing:
                 name = datastore_path(getattr(d.backing, "fileName", "") or "")[1:].partition("]")[0]
                 if name in ds_by_name:
-                    shared_datastores.add(ds_by_name[name])
+                    moref, ds_props = ds_by_name[name]
+                    shared_datastores.add(moref)
+                    mounting.update(m.key._moId for m in ds_props.get("host") or [])
     out = []
     for moref, (obj, props) in sorted(host_props.items()):
         mounted = {d._moId for d in props.get("datastore") or []}
         if moref in node_hosts or seen(props) & wanted or mounted & shared_datastores:
             out.append(obj)
-    return out
+    return out, mounting - set(host_props), wanted
 
 
 def vms_of_hosts(hosts: Iterable[Any]) -> list[vmodl.query.PropertyCollector.ObjectSpec]:
@@ -255,7 +362,7 @@ def _index(content: Any, pc: Any, dc: Any) -> Callable[[type], list[tuple[Any, d
             {
                 vim.VirtualMachine: ["name"],
                 vim.HostSystem: ["name", "parent"],
-                vim.ClusterComputeResource: ["name", "host"],
+                vim.ClusterComputeResource: ["name"],
                 vim.Datastore: ["name"],
                 vim.Network: ["name"],
             },
@@ -327,7 +434,6 @@ def _host(
     ds_names: dict[str, str],
     net_names: dict[str, str],
     settings: list[Any],
-    prefixes: tuple[str, ...],
 ) -> ObservedHost:
     parent = props.get("parent")
     hbas = []
@@ -348,8 +454,7 @@ def _host(
             luns[lun.canonical_name] = lun
     options: dict[str, int | str | None] = {}
     for opt in settings:
-        if opt.key.startswith(prefixes):
-            options[opt.key] = option_value(opt.value)
+        options[opt.key] = option_value(opt.value)
     return ObservedHost(
         name=props["name"],
         moref=obj._moId,

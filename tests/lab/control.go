@@ -4,7 +4,8 @@ package main
 //
 //	GET    /lab/              lab info (url, credentials, counts)
 //	GET    /lab/calls         SOAP calls received, per method: {"Login": 1, ...}
-//	DELETE /lab/calls         reset the call counts
+//	DELETE /lab/calls         reset the call counts (and the traffic)
+//	GET    /lab/traffic       SOAP bytes per method: {"sent": {"RetrievePropertiesEx": N, ...}, "received": {...}}
 //	GET    /lab/faults        installed fault rules with their seen/hits counters
 //	POST   /lab/faults        install rules: one JSON object or a list -> {"ids": [...]}
 //	DELETE /lab/faults        remove every rule
@@ -43,7 +44,11 @@ func (l *Lab) registerControl(mux *http.ServeMux, info func() map[string]any) {
 	})
 	mux.HandleFunc("DELETE /lab/calls", func(w http.ResponseWriter, r *http.Request) {
 		e.resetCalls()
+		l.traffic.reset()
 		writeJSON(w, http.StatusOK, map[string]any{})
+	})
+	mux.HandleFunc("GET /lab/traffic", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, l.traffic.snapshot())
 	})
 	mux.HandleFunc("GET /lab/faults", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, e.list())

@@ -39,7 +39,9 @@ type Lab struct {
 	extentLUNs map[string]string
 
 	faults *faultEngine
-	guests *guestOps
+	// traffic counts the SOAP bytes per method (traffic.go)
+	traffic *trafficCounter
+	guests  *guestOps
 }
 
 // guestLogin is the user name and password the VM's guest accepts.

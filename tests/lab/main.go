@@ -2,7 +2,7 @@
 // behave like vCenter and ESXi where it matters to mscsctl) on 127.0.0.1
 // over TLS.
 //
-//	lab --lab labs/default.yaml --dir RUNDIR [--fleet N] [--fault SPEC ...]
+//	lab --lab labs/default.yaml --dir RUNDIR [--fleet N] [--scale NAME] [--fault SPEC ...]
 //	    [--wine PATH|off] [--wine-cache DIR]
 //
 // Once serving it prints one JSON line on stdout:
@@ -59,6 +59,7 @@ func run() error {
 		labPath    = flag.String("lab", "", "lab file (YAML)")
 		dir        = flag.String("dir", "", "run directory: certificate, datastores (required)")
 		fleet      = flag.Int("fleet", 0, "add N generated clusters Fleet-01..Fleet-NN")
+		scale      = flag.String("scale", "", "grow the lab to a profile's size: small | realistic (see scale.go)")
 		listen     = flag.String("listen", "127.0.0.1:0", "address to listen on")
 		watchStdin = flag.Bool("watch-stdin", false, "exit when standard input closes")
 		wine       = flag.String("wine", os.Getenv("MSCSCTL_LAB_WINE"), "Wine's wine64 for guest operations: a path, or off (default: $MSCSCTL_LAB_WINE, else found on PATH)")
@@ -81,6 +82,11 @@ func run() error {
 	}
 	if *fleet > 0 {
 		if err := addFleet(lf, *fleet); err != nil {
+			return err
+		}
+	}
+	if *scale != "" {
+		if err := addScale(lf, *scale); err != nil {
 			return err
 		}
 	}
@@ -141,6 +147,7 @@ func run() error {
 		extentLUNs:     map[string]string{},
 	}
 	l.faults = newFaultEngine(l)
+	l.traffic = newTrafficCounter()
 	cache := *wineCache
 	if cache != "" {
 		if cache, err = filepath.Abs(cache); err != nil {
@@ -177,7 +184,8 @@ func run() error {
 	svc.Listen = &url.URL{Host: *listen, User: url.UserPassword(lf.Credentials.Username, lf.Credentials.Password)}
 	svc.ServeMux = http.NewServeMux()
 	// guard: a panic while serving a call answers SystemError (recover.go)
-	sdk := l.guard(l.faults.wrap(http.HandlerFunc(svc.ServeSDK)))
+	// traffic: bytes in and out per method, GET /lab/traffic (traffic.go)
+	sdk := l.guard(l.traffic.wrap(l.faults.wrap(http.HandlerFunc(svc.ServeSDK))))
 	// more specific than the simulator's own "/sdk" patterns
 	svc.ServeMux.Handle("POST /sdk", sdk)
 	svc.ServeMux.Handle("POST /sdk/vimService", sdk)
