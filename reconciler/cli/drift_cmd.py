@@ -8,9 +8,11 @@ from pathlib import Path
 import typer
 
 from reconciler.cli import app, output
-from reconciler.cli.options import CA_FILE, INSECURE, SERVER, SKIP_GUEST, STATE, STATE_DIR, USER, run_options
+from reconciler.cli.options import (
+    with_run_options,
+)
 from reconciler.drift import DriftReport, DriftSeverity
-from reconciler.run import drift_file
+from reconciler.run import RunOptions, drift_file
 from reconciler.values import show_value
 from reconciler.workspace import write_private
 
@@ -49,18 +51,14 @@ def _esc(text: str) -> str:
 
 @app.command("drift")
 @output.reports_errors
+@with_run_options(lock=False)
 def drift_command(
     target: Path = typer.Argument(..., help="Desired-state file (YAML), or a directory of them."),
     as_json: bool = typer.Option(False, "--json", help="Print the findings as JSON."),
     markdown: bool = typer.Option(False, "--markdown", help="Print the findings as Markdown."),
     junit: Path | None = typer.Option(None, "--junit", help="Also write the findings as JUnit XML to this file."),
-    skip_guest: bool = SKIP_GUEST,
-    state_path: str | None = STATE,
-    state_dir: str | None = STATE_DIR,
-    server: str | None = SERVER,
-    user: str | None = USER,
-    ca_file: str | None = CA_FILE,
-    insecure: bool | None = INSECURE,
+    *,
+    options: RunOptions,
 ) -> int:
     """Compare what vCenter shows now with the desired file(s) and with what was last applied.
 
@@ -68,7 +66,7 @@ def drift_command(
     never "no drift"). A part of the file that could not be checked (a guest not reached,
     a VM not found) is named in every output and on stderr; --skip-guest leaves the guests out.
     """
-    reports = drift_file(target, run_options(server, user, ca_file, insecure, state_path, state_dir, skip_guest))
+    reports = drift_file(target, options)
     if junit is not None:
         from reconciler.report.junit import drift_junit
 

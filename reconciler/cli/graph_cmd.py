@@ -9,7 +9,9 @@ from pathlib import Path
 import typer
 
 from reconciler.cli import app, output
-from reconciler.cli.options import CA_FILE, INSECURE, SERVER, SKIP_GUEST, STATE, STATE_DIR, USER, run_options
+from reconciler.cli.options import (
+    with_run_options,
+)
 from reconciler.errors import MscsError
 from reconciler.graph import GraphFormat, fleet_graph
 from reconciler.plan_file import saved_plans_at
@@ -24,6 +26,7 @@ class GraphView(StrEnum):
 
 @app.command("graph")
 @output.reports_errors
+@with_run_options(lock=False)
 def graph_command(
     target: Path = typer.Argument(
         ...,
@@ -42,13 +45,8 @@ def graph_command(
         "and as the file wants it, differences marked (a desired file or directory, not a saved plan).",
         case_sensitive=False,
     ),
-    skip_guest: bool = SKIP_GUEST,
-    state_path: str | None = STATE,
-    state_dir: str | None = STATE_DIR,
-    server: str | None = SERVER,
-    user: str | None = USER,
-    ca_file: str | None = CA_FILE,
-    insecure: bool | None = INSECURE,
+    *,
+    options: RunOptions,
 ) -> int:
     """Draw the plan (its actions in order, grouped by host, vSphere cluster and node, with their
     dependencies), or with `--view topology` the cluster: nodes on their hosts, shared controller,
@@ -58,7 +56,6 @@ def graph_command(
     reads vCenter as `plan` does. The topology reads vCenter and the state as `plan` does,
     never the guests, and changes nothing. Exit codes: 0 success, 1 error.
     """
-    options = run_options(server, user, ca_file, insecure, state_path, state_dir, skip_guest)
     if view is GraphView.TOPOLOGY:
         sys.stdout.write(fleet_topology(_cluster_views(target, options), fmt))
         return 0

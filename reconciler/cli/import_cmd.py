@@ -7,13 +7,15 @@ from pathlib import Path
 import typer
 
 from reconciler.cli import app, output
-from reconciler.cli.options import CA_FILE, INSECURE, SERVER, STATE, STATE_DIR, USER, run_options
+from reconciler.cli.options import with_run_options
 from reconciler.importer import ImportRequest, ImportResult, import_cluster
 from reconciler.render import summary
+from reconciler.run import RunOptions
 
 
 @app.command("import")
 @output.reports_errors
+@with_run_options(guest=False, lock=False)
 def import_command(
     datacenter: str = typer.Option(..., "--datacenter", help="vCenter datacenter of the nodes."),
     vms: list[str] | None = typer.Option(
@@ -33,12 +35,8 @@ def import_command(
     ),
     out: Path | None = typer.Option(None, "--out", help="The desired file to write (default: NAME.yaml)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing desired file and state."),
-    state_path: str | None = STATE,
-    state_dir: str | None = STATE_DIR,
-    server: str | None = SERVER,
-    user: str | None = USER,
-    ca_file: str | None = CA_FILE,
-    insecure: bool | None = INSECURE,
+    *,
+    options: RunOptions,
 ) -> int:
     """Write the desired file of a cluster built by hand, and record its state as if mscsctl had applied it.
 
@@ -57,7 +55,6 @@ def import_command(
 
     Exit codes: 0 imported, 1 refused or error.
     """
-    options = run_options(server, user, ca_file, insecure, state_path, state_dir)
     request = ImportRequest(
         datacenter=datacenter,
         vms=tuple(vms or ()),

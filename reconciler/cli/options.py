@@ -6,6 +6,11 @@ them, and explain them, the same way.
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any
+
 import typer
 
 from reconciler.run import DEFAULT_PARALLELISM, Connection, RunOptions
@@ -55,3 +60,51 @@ def run_options(
         skip_guest=skip_guest,
         lock_timeout_s=parse_duration(lock_timeout, option="--lock-timeout"),
     )
+
+
+def with_run_options(*, guest: bool = True, lock: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Add the shared vCenter and state options to a command, handed to it as one `options: RunOptions`.
+
+    The command declares `options: RunOptions` as its last parameter; typer sees the shared
+    flags instead (`--skip-guest` and `--lock-timeout` where `guest` and `lock` say), so each
+    command spells and explains them the same way without listing them again.
+    """
+    shared: list[tuple[str, Any, Any]] = []
+    if guest:
+        shared.append(("skip_guest", bool, SKIP_GUEST))
+    shared += [("state_path", str | None, STATE), ("state_dir", str | None, STATE_DIR)]
+    if lock:
+        shared.append(("lock_timeout", str, LOCK_TIMEOUT))
+    shared += [
+        ("server", str | None, SERVER),
+        ("user", str | None, USER),
+        ("ca_file", str | None, CA_FILE),
+        ("insecure", bool | None, INSECURE),
+    ]
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        signature = inspect.signature(command, eval_str=True)
+        own = [p for name, p in signature.parameters.items() if name != "options"]
+        added = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d, annotation=a) for n, a, d in shared]
+
+        @functools.wraps(command)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            values = {name: kwargs.pop(name) for name, _, _ in shared}
+            kwargs["options"] = run_options(
+                values["server"],
+                values["user"],
+                values["ca_file"],
+                values["insecure"],
+                values["state_path"],
+                values["state_dir"],
+                values.get("skip_guest", False),
+                values.get("lock_timeout", "0s"),
+            )
+            return command(*args, **kwargs)
+
+        params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + added
+        wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in params} | {"return": signature.return_annotation}
+        return wrapper
+
+    return decorate

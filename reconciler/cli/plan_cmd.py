@@ -12,16 +12,8 @@ import typer
 
 from reconciler.cli import app, output
 from reconciler.cli.options import (
-    CA_FILE,
-    INSECURE,
-    LOCK_TIMEOUT,
     PARALLELISM,
-    SERVER,
-    SKIP_GUEST,
-    STATE,
-    STATE_DIR,
-    USER,
-    run_options,
+    with_run_options,
 )
 from reconciler.errors import MscsError
 from reconciler.plan import Plan
@@ -32,6 +24,7 @@ from reconciler.run import (
     ApplyStatus,
     Interruption,
     PlanResult,
+    RunOptions,
     StepStarted,
     apply_path,
     plan_file,
@@ -58,6 +51,7 @@ def warn_unchecked(plans: list[Plan]) -> None:
 
 @app.command("plan")
 @output.reports_errors
+@with_run_options()
 def plan_command(
     target: Path = typer.Argument(..., help="Desired-state file (YAML), or a directory of them (one cluster each)."),
     out: Path | None = typer.Option(None, "--out", help="Save the plan (JSON, mode 0600) for `apply PLAN`."),
@@ -66,14 +60,8 @@ def plan_command(
     detailed_exitcode: bool = typer.Option(
         False, "--detailed-exitcode", help="Exit 0 when nothing changes, 2 when there are changes, 1 on error."
     ),
-    skip_guest: bool = SKIP_GUEST,
-    state_path: str | None = STATE,
-    state_dir: str | None = STATE_DIR,
-    lock_timeout: str = LOCK_TIMEOUT,
-    server: str | None = SERVER,
-    user: str | None = USER,
-    ca_file: str | None = CA_FILE,
-    insecure: bool | None = INSECURE,
+    *,
+    options: RunOptions,
 ) -> int:
     """Show, in order, what must change in vCenter for the nodes to match the desired file(s).
 
@@ -83,7 +71,6 @@ def plan_command(
     could not be checked (a guest not reached) is named in every output and on stderr;
     --skip-guest leaves the guests out on purpose.
     """
-    options = run_options(server, user, ca_file, insecure, state_path, state_dir, skip_guest, lock_timeout)
     planned = plan_file(target, options, on_lock_wait=output.info)
     plans, fleet = planned.plans, planned.targets.is_fleet
     if out is not None:
@@ -106,6 +93,7 @@ def plan_command(
 
 @app.command("apply")
 @output.reports_errors
+@with_run_options()
 def apply_command(
     target: Path = typer.Argument(
         ..., help="Desired-state file (YAML), a directory of them, or a plan saved by `plan --out`."
@@ -116,14 +104,8 @@ def apply_command(
     ),
     parallelism: int = PARALLELISM,
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
-    skip_guest: bool = SKIP_GUEST,
-    state_path: str | None = STATE,
-    state_dir: str | None = STATE_DIR,
-    lock_timeout: str = LOCK_TIMEOUT,
-    server: str | None = SERVER,
-    user: str | None = USER,
-    ca_file: str | None = CA_FILE,
-    insecure: bool | None = INSECURE,
+    *,
+    options: RunOptions,
 ) -> int:
     """Make the changes in vCenter, in order, and record them in the state.
 
@@ -137,7 +119,6 @@ def apply_command(
     Exit codes: 0 applied (or nothing to do), 1 error. A part of the file not done because
     its plan could not check it (a guest not reached) is said at the end and on stderr.
     """
-    options = run_options(server, user, ca_file, insecure, state_path, state_dir, skip_guest, lock_timeout)
     interruption = Interruption()
 
     def show(planned: PlanResult) -> None:
