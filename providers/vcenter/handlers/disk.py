@@ -107,8 +107,8 @@ def other_users(ctx: ApplyContext, file: str, this_vm: str) -> list[str]:
     ds = ctx.stub(vim.Datastore, datastore.moref)
     mounts = ctx.read(ds, ["host"]).get("host") or []
     hosts = [m.key for m in mounts]
-    if not hosts:
-        return []
+    if not hosts:  # vCenter shows no host mounting it now: who uses it cannot be told, so it is kept
+        return [f"no host shows {name} mounted now (kept to be safe)"]
     found = ctx.session.call(
         lambda si: retrieve(
             si.RetrieveContent().propertyCollector, vms_of_hosts(hosts), {vim.VirtualMachine: FILE_USER_PATHS}
