@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from reconciler.address import Address, Scope
 from reconciler.kinds.base import ActionKind, Context, Managed, ObservedSide, Payload, ResourceKind, fixed
-from reconciler.kinds.facts import owned
+from reconciler.kinds.facts import node_vms, owned
 from reconciler.observed import Observed
 from reconciler.spec import FailoverCluster
 
@@ -31,9 +31,8 @@ def desired(cluster: FailoverCluster, ctx: Context, observed: Observed) -> Itera
 
 def observe(cluster: FailoverCluster, observed: Observed, ctx: Context, managed: Managed, out: ObservedSide) -> None:
     bus = cluster.spec.shared_disks.controller.bus
-    for vm in ctx.vm_nodes:
-        node = observed.vms.get(vm)
-        ctrl = node.controllers.get(bus) if node is not None else None
+    for vm, node in node_vms(ctx, observed):
+        ctrl = node.controllers.get(bus)
         if ctrl is None:
             continue
         if cluster.spec.shared_disks.disks or owned(managed, cluster.name, vm, NAME):

@@ -13,7 +13,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from reconciler.address import Address, Scope
 from reconciler.kinds.base import ActionKind, Context, Managed, ObservedSide, Payload, ResourceKind, Unmanaged
-from reconciler.kinds.facts import mapping_file
+from reconciler.kinds.facts import mapping_file, node_vms
 from reconciler.kinds.ownership import cluster_disk_of, owned_disk_name
 from reconciler.observed import Observed, ObservedDisk
 from reconciler.spec import FailoverCluster, RdmDisk, SharedVmdk
@@ -73,10 +73,7 @@ def observe(cluster: FailoverCluster, observed: Observed, ctx: Context, managed:
     same disk, is listed as unmanaged and never touched; so is the cluster's file on another bus."""
     bus = cluster.spec.shared_disks.controller.bus
     units = {d.name: d.unit for d in cluster.spec.shared_disks.disks}
-    for vm in [*ctx.vm_nodes, *ctx.former_nodes]:
-        node = observed.vms.get(vm)
-        if node is None:
-            continue
+    for vm, node in node_vms(ctx, observed, former=True):
         owned = [(slot, disk, owned_disk_name(cluster, disk)) for slot, disk in node.disks.items()]
         # A disk at its own unit first: a second device of the same disk is the one left alone.
         owned.sort(key=lambda o: (o[2] is None or units.get(o[2]) != o[1].unit, o[1].bus, o[1].unit))

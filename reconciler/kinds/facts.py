@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from reconciler.address import Address, Scope
 from reconciler.kinds.base import Context, Managed
 from reconciler.kinds.ownership import former_nodes, mapping_file
-from reconciler.observed import Observed, ObservedNic
+from reconciler.observed import Observed, ObservedNic, ObservedVm
 from reconciler.spec import NIC_ROLES, FailoverCluster, RdmDisk, Topology
 
 __all__ = ["NIC_ROLES", "context", "guest_plannable", "mapping_file", "nics_by_role", "rule_name", "wants_vm_rule"]
@@ -63,6 +65,14 @@ def wants_vm_rule(cluster: FailoverCluster, ctx: Context) -> bool:
     if len(clusters) != 1 or None in clusters:
         return False
     return ctx.version is None or ctx.version >= (6, 0)
+
+
+def node_vms(ctx: Context, observed: Observed, *, former: bool = False) -> Iterator[tuple[str, ObservedVm]]:
+    """Each VM node that vCenter shows, by its name in the file (and the former nodes with `former`)."""
+    for name in [*ctx.vm_nodes, *(ctx.former_nodes if former else ())]:
+        vm = observed.vms.get(name)
+        if vm is not None:
+            yield name, vm
 
 
 def guest_plannable(observed: Observed, node: str) -> bool:

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from reconciler.address import Address, Scope
 from reconciler.kinds.base import ActionKind, Context, Managed, ObservedSide, Payload, ResourceKind, Unmanaged, fixed
-from reconciler.kinds.facts import nics_by_role, owned
+from reconciler.kinds.facts import nics_by_role, node_vms, owned
 from reconciler.observed import Observed, ObservedNic
 from reconciler.spec import FailoverCluster
 
@@ -40,10 +40,7 @@ def desired(cluster: FailoverCluster, ctx: Context, observed: Observed) -> Itera
 
 
 def observe(cluster: FailoverCluster, observed: Observed, ctx: Context, managed: Managed, out: ObservedSide) -> None:
-    for vm in ctx.vm_nodes:
-        node = observed.vms.get(vm)
-        if node is None:
-            continue
+    for vm, node in node_vms(ctx, observed):
         by_role = nics_by_role(cluster, vm, node.nics, managed)
         taken = {nic.key for nic in by_role.values()}
         for role, match in by_role.items():

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from reconciler.address import Address, Scope
 from reconciler.kinds.base import ActionKind, Context, Managed, ObservedSide, Payload, ResourceKind, fixed
-from reconciler.kinds.facts import rule_name, wants_vm_rule
+from reconciler.kinds.facts import node_vms, rule_name, wants_vm_rule
 from reconciler.observed import Observed
 from reconciler.spec import FailoverCluster
 
@@ -39,9 +39,8 @@ def desired_overrides(cluster: FailoverCluster, ctx: Context, observed: Observed
 def observe_overrides(
     cluster: FailoverCluster, observed: Observed, ctx: Context, managed: Managed, out: ObservedSide
 ) -> None:
-    for vm in ctx.vm_nodes:
-        node = observed.vms.get(vm)
-        vsc = observed.clusters.get(node.cluster or "") if node is not None else None
+    for vm, node in node_vms(ctx, observed):
+        vsc = observed.clusters.get(node.cluster or "")
         if vsc is None:
             continue
         if vm in vsc.drs_overrides:

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from reconciler.address import Address, Scope
 from reconciler.kinds.base import ActionKind, Context, Managed, ObservedSide, Payload, ResourceKind, fixed
+from reconciler.kinds.facts import node_vms
 from reconciler.observed import Observed
 from reconciler.spec import FailoverCluster
 
@@ -27,10 +28,8 @@ def desired(cluster: FailoverCluster, ctx: Context, observed: Observed) -> Itera
 
 
 def observe(cluster: FailoverCluster, observed: Observed, ctx: Context, managed: Managed, out: ObservedSide) -> None:
-    for vm in ctx.vm_nodes:
-        node = observed.vms.get(vm)
-        if node is not None:
-            out.tree[Address.node(cluster.name, vm, NAME)] = PowerPayload(state=node.power_state)
+    for vm, node in node_vms(ctx, observed):
+        out.tree[Address.node(cluster.name, vm, NAME)] = PowerPayload(state=node.power_state)
 
 
 KIND = ResourceKind(

@@ -43,30 +43,16 @@ func isHex(c byte) bool {
 
 // escapeName escapes a name as a user types it (lab files, host port group
 // names): every "%", "/" and "\".
-func escapeName(s string) string {
-	if !strings.ContainsAny(s, `%/\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '%':
-			b.WriteString("%25")
-		case '/':
-			b.WriteString("%2f")
-		case '\\':
-			b.WriteString("%5c")
-		default:
-			b.WriteByte(c)
-		}
-	}
-	return b.String()
-}
+func escapeName(s string) string { return escape(s, false) }
 
 // vcName is a name received through the API as vCenter stores and returns
 // it: "/" and "\" escaped, a "%" escaped unless it starts an escape sequence.
 // vcName(vcName(s)) == vcName(s), and vcName(escapeName(s)) == escapeName(s).
-func vcName(s string) string {
+func vcName(s string) string { return escape(s, true) }
+
+// escape writes "%", "/" and "\" as %25, %2f and %5c; with keepEscapes a "%"
+// that already starts a %xx sequence stays as it is.
+func escape(s string, keepEscapes bool) string {
 	if !strings.ContainsAny(s, `%/\`) {
 		return s
 	}
@@ -74,7 +60,7 @@ func vcName(s string) string {
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; c {
 		case '%':
-			if i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
+			if keepEscapes && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
 				b.WriteByte(c)
 			} else {
 				b.WriteString("%25")
