@@ -1,7 +1,7 @@
 """A fleet of clusters read together, and split into lanes that can be applied side by side.
 
-A fleet is observed in one session and a constant number of round trips per datacenter,
-however many clusters it holds; the guests are asked in parallel. Clusters that share a
+A fleet is observed in one session per vCenter (vCenters side by side) and a constant number
+of round trips per datacenter, however many clusters it holds; the guests are asked in parallel. Clusters that share a
 VM, a host or a LUN are put in one lane, so two applies never change the same object at once;
 `run_lanes` runs the lanes side by side.
 """
@@ -12,8 +12,9 @@ import os
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
+from reconciler.errors import MscsError
 from reconciler.observed import Observed, ObservedGuest
 from reconciler.spec import DEFAULT_HOST_OPTIONS, PhysicalNode, RdmDisk, SharedVmdk, VmNode
 from reconciler.workspace import Desired
@@ -22,6 +23,9 @@ if TYPE_CHECKING:
     from providers.vcenter.connection import Session
 
 GUEST_PARALLELISM = 10
+VCENTER_PARALLELISM = 8  # vCenters read at once
+T = TypeVar("T")
+R = TypeVar("R")
 WAIT_POLL_S = 0.2  # how often the waiting thread looks up (to see a signal)
 
 
@@ -82,12 +86,17 @@ def with_guests(
     return out
 
 
-def conflict_lanes(desired: list[Desired], observed: dict[str, Observed]) -> list[list[Desired]]:
+def conflict_lanes(
+    desired: list[Desired], observed: dict[str, Observed], vcenters: Mapping[str, str] | None = None
+) -> list[list[Desired]]:
     """Clusters that share a VM, a host (host options, reservations) or a LUN, in one lane.
 
     Lanes run in parallel; the clusters of a lane run one after the other, in file order,
-    so two applies never change the same object at once.
+    so two applies never change the same object at once. `vcenters` maps a cluster to its
+    vCenter: VM and host names are compared within one vCenter; a LUN (its NAA ID) across
+    all, as the same array LUN may be presented to hosts of two vCenters.
     """
+    vc = vcenters or {}
     parent = list(range(len(desired)))
 
     def find(i: int) -> int:
@@ -100,10 +109,11 @@ def conflict_lanes(desired: list[Desired], observed: dict[str, Observed]) -> lis
     for i, d in enumerate(desired):
         spec = d.cluster.spec
         obs = observed.get(d.name)
-        keys = {f"vm:{vm}" for vm in spec.vm_names}
-        keys |= {f"lun:{disk.lun}" for disk in spec.shared_disks.disks if hasattr(disk, "lun")}
+        where = vc.get(d.name, "")
+        keys = {f"vm:{where}:{vm}" for vm in spec.vm_names}
+        keys |= {f"lun:{disk.lun.lower()}" for disk in spec.shared_disks.disks if hasattr(disk, "lun")}
         if obs is not None:
-            keys |= {f"host:{obs.vms[vm].host}" for vm in spec.vm_names if vm in obs.vms}
+            keys |= {f"host:{where}:{obs.vms[vm].host}" for vm in spec.vm_names if vm in obs.vms}
         for key in keys:
             if key in owner:
                 parent[find(i)] = find(owner[key])
@@ -113,6 +123,22 @@ def conflict_lanes(desired: list[Desired], observed: dict[str, Observed]) -> lis
     for i, d in enumerate(desired):
         lanes.setdefault(find(i), []).append(d)
     return list(lanes.values())
+
+
+def side_by_side(work: Callable[[T], R], items: list[T]) -> list[R | MscsError]:
+    """`work(item)` for each item, concurrently, in the items' order; an item whose work
+    raised an mscsctl error gets the error instead (one vCenter failing is its own)."""
+
+    def one(item: T) -> R | MscsError:
+        try:
+            return work(item)
+        except MscsError as exc:
+            return exc
+
+    if len(items) <= 1:
+        return [one(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(VCENTER_PARALLELISM, len(items))) as pool:
+        return list(pool.map(one, items))
 
 
 def run_lanes(lanes: list[list[Desired]], parallelism: int, run_lane: Callable[[list[Desired]], None]) -> None:

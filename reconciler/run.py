@@ -9,12 +9,14 @@ They are the Python API as well (README, "Python API"):
 
 `apply_path()` is what `mscsctl apply` runs: every cluster's state is locked before
 anything is read, and stays locked through the plan, the approval and the apply, as
-Terraform holds its lock from plan to apply. A run reads vCenter in one session (a fleet in
-a constant number of round trips per datacenter), then applies each lane of clusters in
-its own session, lanes side by side. The state is written after every outcome, so it never
-lags vCenter by more than one call. A cluster that fails stops its lane (the clusters after
-it share a VM, a host or a LUN with it) and no other; an `Interruption` lets the vCenter
-call in flight end and starts no new one.
+Terraform holds its lock from plan to apply. A run reads each vCenter in one session (a
+fleet in a constant number of round trips per datacenter; several vCenters side by side),
+then applies each lane of clusters in its own session, lanes side by side. A vCenter that
+cannot be reached fails its own clusters only (`PlanResult.failed`); the others go on.
+The state is written after every outcome, so it never lags vCenter by more than one call.
+A cluster that fails stops its lane (the clusters after it share a VM, a host or a LUN
+with it) and no other; an `Interruption` lets the vCenter call in flight end and starts
+no new one.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from reconciler.apply import ApplyInterrupted, ApplyReport, Interruption, StepPh
 from reconciler.drift import DriftReport, detect_drift
 from reconciler.errors import LockedError, MscsError, RuleViolation, StaleStateError
 from reconciler.findings import Finding
-from reconciler.fleet import conflict_lanes, observe_all, run_lanes, with_guests
+from reconciler.fleet import conflict_lanes, observe_all, run_lanes, side_by_side, with_guests
 from reconciler.kinds import ActionKind
 from reconciler.observed import Observed
 from reconciler.outcome import Outcome
@@ -78,21 +80,32 @@ __all__ = [
 class Connection:
     """How to reach vCenter: each value given wins over its `VSPHERE_*` variable.
 
-    The password only ever comes from `VSPHERE_PASSWORD`. Nothing is read until a run
-    connects, so a desired file's errors are reported before a missing setting.
+    That is the default vCenter, for desired files without `vcenter:`. A file naming another
+    vCenter gets its login from the credentials file (`credentials_file`, else
+    `$MSCSCTL_CREDENTIALS_FILE`). The password only ever comes from `VSPHERE_PASSWORD` or
+    that file. Nothing is read until a run connects, so a desired file's errors are
+    reported before a missing setting.
     """
 
     server: str | None = None
     user: str | None = None
     ca_file: str | None = None
     allow_unverified: bool | None = None
+    credentials_file: str | None = None
 
-    def settings(self) -> ConnectionSettings:
-        from providers.vcenter.connection import settings_from_env
+    def settings(self, vcenter: str | None = None) -> ConnectionSettings:
+        """The login for `vcenter` (a desired file's `vcenter:`), or the default vCenter's."""
+        from providers.vcenter.connection import CREDENTIALS_ENV, read_credentials, settings_for, settings_from_env
 
-        return settings_from_env(
-            server=self.server, user=self.user, ca_file=self.ca_file, allow_unverified=self.allow_unverified
-        )
+        def default() -> ConnectionSettings:
+            return settings_from_env(
+                server=self.server, user=self.user, ca_file=self.ca_file, allow_unverified=self.allow_unverified
+            )
+
+        if vcenter is None:
+            return default()
+        path = self.credentials_file or os.environ.get(CREDENTIALS_ENV) or None
+        return settings_for(vcenter, default, lambda: read_credentials(path) if path else {})
 
 
 @dataclass(frozen=True)
@@ -118,10 +131,12 @@ class PlanResult:
     targets: Targets
     observed: dict[str, Observed]  # cluster name -> what vCenter showed when planned
     states: StateLocation
-    settings: ConnectionSettings = field(repr=False)
+    logins: dict[str, ConnectionSettings] = field(repr=False)  # cluster name -> its vCenter's login
     saved: Path | None = None  # the saved plan these were read from: applied without asking again
     serials: dict[str, int | None] = field(default_factory=dict)  # cluster -> state serial when planned
     locked: bool = False  # made under the states' locks, still held (`apply_path`)
+    # Clusters whose vCenter could not be reached or logged in to: not planned, the reason.
+    failed: dict[str, MscsError] = field(default_factory=dict)
 
     @property
     def has_changes(self) -> bool:
@@ -310,14 +325,15 @@ def apply_plans(
     stop = interruption or Interruption()
     todo = [p for p in planned.plans if p.has_changes]
     if not todo:
-        return _with_unchecked(planned.plans, {})
+        return _with_unchecked(planned, {})
     if planned.saved is None and not approve(planned.plans):
         raise ApplyCancelled("apply cancelled")
     lanes = _Lanes(planned, stop, _Announcer(progress, stop, fleet=len(todo) > 1), allow_data_loss)
     by_name = {d.name: d for d in planned.targets.desired}
     stop.applying = True
     try:
-        run_lanes(conflict_lanes([by_name[p.cluster] for p in todo], planned.observed), parallelism, lanes.lane)
+        in_play = [by_name[p.cluster] for p in todo]
+        run_lanes(conflict_lanes(in_play, planned.observed, vcenter_keys(planned.logins)), parallelism, lanes.lane)
     except KeyboardInterrupt:
         stop.abandon()
         raise ApplyAbandoned(
@@ -327,16 +343,28 @@ def apply_plans(
         ) from None
     finally:
         stop.applying = False
-    return _with_unchecked(planned.plans, lanes.results)
+    return _with_unchecked(planned, lanes.results)
 
 
-def _with_unchecked(plans: list[Plan], results: dict[str, ApplyResult]) -> list[ApplyResult]:
-    """One result a plan, in the plans' order, each carrying what its plan could not check."""
+def _with_unchecked(planned: PlanResult, results: dict[str, ApplyResult]) -> list[ApplyResult]:
+    """One result a cluster, in the files' order, each carrying what its plan could not check;
+    a cluster whose vCenter was not reached is FAILED with the reason."""
+    plans = {p.cluster: p for p in planned.plans}
     out = []
-    for plan in plans:
-        result = results.get(plan.cluster) or ApplyResult(plan.cluster, ApplyStatus.NO_CHANGES)
-        out.append(replace(result, unchecked=tuple(plan.unchecked)))
+    for desired in planned.targets.desired:
+        error = planned.failed.get(desired.name)
+        plan = plans.get(desired.name)
+        if error is not None:
+            out.append(ApplyResult(desired.name, ApplyStatus.FAILED, error=error))
+        elif plan is not None:
+            result = results.get(plan.cluster) or ApplyResult(plan.cluster, ApplyStatus.NO_CHANGES)
+            out.append(replace(result, unchecked=tuple(plan.unchecked)))
     return out
+
+
+def vcenter_keys(logins: dict[str, ConnectionSettings]) -> dict[str, str]:
+    """Cluster name -> its vCenter (`host:port`): VM and host names mean one object only within one."""
+    return {name: login.address.lower() for name, login in logins.items()}
 
 
 def drift_file(path: str | Path, options: RunOptions | None = None) -> list[DriftReport]:
@@ -345,17 +373,29 @@ def drift_file(path: str | Path, options: RunOptions | None = None) -> list[Drif
     targets = load_targets(path)
     states = _states(targets, options)
     checked_at = utc_now()
-    observed = _read_vcenter(options.connection.settings(), targets, skip_guest=options.skip_guest)
+    reading = _read_vcenter(options.connection, targets, skip_guest=options.skip_guest)
     return [
         detect_drift(
             d.cluster,
-            observed[d.name],
+            reading.observed[d.name],
             read_state(states.backend(d), d),
             desired_file=str(d.path),
             checked_at=checked_at,
         )
+        if d.name in reading.observed
+        else _unreachable_report(d, reading.failed[d.name], checked_at)
         for d in targets.desired
     ]
+
+
+def _unreachable_report(desired: Desired, error: MscsError, checked_at: str) -> DriftReport:
+    """A cluster whose vCenter could not be read: nothing compared, which the report says."""
+    return DriftReport(
+        cluster=desired.name,
+        desired_file=str(desired.path),
+        checked_at=checked_at,
+        unchecked=[UncheckedPart(node=desired.name, part="vcenter", reason="vcenter-unreachable", detail=str(error))],
+    )
 
 
 @dataclass(frozen=True)
@@ -376,8 +416,9 @@ def read_clusters(path: str | Path, options: RunOptions | None = None) -> list[C
     targets = load_targets(path)
     states = _states(targets, options)
     records = {d.name: read_state(states.backend(d), d) for d in targets.desired}
-    observed = _read_vcenter(options.connection.settings(), targets, skip_guest=True)
-    return [ClusterReading(d, observed[d.name], records[d.name]) for d in targets.desired]
+    reading = _read_vcenter(options.connection, targets, skip_guest=True)
+    reading.raise_first()
+    return [ClusterReading(d, reading.observed[d.name], records[d.name]) for d in targets.desired]
 
 
 def _states(targets: Targets, options: RunOptions) -> StateLocation:
@@ -408,10 +449,12 @@ def _locked_states(
 
 
 def _plan_targets(targets: Targets, states: StateLocation, options: RunOptions) -> PlanResult:
-    settings = options.connection.settings()
     serials = _serials(targets, states)
-    observed = _read_vcenter(settings, targets, skip_guest=options.skip_guest)
-    return PlanResult(_plan_each(targets, observed, states), targets, observed, states, settings, serials=serials)
+    reading = _read_vcenter(options.connection, targets, skip_guest=options.skip_guest)
+    plans = _plan_each(targets, reading.observed, states, vcenter_keys(reading.logins))
+    return PlanResult(
+        plans, targets, reading.observed, states, reading.logins, serials=serials, failed=reading.failed
+    )
 
 
 def _checked_saved_plan(
@@ -419,17 +462,18 @@ def _checked_saved_plan(
 ) -> PlanResult:
     """The saved plans, once nothing says they were edited and nothing changed since they were made."""
     refuse_stale_file(path, saved, targets.desired)
-    settings = options.connection.settings()
     serials = _serials(targets, states)
-    observed = _read_vcenter(settings, targets, skip_guest=True)
+    reading = _read_vcenter(options.connection, targets, skip_guest=True)
+    reading.raise_first()  # a saved plan is applied whole or not at all
+    observed = reading.observed
     try:
-        fresh: list[Plan] | None = _plan_each(targets, observed, states)
+        fresh: list[Plan] | None = _plan_each(targets, observed, states, vcenter_keys(reading.logins))
     except RuleViolation:
         fresh = None  # vCenter now breaks a rule: what changed since the plan is said first
     refuse_edited_or_stale(path, saved, targets.desired, observed, fresh)
     if fresh is None:
-        _plan_each(targets, observed, states)  # the rule errors of vCenter now
-    return PlanResult(saved, targets, observed, states, settings, saved=path, serials=serials)
+        _plan_each(targets, observed, states, vcenter_keys(reading.logins))  # the rule errors of vCenter now
+    return PlanResult(saved, targets, observed, states, reading.logins, saved=path, serials=serials)
 
 
 def _serials(targets: Targets, states: StateLocation) -> dict[str, int | None]:
@@ -440,13 +484,51 @@ def _serials(targets: Targets, states: StateLocation) -> dict[str, int | None]:
     return serials
 
 
-def _read_vcenter(settings: ConnectionSettings, targets: Targets, *, skip_guest: bool) -> dict[str, Observed]:
-    """The one read of vCenter for every cluster, and each node's guest unless left out."""
-    with _connect(settings) as session:
-        observed = observe_all(session, targets.desired)
-        if not skip_guest:
-            observed = with_guests(session, targets.desired, observed)
-    return observed
+@dataclass(frozen=True)
+class _Reading:
+    """What the read of every vCenter of a run gave: each cluster's view, or why there is none."""
+
+    observed: dict[str, Observed]
+    logins: dict[str, ConnectionSettings]
+    failed: dict[str, MscsError]
+
+    def raise_first(self) -> None:
+        if self.failed:
+            raise next(iter(self.failed.values()))
+
+
+def _read_vcenter(connection: Connection, targets: Targets, *, skip_guest: bool) -> _Reading:
+    """One read of each vCenter for its clusters (vCenters side by side), and each node's guest
+    unless left out. A vCenter that cannot be logged in to or read fails its clusters only;
+    when that is every cluster of the run, its error is raised as it is."""
+    groups: dict[str, list[Desired]] = {}
+    logins: dict[str, ConnectionSettings] = {}
+    failed: dict[str, MscsError] = {}
+    for d in targets.desired:
+        try:
+            login = connection.settings(d.cluster.spec.vcenter)
+        except MscsError as exc:
+            failed[d.name] = exc
+            continue
+        logins[d.name] = login
+        groups.setdefault(login.address.lower(), []).append(d)
+
+    def read(group: list[Desired]) -> dict[str, Observed]:
+        with _connect(logins[group[0].name]) as session:
+            observed = observe_all(session, group)
+            if not skip_guest:
+                observed = with_guests(session, group, observed)
+        return observed
+
+    observed: dict[str, Observed] = {}
+    for group, result in zip(groups.values(), side_by_side(read, list(groups.values())), strict=True):
+        if isinstance(result, MscsError):
+            failed.update({d.name: result for d in group})
+        else:
+            observed.update(result)
+    if failed and not observed:
+        raise next(iter(failed.values()))
+    return _Reading(observed, {n: s for n, s in logins.items() if n in observed}, failed)
 
 
 def _connect(settings: ConnectionSettings) -> Session:
@@ -455,12 +537,15 @@ def _connect(settings: ConnectionSettings) -> Session:
     return connect(settings)
 
 
-def _plan_each(targets: Targets, observed: dict[str, Observed], states: StateLocation) -> list[Plan]:
+def _plan_each(
+    targets: Targets, observed: dict[str, Observed], states: StateLocation, vcenters: dict[str, str]
+) -> list[Plan]:
     """Each cluster's plan from the fleet's one read; rule errors of all clusters at once."""
     plans: list[Plan] = []
     errors: list[Finding] = []
-    errors += fleet_findings(targets.desired, observed)  # one LUN, one cluster; one VM, one cluster
-    for desired in targets.desired:
+    in_play = [d for d in targets.desired if d.name in observed]  # not those whose vCenter failed
+    errors += fleet_findings(in_play, observed, vcenters)  # one LUN, one cluster; one VM, one cluster
+    for desired in in_play:
         state = read_state(states.backend(desired), desired)
         try:
             plan = build_plan(
@@ -497,8 +582,8 @@ class _Lanes:
                 if self.stop.requested:
                     return self._not_started(lane[n:], "the apply was interrupted before it started")
                 try:
-                    if session is None:
-                        session = open_session.enter_context(_connect(self.planned.settings))
+                    if session is None:  # a lane's clusters share objects, so one vCenter
+                        session = open_session.enter_context(_connect(self.planned.logins[desired.name]))
                     report = self._apply_one(session, desired)
                 except ApplyInterrupted as exc:
                     self.results[desired.name] = ApplyResult(desired.name, ApplyStatus.INTERRUPTED, error=exc)

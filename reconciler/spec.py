@@ -286,6 +286,13 @@ class ClusterSpec(_Model):
         description="cluster-in-a-box: both VMs on one host; cluster-across-boxes: VMs on different hosts; "
         "physical-to-virtual: a physical server and a VM."
     )
+    vcenter: str | None = Field(
+        default=None,
+        min_length=1,
+        pattern=r"^[^@\s]+$",
+        description="The vCenter the cluster lives in (host, host:port or https://host/sdk) when a fleet spans "
+        "several; default: $VSPHERE_SERVER. Its login comes from the credentials file, never from here.",
+    )
     datacenter: str = Field(min_length=1, description="vCenter datacenter of the nodes, datastores and port groups.")
     guest_os: GuestOS = Field(alias="guestOS", description="Windows Server version of the nodes.")
     vsphere_version: str = Field(

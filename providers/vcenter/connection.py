@@ -4,6 +4,13 @@
 `VSPHERE_ALLOW_UNVERIFIED_SSL` are the names the Terraform vSphere provider's users already
 have in their environment; govc's `GOVC_URL`, `GOVC_USERNAME`, `GOVC_PASSWORD` and
 `GOVC_INSECURE` are read after them. The password is never a command-line argument.
+
+A fleet may span several vCenters: a desired file names its own with `vcenter:`. The
+environment's settings are the *default* vCenter's (files without `vcenter:`, and files
+naming that same server). Any other vCenter's login comes only from a credentials file
+(`--credentials-file`, `MSCSCTL_CREDENTIALS_FILE`; `credentials_for`): a desired file is
+often edited by many people, and a password is never sent to a server just because a file
+names it.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -128,6 +136,98 @@ def split_server(server: str) -> tuple[str, int]:
             raise VCenterConnectionError(f"VSPHERE_SERVER {server!r}: the port is not a number")
         return host, int(port)
     return text, 443
+
+
+def vcenter_key(server: str) -> str:
+    """One spelling of a vCenter: `VC.example.com`, `vc.example.com:443` and
+    `https://vc.example.com/sdk` are all `vc.example.com:443`."""
+    host, port = split_server(server)
+    return f"{host.lower()}:{port}"
+
+
+CREDENTIALS_ENV = "MSCSCTL_CREDENTIALS_FILE"
+CREDENTIALS_MAX_BYTES = 256 * 1024
+_CREDENTIAL_FIELDS = {"user", "password", "ca_file", "allow_unverified"}
+
+
+def read_credentials(path: str | os.PathLike[str]) -> dict[str, ConnectionSettings]:
+    """The logins of a credentials file, by `vcenter_key`; refused when others may read it.
+
+    The file is YAML (README, "Several vCenters"):
+
+        vcenters:
+          vc2.example.com:
+            user: svc-mscsctl@vsphere.local
+            password: ...
+            ca_file: /etc/mscsctl/vc2-ca.pem   # optional; relative to the file
+            allow_unverified: false           # optional
+
+    Every problem is one `VCenterConnectionError` line naming the file (and the entry).
+    """
+    import yaml
+
+    from reconciler.bounded import read_bounded
+
+    name = os.fspath(path)
+    try:
+        mode = os.stat(name).st_mode
+        if mode & 0o077:
+            raise VCenterConnectionError(
+                f"{name}: credentials file readable or writable by others (mode {mode & 0o777:o}); "
+                f"fix it with: chmod 600 {name}"
+            )
+        data = yaml.safe_load(read_bounded(name, "credentials file", limit=CREDENTIALS_MAX_BYTES)) or {}
+    except OSError as exc:
+        raise VCenterConnectionError(f"{name}: cannot read the credentials file ({exc.strerror or exc})") from None
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f":{where.line + 1}" if where is not None else ""
+        raise VCenterConnectionError(f"{name}{line}: not YAML ({getattr(exc, 'problem', exc)})") from None
+    entries = data.get("vcenters") if isinstance(data, dict) else None
+    if not isinstance(entries, dict) or set(data) != {"vcenters"}:
+        raise VCenterConnectionError(f"{name}: expected one key, `vcenters:`, a mapping of vCenter to its login")
+    out: dict[str, ConnectionSettings] = {}
+    for server, entry in entries.items():
+        where = f"{name}: vcenters.{server}"
+        if not isinstance(entry, dict) or not {"user", "password"} <= set(entry) or set(entry) - _CREDENTIAL_FIELDS:
+            raise VCenterConnectionError(
+                f"{where}: needs `user` and `password` (and optionally `ca_file`, `allow_unverified`), nothing else"
+            )
+        host, port = split_server(str(server))
+        ca_file = entry.get("ca_file")
+        out[vcenter_key(str(server))] = ConnectionSettings(
+            host=host,
+            port=port,
+            user=str(entry["user"]),
+            password=str(entry["password"]),
+            ca_file=str(Path(name).parent / str(ca_file)) if ca_file else None,
+            allow_unverified=bool(entry.get("allow_unverified", False)),
+        )
+    return out
+
+
+def settings_for(
+    vcenter: str,
+    default: Callable[[], ConnectionSettings],
+    credentials: Callable[[], dict[str, ConnectionSettings]],
+) -> ConnectionSettings:
+    """The login for the vCenter a desired file names: its credentials-file entry, else the
+    default vCenter's settings when it is that same server; never the default password for
+    another server."""
+    key = vcenter_key(vcenter)
+    found = credentials().get(key)
+    if found is not None:
+        return found
+    try:
+        fallback = default()
+    except VCenterConnectionError:
+        fallback = None
+    if fallback is not None and f"{fallback.host.lower()}:{fallback.port}" == key:
+        return fallback
+    raise VCenterConnectionError(
+        f"no login for vCenter {key}: add it to the credentials file ({CREDENTIALS_ENV} or --credentials-file); "
+        "the environment's VSPHERE_* login is only sent to VSPHERE_SERVER"
+    )
 
 
 def ssl_context(settings: ConnectionSettings) -> ssl.SSLContext:

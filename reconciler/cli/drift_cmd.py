@@ -82,6 +82,8 @@ def drift_command(
     for report in reports:
         for part in report.unchecked:
             output.warn(f"{report.cluster}: not checked: {part.summary}")
+    if any(part.part == "vcenter" for r in reports for part in r.unchecked):
+        raise typer.Exit(1)  # a cluster whose vCenter could not be read is an error, never "no drift"
     if any(r.drifted for r in reports):
         raise typer.Exit(2)
     return 0

@@ -19,6 +19,11 @@ from state import parse_duration
 SERVER = typer.Option(None, "--server", help="vCenter host[:port] (default: $VSPHERE_SERVER).")
 USER = typer.Option(None, "--user", help="vCenter user (default: $VSPHERE_USER). Password: $VSPHERE_PASSWORD.")
 CA_FILE = typer.Option(None, "--ca-file", help="PEM CA bundle for vCenter's certificate ($VSPHERE_CA_FILE).")
+CREDENTIALS = typer.Option(
+    None,
+    "--credentials-file",
+    help="Logins of the vCenters desired files name with `vcenter:` ($MSCSCTL_CREDENTIALS_FILE; mode 0600).",
+)
 INSECURE = typer.Option(
     None,
     "--allow-unverified-ssl",
@@ -46,13 +51,16 @@ def run_options(
     user: str | None,
     ca_file: str | None,
     insecure: bool | None,
+    credentials_file: str | None = None,
     state: str | None = None,
     state_dir: str | None = None,
     skip_guest: bool = False,
     lock_timeout: str = "0s",
 ) -> RunOptions:
     """A command's shared options, as the run loop takes them."""
-    vcenter = Connection(server=server, user=user, ca_file=ca_file, allow_unverified=insecure)
+    vcenter = Connection(
+        server=server, user=user, ca_file=ca_file, allow_unverified=insecure, credentials_file=credentials_file
+    )
     return RunOptions(
         connection=vcenter,
         state=state,
@@ -80,6 +88,7 @@ def with_run_options(*, guest: bool = True, lock: bool = True) -> Callable[[Call
         ("user", str | None, USER),
         ("ca_file", str | None, CA_FILE),
         ("insecure", bool | None, INSECURE),
+        ("credentials_file", str | None, CREDENTIALS),
     ]
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -95,6 +104,7 @@ def with_run_options(*, guest: bool = True, lock: bool = True) -> Callable[[Call
                 values["user"],
                 values["ca_file"],
                 values["insecure"],
+                values["credentials_file"],
                 values["state_path"],
                 values["state_dir"],
                 values.get("skip_guest", False),

@@ -42,6 +42,12 @@ def print_plans(plans: list[Plan]) -> None:
             console.print(f"Not checked: {part.summary}", markup=False, highlight=False)
 
 
+def report_unreached(planned: PlanResult) -> None:
+    """One line a cluster whose vCenter could not be read (the other clusters were planned)."""
+    for cluster, error in planned.failed.items():
+        output.error(f"{cluster}: {error}")
+
+
 def warn_unchecked(plans: list[Plan]) -> None:
     """On stderr, each part of the file a plan could not check: a pipeline's log shows it."""
     for plan in plans:
@@ -86,6 +92,9 @@ def plan_command(
         if out is not None:
             output.info(f"Saved the plan to {out}. Apply exactly this plan with: mscsctl apply {out}")
     warn_unchecked(plans)
+    report_unreached(planned)
+    if planned.failed:
+        raise typer.Exit(1)
     if detailed_exitcode and planned.has_changes:
         raise typer.Exit(2)
     return 0
@@ -124,6 +133,8 @@ def apply_command(
     def show(planned: PlanResult) -> None:
         if not as_json:
             print_plans(planned.plans)
+        if planned.failed:
+            output.info(f"Not planned ({len(planned.failed)}): their vCenter could not be read; the rest goes on.")
 
     with stop_on_signals(interruption, output.info):
         results = apply_path(

@@ -146,6 +146,12 @@ def _message(err: dict[str, Any], path: FieldPath, plain: dict[FieldPath, str]) 
         else:
             hint = ""
         return "SPEC-UNKNOWN-FIELD", f"unknown field `{str(path[-1])[:60]}`{hint}"
+    if kind == "string_pattern_mismatch" and path[-1] == "vcenter":
+        return "SPEC-VALUE", (
+            f"`vcenter` is host, host:port or https://host/sdk, without a user, password or spaces; got "
+            f"{describe(value) if '@' not in str(value) else 'a value with a login in it'}: a vCenter's login comes "
+            "from the environment or the credentials file, never from the desired file"
+        )
     text = _PLAIN_MESSAGES.get(kind) or re.sub(r"^Input should be ", "expected ", err["msg"])
     text = f"{text[0].lower()}{text[1:]}; got {describe(value)}"
     if kind in ("literal_error", "enum") and isinstance(value, str):

@@ -131,6 +131,7 @@ class FleetMember:
 
     cluster: FailoverCluster  # with its defaults
     file: str
+    same_vcenter: bool = True  # VM and host names mean the same object only within one vCenter
 
 
 Check = Callable[[RuleContext], Iterable[Finding]]

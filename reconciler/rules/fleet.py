@@ -57,7 +57,9 @@ def lun_in_one_cluster(ctx: RuleContext) -> Iterator[Finding]:
 )
 def vm_in_one_cluster(ctx: RuleContext) -> Iterator[Finding]:
     for index, node in ctx.vm_nodes:
-        others = [f"{m.cluster.name} ({m.file})" for m in ctx.fleet if node.vm in m.cluster.spec.vm_names]
+        others = [
+            f"{m.cluster.name} ({m.file})" for m in ctx.fleet if m.same_vcenter and node.vm in m.cluster.spec.vm_names
+        ]
         if others:
             yield ctx.finding(
                 paths.node(index, node),
@@ -66,14 +68,25 @@ def vm_in_one_cluster(ctx: RuleContext) -> Iterator[Finding]:
             )
 
 
-def fleet_findings(desired: Sequence[Desired], observed: Mapping[str, Observed]) -> list[Finding]:
-    """The fleet rules' findings for every cluster of a run, each located in its own file."""
+def fleet_findings(
+    desired: Sequence[Desired], observed: Mapping[str, Observed], vcenters: Mapping[str, str] | None = None
+) -> list[Finding]:
+    """The fleet rules' findings for every cluster of a run, each located in its own file.
+
+    `vcenters` maps a cluster to its vCenter: a VM name is one VM only within a vCenter,
+    while a LUN's NAA ID names the same LUN whichever vCenter's hosts see it.
+    """
     if len(desired) < 2:
         return []
+    vc = vcenters or {}
     rules = [r for r in catalogue() if r.fleet]
     out: list[Finding] = []
     for d in desired:
-        members = tuple(FleetMember(o.cluster, str(o.path)) for o in desired if o is not d)
+        members = tuple(
+            FleetMember(o.cluster, str(o.path), same_vcenter=vc.get(o.name) == vc.get(d.name))
+            for o in desired
+            if o is not d
+        )
         seen = observed.get(d.name)
         base = RuleContext(
             cluster=d.cluster,
