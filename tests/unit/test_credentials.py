@@ -60,7 +60,7 @@ def test_a_file_others_can_read_is_refused_unread(tmp_path):
 def test_the_default_login_goes_only_to_the_default_server():
     default = ConnectionSettings(host="vc1.example.com", port=443, user="u", password="secret")
     assert settings_for("https://VC1.example.com/sdk", lambda: default, dict) is default
-    with pytest.raises(VCenterConnectionError, match="no login for vCenter vc2.example.com:443"):
+    with pytest.raises(VCenterConnectionError, match=r"no login for vCenter vc2\.example\.com:443"):
         settings_for("vc2.example.com", lambda: default, dict)
     other = ConnectionSettings(host="vc2.example.com", port=443, user="v", password="other")
     assert settings_for("vc2.example.com", lambda: default, lambda: {"vc2.example.com:443": other}) is other
