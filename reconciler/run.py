@@ -452,9 +452,7 @@ def _plan_targets(targets: Targets, states: StateLocation, options: RunOptions) 
     serials = _serials(targets, states)
     reading = _read_vcenter(options.connection, targets, skip_guest=options.skip_guest)
     plans = _plan_each(targets, reading.observed, states, vcenter_keys(reading.logins))
-    return PlanResult(
-        plans, targets, reading.observed, states, reading.logins, serials=serials, failed=reading.failed
-    )
+    return PlanResult(plans, targets, reading.observed, states, reading.logins, serials=serials, failed=reading.failed)
 
 
 def _checked_saved_plan(
