@@ -135,7 +135,7 @@ class NodeFingerprint(BaseModel):
 class UncheckedPart(BaseModel):
     """A part of the desired file that a plan, drift check or apply could not check or do.
 
-    A report with one is never clean: `node` names the node (or VM), `part` what of it
+    A report with one is never clean (unless `on_purpose`): `node` names the node (or VM), `part` what of it
     (`guest`: its disk timeout; `vm`: the VM itself), `reason` the stable word
     (`no-credentials`, `vm-not-found`, ...), `detail` the sentence saying what to do.
     """
@@ -146,10 +146,13 @@ class UncheckedPart(BaseModel):
     part: str
     reason: str
     detail: str = ""
+    on_purpose: bool = False  # left out by the user (`--skip-guest`): named, and the report still counts as checked
 
     @property
     def summary(self) -> str:
         what = "guest disk timeout" if self.part == "guest" else self.part
+        if self.on_purpose:
+            return f"{self.node} {what} (skipped on purpose: {self.detail or self.reason})"
         return (
             f"{self.node} {what} ({self.reason}: {self.detail})"
             if self.detail
@@ -177,6 +180,9 @@ class Plan(BaseModel):
     findings: list[Finding] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)  # e.g. guest side not observed, and why
     unchecked: list[UncheckedPart] = Field(default_factory=list)  # parts of the file not compared
+    # `--target`: only what these name, and what it depends on, was planned (the rest of the file was not).
+    partial: bool = False
+    targets: list[str] = Field(default_factory=list)
     seal: str = ""  # sha256 of the canonical JSON of what apply carries out (reconciler/seal.py)
 
     @property

@@ -20,32 +20,37 @@ call in flight end and starts no new one.
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from reconciler.address import Scope
 from reconciler.apply import ApplyInterrupted, ApplyReport, Interruption, StepPhase, apply_plan, internal_error
 from reconciler.drift import DriftReport, detect_drift
 from reconciler.errors import LockedError, MscsError, RuleViolation, StaleStateError
 from reconciler.findings import Finding
 from reconciler.fleet import conflict_lanes, observe_all, run_lanes, with_guests
 from reconciler.kinds import ActionKind
+from reconciler.kinds.guest import address as guest_address
 from reconciler.observed import Observed
 from reconciler.outcome import Outcome
 from reconciler.plan import Action, Plan, UncheckedPart
 from reconciler.plan_file import read_plans, saved_plans_at
-from reconciler.planner import build_plan
+from reconciler.planner import build_plan, check_targets, cluster_addresses
 from reconciler.record import record_nic_slots, record_outcome
 from reconciler.rules.fleet import fleet_findings
 from reconciler.seal import refuse_edited_or_stale, refuse_stale_file, sealed
+from reconciler.spec import FailoverCluster
+from reconciler.target import Target, clusters_of, parse_targets, unknown_cluster_error
 from reconciler.workspace import Desired, StateLocation, Targets, load_targets, read_state, targets_of_files
-from state import StateBackend, locked
+from state import StateBackend, locked, redact
 from state.model import State, utc_now
 
 if TYPE_CHECKING:
@@ -64,9 +69,12 @@ __all__ = [
     "PlanResult",
     "RunOptions",
     "StepStarted",
+    "apply_command_line",
     "apply_path",
     "apply_plans",
+    "drift_exit_code",
     "drift_file",
+    "plan_exit_code",
     "plan_file",
     "plan_for_apply",
     "read_saved_plan",
@@ -101,6 +109,9 @@ class RunOptions:
 
     `state` and `state_dir` are `--state` and `--state-dir`: where each cluster's state lives.
     `lock_timeout_s` is `--lock-timeout`: how long to wait for a state lock another run holds.
+    `targets` are `--target`: the clusters, nodes or objects to plan, apply or check, and
+    what they depend on (reconciler/target.py); none: everything. `notify` hears what a run
+    does on its own that the user should know (an older state file moved to its place).
     """
 
     connection: Connection = field(default_factory=Connection)
@@ -108,6 +119,8 @@ class RunOptions:
     state_dir: str | None = None
     skip_guest: bool = False
     lock_timeout_s: float = 0.0
+    targets: tuple[str, ...] = ()
+    notify: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -213,7 +226,7 @@ def plan_file(
     (`RuleViolation`).
     """
     options = options or RunOptions()
-    targets = load_targets(path)
+    targets = selected(load_targets(path), options.targets)
     states = _states(targets, options)
     with _locked_states(targets, states, "plan", options.lock_timeout_s, on_lock_wait):
         return _plan_targets(targets, states, options)
@@ -234,6 +247,7 @@ def read_saved_plan(
     """
     options = options or RunOptions()
     saved = plans if plans is not None else read_plans(Path(path))
+    _refuse_targets_for_saved(Path(path), options)
     targets = targets_of_files([Path(p.desired_file) for p in saved])
     states = _states(targets, options)
     with _locked_states(targets, states, "plan", options.lock_timeout_s, on_lock_wait):
@@ -268,7 +282,11 @@ def apply_path(
     options = options or RunOptions()
     path = Path(path)
     saved = saved_plans_at(path)
-    targets = targets_of_files([Path(p.desired_file) for p in saved]) if saved is not None else load_targets(path)
+    if saved is not None:
+        _refuse_targets_for_saved(path, options)
+        targets = targets_of_files([Path(p.desired_file) for p in saved])
+    else:
+        targets = selected(load_targets(path), options.targets)
     states = _states(targets, options)
     with _locked_states(targets, states, "apply", options.lock_timeout_s, on_lock_wait):
         if saved is not None:
@@ -342,19 +360,107 @@ def _with_unchecked(plans: list[Plan], results: dict[str, ApplyResult]) -> list[
 def drift_file(path: str | Path, options: RunOptions | None = None) -> list[DriftReport]:
     """What vCenter shows now against each desired file and what was last applied; one report a cluster."""
     options = options or RunOptions()
-    targets = load_targets(path)
+    targets = selected(load_targets(path), options.targets)
+    chosen = parse_targets(options.targets)
     states = _states(targets, options)
     checked_at = utc_now()
     observed = _read_vcenter(options.connection.settings(), targets, skip_guest=options.skip_guest)
-    return [
-        detect_drift(
+    reports = []
+    for d in targets.desired:
+        state = read_state(states.backend(d), d)
+        report = detect_drift(
             d.cluster,
             observed[d.name],
-            read_state(states.backend(d), d),
+            state,
             desired_file=str(d.path),
             checked_at=checked_at,
+            fix_command=apply_command_line(d.path, options),
         )
-        for d in targets.desired
+        narrow = [t for t in chosen if t.cluster == d.name and not t.whole_cluster]
+        if narrow:
+            check_targets(d.cluster, narrow, cluster_addresses(d.cluster, observed[d.name], state), [])
+            report = _narrowed(report, d, narrow)
+        if options.skip_guest:
+            report = report.model_copy(update={"unchecked": [*report.unchecked, *_skipped_guests(d, narrow)]})
+        reports.append(report)
+    return reports
+
+
+def apply_command_line(path: str | Path, options: RunOptions) -> str:
+    """`mscsctl apply PATH` as it must be typed to reach the states this run used (printed as
+    drift's fix and after `plan --out`): shell-quoted, with `--state`/`--state-dir` when given."""
+    words = ["mscsctl", "apply", str(path)]
+    if options.state:
+        words += ["--state", redact(options.state)]
+    if options.state_dir:
+        words += ["--state-dir", options.state_dir]
+    return shlex.join(words)
+
+
+def plan_exit_code(plans: list[Plan], *, detailed: bool) -> int:
+    """`plan`'s exit code (README, "Exit codes"): with `--detailed-exitcode`, 1 when a part of
+    the file could not be checked (left out on purpose does not count), else 2 for changes,
+    0 for none; without it, 0."""
+    if not detailed:
+        return 0
+    if any(not u.on_purpose for p in plans for u in p.unchecked):
+        return 1
+    return 2 if any(p.has_changes for p in plans) else 0
+
+
+def drift_exit_code(reports: list[DriftReport]) -> int:
+    """`drift`'s exit code: 1 when a part of the file could not be checked (a guest, a VM, a
+    physical node's WinRM), whatever else was found; else 2 for drift, 0 for none."""
+    if not all(r.complete for r in reports):
+        return 1
+    return 2 if any(r.drifted for r in reports) else 0
+
+
+def selected(targets: Targets, texts: tuple[str, ...] | list[str]) -> Targets:
+    """The files a run's `--target`s name (all without targets); an unknown cluster is an error."""
+    if not texts:
+        return targets
+    chosen = parse_targets(texts)
+    names = [d.name for d in targets.desired]
+    for target in chosen:
+        if target.cluster not in names:
+            raise unknown_cluster_error(target, names)
+    wanted = clusters_of(chosen)
+    return replace(targets, desired=[d for d in targets.desired if d.name in wanted])
+
+
+def _refuse_targets_for_saved(path: Path, options: RunOptions) -> None:
+    if options.targets:
+        raise MscsError(
+            f"{path} is a saved plan: it is applied as saved, targets included; give --target to `plan --out`"
+        )
+
+
+def _narrowed(report: DriftReport, desired: Desired, narrow: list[Target]) -> DriftReport:
+    cluster = desired.cluster
+    return report.model_copy(
+        update={
+            "findings": [f for f in report.findings if any(t.matches(f.address) for t in narrow)],
+            "unchecked": [u for u in report.unchecked if _names_node_part(narrow, cluster, u.node, u.part)],
+            "partial": True,
+            "targets": [str(t) for t in narrow],
+        }
+    )
+
+
+def _names_node_part(narrow: list[Target], cluster: FailoverCluster, node: str, part: str) -> bool:
+    if part == "guest":
+        return any(t.matches(guest_address(cluster, node)) for t in narrow)
+    return any(t.scope is Scope.NODE and t.owner == node for t in narrow)
+
+
+def _skipped_guests(desired: Desired, narrow: list[Target]) -> list[UncheckedPart]:
+    """The guest side of each node, left out on purpose (`--skip-guest`): named, never counted as unchecked."""
+    cluster = desired.cluster
+    return [
+        UncheckedPart(node=n, part="guest", reason="skip-guest", detail="--skip-guest", on_purpose=True)
+        for n in cluster.spec.node_names
+        if not narrow or _names_node_part(narrow, cluster, n, "guest")
     ]
 
 
@@ -381,7 +487,7 @@ def read_clusters(path: str | Path, options: RunOptions | None = None) -> list[C
 
 
 def _states(targets: Targets, options: RunOptions) -> StateLocation:
-    return StateLocation.for_targets(targets, state=options.state, state_dir=options.state_dir)
+    return StateLocation.for_targets(targets, state=options.state, state_dir=options.state_dir, notify=options.notify)
 
 
 @contextmanager
@@ -411,7 +517,13 @@ def _plan_targets(targets: Targets, states: StateLocation, options: RunOptions) 
     settings = options.connection.settings()
     serials = _serials(targets, states)
     observed = _read_vcenter(settings, targets, skip_guest=options.skip_guest)
-    return PlanResult(_plan_each(targets, observed, states), targets, observed, states, settings, serials=serials)
+    plans = _plan_each(targets, observed, states, parse_targets(options.targets))
+    if options.skip_guest:
+        plans = [
+            _with_skipped_guests(p, d, parse_targets(options.targets))
+            for p, d in zip(plans, targets.desired, strict=True)
+        ]
+    return PlanResult(plans, targets, observed, states, settings, serials=serials)
 
 
 def _checked_saved_plan(
@@ -422,13 +534,14 @@ def _checked_saved_plan(
     settings = options.connection.settings()
     serials = _serials(targets, states)
     observed = _read_vcenter(settings, targets, skip_guest=True)
+    planned_targets = parse_targets([t for p in saved for t in p.targets])  # a partial plan, made again as saved
     try:
-        fresh: list[Plan] | None = _plan_each(targets, observed, states)
+        fresh: list[Plan] | None = _plan_each(targets, observed, states, planned_targets)
     except RuleViolation:
         fresh = None  # vCenter now breaks a rule: what changed since the plan is said first
     refuse_edited_or_stale(path, saved, targets.desired, observed, fresh)
     if fresh is None:
-        _plan_each(targets, observed, states)  # the rule errors of vCenter now
+        _plan_each(targets, observed, states, planned_targets)  # the rule errors of vCenter now
     return PlanResult(saved, targets, observed, states, settings, saved=path, serials=serials)
 
 
@@ -455,8 +568,20 @@ def _connect(settings: ConnectionSettings) -> Session:
     return connect(settings)
 
 
-def _plan_each(targets: Targets, observed: dict[str, Observed], states: StateLocation) -> list[Plan]:
-    """Each cluster's plan from the fleet's one read; rule errors of all clusters at once."""
+def _with_skipped_guests(plan: Plan, desired: Desired, chosen: list[Target]) -> Plan:
+    narrow = [t for t in chosen if t.cluster == desired.name and not t.whole_cluster]
+    return plan.model_copy(update={"unchecked": [*plan.unchecked, *_skipped_guests(desired, narrow)]})
+
+
+def _plan_each(
+    targets: Targets,
+    observed: dict[str, Observed],
+    states: StateLocation,
+    chosen: Sequence[Target] = (),
+) -> list[Plan]:
+    """Each cluster's plan from the fleet's one read; rule errors of all clusters at once.
+
+    `chosen` are the run's targets: a cluster's plan is narrowed to those that name its objects."""
     plans: list[Plan] = []
     errors: list[Finding] = []
     errors += fleet_findings(targets.desired, observed)  # one LUN, one cluster; one VM, one cluster
@@ -471,6 +596,7 @@ def _plan_each(targets: Targets, observed: dict[str, Observed], states: StateLoc
                 desired_hash=desired.hash,
                 created_at=utc_now(),
                 locate=desired.locate,
+                targets=chosen,
             )
             plans.append(sealed(plan))
         except RuleViolation as exc:

@@ -131,6 +131,8 @@ def _stale_file(path: Path, edited: Path) -> StaleStateError:
 def seal_of(plan: Plan) -> str:
     """The plan's seal: sha256 of the canonical JSON of `SEALED_FIELDS`, as saved (JSON names)."""
     data = plan.model_dump(mode="json", by_alias=True, include=set(SEALED_FIELDS))
+    if plan.partial or plan.targets:  # sealed when there are targets; a whole plan's seal is as before
+        data |= {"partial": plan.partial, "targets": plan.targets}
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return SEAL_PREFIX + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

@@ -33,7 +33,17 @@ STATE_DIR = typer.Option(
 PARALLELISM = typer.Option(
     DEFAULT_PARALLELISM, "--parallelism", min=1, max=64, help="Clusters applied at once (default 10)."
 )
-SKIP_GUEST = typer.Option(False, "--skip-guest", help="Leave the guest side (disk timeout) out.")
+SKIP_GUEST = typer.Option(
+    False,
+    "--skip-guest",
+    help="Leave the guest side (disk timeout) out on purpose: named as skipped, not counted as unchecked.",
+)
+TARGET = typer.Option(
+    None,
+    "--target",
+    metavar="ADDRESS",
+    help="Only this cluster, node (CLUSTER/node/NODE) or object address, and what it depends on (repeatable).",
+)
 LOCK_TIMEOUT = typer.Option(
     "0s",
     "--lock-timeout",
@@ -50,8 +60,11 @@ def run_options(
     state_dir: str | None = None,
     skip_guest: bool = False,
     lock_timeout: str = "0s",
+    targets: list[str] | None = None,
 ) -> RunOptions:
     """A command's shared options, as the run loop takes them."""
+    from reconciler.cli import output
+
     vcenter = Connection(server=server, user=user, ca_file=ca_file, allow_unverified=insecure)
     return RunOptions(
         connection=vcenter,
@@ -59,14 +72,19 @@ def run_options(
         state_dir=state_dir,
         skip_guest=skip_guest,
         lock_timeout_s=parse_duration(lock_timeout, option="--lock-timeout"),
+        targets=tuple(targets or ()),
+        notify=output.info,
     )
 
 
-def with_run_options(*, guest: bool = True, lock: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def with_run_options(
+    *, guest: bool = True, lock: bool = True, target: bool = False
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Add the shared vCenter and state options to a command, handed to it as one `options: RunOptions`.
 
     The command declares `options: RunOptions` as its last parameter; typer sees the shared
-    flags instead (`--skip-guest` and `--lock-timeout` where `guest` and `lock` say), so each
+    flags instead (`--skip-guest`, `--lock-timeout` and `--target` where `guest`, `lock` and
+    `target` say), so each
     command spells and explains them the same way without listing them again.
     """
     shared: list[tuple[str, Any, Any]] = []
@@ -75,6 +93,8 @@ def with_run_options(*, guest: bool = True, lock: bool = True) -> Callable[[Call
     shared += [("state_path", str | None, STATE), ("state_dir", str | None, STATE_DIR)]
     if lock:
         shared.append(("lock_timeout", str, LOCK_TIMEOUT))
+    if target:
+        shared.append(("targets", list[str] | None, TARGET))
     shared += [
         ("server", str | None, SERVER),
         ("user", str | None, USER),
@@ -99,6 +119,7 @@ def with_run_options(*, guest: bool = True, lock: bool = True) -> Callable[[Call
                 values["state_dir"],
                 values.get("skip_guest", False),
                 values.get("lock_timeout", "0s"),
+                values.get("targets"),
             )
             return command(*args, **kwargs)
 

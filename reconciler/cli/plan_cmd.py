@@ -26,7 +26,9 @@ from reconciler.run import (
     PlanResult,
     RunOptions,
     StepStarted,
+    apply_command_line,
     apply_path,
+    plan_exit_code,
     plan_file,
     stop_on_signals,
 )
@@ -37,28 +39,48 @@ def print_plans(plans: list[Plan]) -> None:
     for n, plan in enumerate(plans):
         if n:
             console.print("")
+        if plan.partial:
+            console.print(
+                f"Partial plan: only {', '.join(plan.targets)} and what it depends on; the rest of the file is "
+                "not planned.",
+                markup=False,
+                highlight=False,
+            )
         console.print(render_text(plan), markup=True, highlight=False)
         for part in plan.unchecked:
-            console.print(f"Not checked: {part.summary}", markup=False, highlight=False)
+            said = "Skipped" if part.on_purpose else "Not checked"
+            console.print(f"{said}: {part.summary}", markup=False, highlight=False)
 
 
 def warn_unchecked(plans: list[Plan]) -> None:
-    """On stderr, each part of the file a plan could not check: a pipeline's log shows it."""
+    """On stderr, each part of the file a plan could not check (a pipeline's log shows it),
+    what was left out on purpose, and that a plan is partial (`--target`)."""
     for plan in plans:
+        if plan.partial:
+            output.warn(
+                f"{plan.cluster}: targeting is in effect ({', '.join(plan.targets)}): this plan may not hold every "
+                "change the file asks for; use --target for exceptions, not routinely"
+            )
         for part in plan.unchecked:
-            output.warn(f"{plan.cluster}: not checked: {part.summary}")
+            if part.on_purpose:
+                output.info(f"{plan.cluster}: skipped: {part.summary}")
+            else:
+                output.warn(f"{plan.cluster}: not checked: {part.summary}")
 
 
 @app.command("plan")
 @output.reports_errors
-@with_run_options()
+@with_run_options(target=True)
 def plan_command(
     target: Path = typer.Argument(..., help="Desired-state file (YAML), or a directory of them (one cluster each)."),
     out: Path | None = typer.Option(None, "--out", help="Save the plan (JSON, mode 0600) for `apply PLAN`."),
     as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON (docs/plan-format.md)."),
     markdown: bool = typer.Option(False, "--markdown", help="Print the plan as Markdown, for a merge request."),
     detailed_exitcode: bool = typer.Option(
-        False, "--detailed-exitcode", help="Exit 0 when nothing changes, 2 when there are changes, 1 on error."
+        False,
+        "--detailed-exitcode",
+        help="Exit 0 when nothing changes, 2 when there are changes, 1 on error or when a part of the file "
+        "could not be checked (--skip-guest: left out on purpose, not counted).",
     ),
     *,
     options: RunOptions,
@@ -67,9 +89,11 @@ def plan_command(
 
     Each cluster's state is locked while it is planned (--lock-timeout: how long to wait
     for a lock another run holds). Exit codes: 0 success (with --detailed-exitcode: no
-    changes), 1 error, 2 changes present (with --detailed-exitcode). A part of the file that
-    could not be checked (a guest not reached) is named in every output and on stderr;
-    --skip-guest leaves the guests out on purpose.
+    changes), 1 error (with --detailed-exitcode also: a part of the file could not be checked,
+    e.g. a guest not reached), 2 changes present (with --detailed-exitcode). Each unchecked
+    part is named in every output and on stderr; --skip-guest leaves the guests out on
+    purpose (named as skipped, not counted). --target ADDRESS plans only that cluster, node
+    or object and what it depends on; the plan says it is partial.
     """
     planned = plan_file(target, options, on_lock_wait=output.info)
     plans, fleet = planned.plans, planned.targets.is_fleet
@@ -84,16 +108,21 @@ def plan_command(
     else:
         print_plans(plans)
         if out is not None:
-            output.info(f"Saved the plan to {out}. Apply exactly this plan with: mscsctl apply {out}")
+            output.info(f"Saved the plan to {out}. Apply exactly this plan with: {apply_command_line(out, options)}")
     warn_unchecked(plans)
-    if detailed_exitcode and planned.has_changes:
-        raise typer.Exit(2)
+    code = plan_exit_code(plans, detailed=detailed_exitcode)
+    if code == 1:
+        output.error(
+            "part of the file could not be checked (named above): exit 1; --skip-guest leaves the guests out on purpose"
+        )
+    if code:
+        raise typer.Exit(code)
     return 0
 
 
 @app.command("apply")
 @output.reports_errors
-@with_run_options()
+@with_run_options(target=True)
 def apply_command(
     target: Path = typer.Argument(
         ..., help="Desired-state file (YAML), a directory of them, or a plan saved by `plan --out`."
