@@ -49,7 +49,9 @@ def build_plan(
     `managed` is the state's resources by address (`State.managed()`), `locate` turns a
     finding's field path into file:line:column (the loader's source map), when there is one.
     `targets` (`--target`) narrow the plan to the objects they name and what those depend
-    on (`targeted_changes`); the rules still judge the whole file and vCenter.
+    on (`targeted_changes`); the rules still judge the whole file and vCenter. A plan that
+    any target names is `partial` (Terraform warns on every `-target`): even a whole
+    cluster's plan left the fleet's other clusters out.
     """
     version = target_version(cluster, observed)
     findings = run_rules(cluster, version=version, observed=observed, managed=managed)
@@ -104,8 +106,8 @@ def build_plan(
             for u in unchecked_guests(cluster, observed, powered_off_planned=True)
             if not narrow or any(t.matches(guest_address(cluster, u.node)) for t in narrow)
         ],
-        partial=bool(narrow),
-        targets=[str(t) for t in narrow],
+        partial=any(t.cluster == cluster.name for t in targets),
+        targets=[str(t) for t in targets if t.cluster == cluster.name],
     )
 
 
@@ -145,8 +147,15 @@ def targeted_changes(
     """
     chosen = {c.address for c in changes if any(t.matches(c.address) for t in targets)}
     order = {vm: n for n, vm in enumerate(vm_nodes)}
-    for change in [c for c in changes if c.address in chosen and c.address.on_node]:
-        chosen |= {o.address for o in changes if _needed_by(change, o.address, order, existing_files)}
+    todo = [c for c in changes if c.address in chosen]
+    while todo:  # what a dependency needs comes too (the creating node's disk needs its controller)
+        change = todo.pop()
+        if not change.address.on_node:
+            continue
+        for other in changes:
+            if other.address not in chosen and _needed_by(change, other.address, order, existing_files):
+                chosen.add(other.address)
+                todo.append(other)
     return [c for c in changes if c.address in chosen]
 
 

@@ -376,10 +376,13 @@ def drift_file(path: str | Path, options: RunOptions | None = None) -> list[Drif
             checked_at=checked_at,
             fix_command=apply_command_line(d.path, options),
         )
-        narrow = [t for t in chosen if t.cluster == d.name and not t.whole_cluster]
+        named = [t for t in chosen if t.cluster == d.name]
+        narrow = [t for t in named if not t.whole_cluster]
         if narrow:
             check_targets(d.cluster, narrow, cluster_addresses(d.cluster, observed[d.name], state), [])
             report = _narrowed(report, d, narrow)
+        if named:
+            report = report.model_copy(update={"partial": True, "targets": [str(t) for t in named]})
         if options.skip_guest:
             report = report.model_copy(update={"unchecked": [*report.unchecked, *_skipped_guests(d, narrow)]})
         reports.append(report)
@@ -442,8 +445,6 @@ def _narrowed(report: DriftReport, desired: Desired, narrow: list[Target]) -> Dr
         update={
             "findings": [f for f in report.findings if any(t.matches(f.address) for t in narrow)],
             "unchecked": [u for u in report.unchecked if _names_node_part(narrow, cluster, u.node, u.part)],
-            "partial": True,
-            "targets": [str(t) for t in narrow],
         }
     )
 
