@@ -15,7 +15,7 @@ from reconciler.address import Address, Scope
 from reconciler.diff import Change, diff_trees
 from reconciler.errors import MscsError, RuleViolation
 from reconciler.findings import Severity, has_errors
-from reconciler.kinds import ActionKind, Managed
+from reconciler.kinds import ActionKind, Context, Managed
 from reconciler.kinds.controller import NAME as CONTROLLER
 from reconciler.kinds.disk import NAME as DISK
 from reconciler.kinds.disk import RdmDiskPayload, VmdkDiskPayload
@@ -86,17 +86,7 @@ def build_plan(
         desired_file=desired_file,
         desired_hash=desired_hash,
         created_at=created_at,
-        vsphere_version=".".join(map(str, version)) if version else "",
-        seen_nodes={
-            vm: NodeFingerprint(moref=n.moref, change_version=n.change_version, power_state=n.power_state)
-            for vm, n in nodes.items()
-        },
-        seen_options={
-            host: {k: observed.hosts[host].options.get(k) for k in (cluster.spec.host_options or {})}
-            for host in ctx.node_host_names
-            if host in observed.hosts
-        },
-        seen_disk_users=disk_users(cluster, observed),
+        **what_was_seen(cluster, observed, ctx, version),
         actions=actions,
         unmanaged=unmanaged_lines(unmanaged),
         findings=[f for f in findings if f.severity is Severity.WARNING],
@@ -180,6 +170,27 @@ def _needed_by(change: Change, other: Address, order: dict[str, int], existing_f
         and file not in existing_files
         and order.get(other.owner, last) < order.get(node, last)
     )
+
+
+def what_was_seen(
+    cluster: FailoverCluster, observed: Observed, ctx: Context, version: tuple[int, int] | None
+) -> dict[str, Any]:
+    """What a plan records of vCenter as it planned, so that a saved plan found stale is refused:
+    the version, each node's fingerprint, the hosts' options, who held each LUN and shared file."""
+    nodes = {vm: observed.vms[vm] for vm in [*ctx.vm_nodes, *ctx.former_nodes] if vm in observed.vms}
+    return {
+        "vsphere_version": ".".join(map(str, version)) if version else "",
+        "seen_nodes": {
+            vm: NodeFingerprint(moref=n.moref, change_version=n.change_version, power_state=n.power_state)
+            for vm, n in nodes.items()
+        },
+        "seen_options": {
+            host: {k: observed.hosts[host].options.get(k) for k in (cluster.spec.host_options or {})}
+            for host in ctx.node_host_names
+            if host in observed.hosts
+        },
+        "seen_disk_users": disk_users(cluster, observed),
+    }
 
 
 def guest_notes(cluster: FailoverCluster, observed: Observed) -> list[str]:

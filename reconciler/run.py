@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 
 from reconciler.address import Scope
 from reconciler.apply import ApplyInterrupted, ApplyReport, Interruption, StepPhase, apply_plan, internal_error
+from reconciler.destroy import build_destroy_plan, kept_after
 from reconciler.drift import DriftReport, detect_drift
 from reconciler.errors import LockedError, MscsError, RuleViolation, StaleStateError
 from reconciler.findings import Finding
@@ -44,7 +45,7 @@ from reconciler.outcome import Outcome
 from reconciler.plan import Action, Plan, UncheckedPart
 from reconciler.plan_file import read_plans, saved_plans_at
 from reconciler.planner import build_plan, check_targets, cluster_addresses
-from reconciler.record import record_nic_slots, record_outcome
+from reconciler.record import alive, record_destroyed, record_nic_slots, record_outcome
 from reconciler.rules.fleet import fleet_findings
 from reconciler.seal import refuse_edited_or_stale, refuse_stale_file, sealed
 from reconciler.spec import FailoverCluster
@@ -121,6 +122,7 @@ class RunOptions:
     lock_timeout_s: float = 0.0
     targets: tuple[str, ...] = ()
     notify: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
+    destroy: bool = False  # `destroy`, `plan --destroy`: decommissioning plans (reconciler/destroy.py)
 
 
 @dataclass(frozen=True)
@@ -517,8 +519,9 @@ def _locked_states(
 def _plan_targets(targets: Targets, states: StateLocation, options: RunOptions) -> PlanResult:
     settings = options.connection.settings()
     serials = _serials(targets, states)
-    observed = _read_vcenter(settings, targets, skip_guest=options.skip_guest)
-    plans = _plan_each(targets, observed, states, parse_targets(options.targets))
+    # A destroy asks nothing of the guests: it leaves their disk timeout as it is.
+    observed = _read_vcenter(settings, targets, skip_guest=options.skip_guest or options.destroy)
+    plans = _plan_each(targets, observed, states, parse_targets(options.targets), destroy=options.destroy)
     if options.skip_guest:
         plans = [
             _with_skipped_guests(p, d, parse_targets(options.targets))
@@ -536,13 +539,14 @@ def _checked_saved_plan(
     serials = _serials(targets, states)
     observed = _read_vcenter(settings, targets, skip_guest=True)
     planned_targets = parse_targets([t for p in saved for t in p.targets])  # a partial plan, made again as saved
+    destroy = any(p.destroy for p in saved)
     try:
-        fresh: list[Plan] | None = _plan_each(targets, observed, states, planned_targets)
+        fresh: list[Plan] | None = _plan_each(targets, observed, states, planned_targets, destroy=destroy)
     except RuleViolation:
         fresh = None  # vCenter now breaks a rule: what changed since the plan is said first
     refuse_edited_or_stale(path, saved, targets.desired, observed, fresh)
     if fresh is None:
-        _plan_each(targets, observed, states, planned_targets)  # the rule errors of vCenter now
+        _plan_each(targets, observed, states, planned_targets, destroy=destroy)  # the rule errors of vCenter now
     return PlanResult(saved, targets, observed, states, settings, saved=path, serials=serials)
 
 
@@ -579,10 +583,15 @@ def _plan_each(
     observed: dict[str, Observed],
     states: StateLocation,
     chosen: Sequence[Target] = (),
+    *,
+    destroy: bool = False,
 ) -> list[Plan]:
     """Each cluster's plan from the fleet's one read; rule errors of all clusters at once.
 
-    `chosen` are the run's targets: a cluster's plan is narrowed to those that name its objects."""
+    `chosen` are the run's targets: a cluster's plan is narrowed to those that name its objects.
+    `destroy`: each cluster's decommissioning plan instead."""
+    if destroy:
+        return destroy_plans(targets, observed, states, chosen)
     plans: list[Plan] = []
     errors: list[Finding] = []
     errors += fleet_findings(targets.desired, observed)  # one LUN, one cluster; one VM, one cluster
@@ -604,6 +613,27 @@ def _plan_each(
             errors += exc.findings
     if errors:
         raise RuleViolation(errors)
+    return plans
+
+
+def destroy_plans(
+    targets: Targets, observed: dict[str, Observed], states: StateLocation, chosen: Sequence[Target] = ()
+) -> list[Plan]:
+    """Each cluster's decommissioning plan (whole clusters only: a destroy never leaves half a cluster)."""
+    narrow = [t for t in chosen if not t.whole_cluster]
+    if narrow:
+        raise MscsError(f"--target {narrow[0]}: destroy takes whole clusters (--target CLUSTER)")
+    plans = []
+    for desired in targets.desired:
+        plan = build_destroy_plan(
+            desired.cluster,
+            observed[desired.name],
+            read_state(states.backend(desired), desired),
+            desired_file=str(desired.path),
+            desired_hash=desired.hash,
+            created_at=utc_now(),
+        )
+        plans.append(sealed(plan))
     return plans
 
 
@@ -671,7 +701,7 @@ class _Lanes:
             report = apply_plan(
                 plan, executor, recorder, self.announce.reporter(plan), stop=lambda: self.stop.requested
             )
-            recorder.finish()
+            recorder.finish(plan)
         return report
 
 
@@ -684,9 +714,12 @@ class _StateRecorder:
         self.state = state or State.new(desired.cluster.name, desired.hash)
         self.desired = desired
         self.stop = stop
+        self.deleted: set[str] = set()  # shared VMDK files a detach deleted (--allow-data-loss)
 
     def __call__(self, outcome: Outcome) -> None:
         now = utc_now()
+        if outcome.action.kind is ActionKind.DETACH_DISK and outcome.done and outcome.record.file:
+            self.deleted.add(outcome.record.file)
         new = record_outcome(self.state, outcome, now)
         nics = outcome.record.nics
         if outcome.action.kind is ActionKind.POWER_ON and nics is not None:
@@ -695,8 +728,11 @@ class _StateRecorder:
         if new != self.state or self.serial is None:
             self._write(new)
 
-    def finish(self) -> None:
-        self._write(self.state.with_desired_hash(self.desired.hash))
+    def finish(self, plan: Plan) -> None:
+        state = self.state.with_desired_hash(self.desired.hash)
+        # A destroy records the cluster as gone, with what stays; any other apply as alive again.
+        gone = plan.destroy and plan.records_destroyed
+        self._write(record_destroyed(state, kept_after(plan, self.deleted), utc_now()) if gone else alive(state))
 
     def _write(self, state: State) -> None:
         if self.stop.abandoned:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,9 @@ def plan_command(
         help="Exit 0 when nothing changes, 2 when there are changes, 1 on error or when a part of the file "
         "could not be checked (--skip-guest: left out on purpose, not counted).",
     ),
+    destroy: bool = typer.Option(
+        False, "--destroy", help="Plan the decommissioning of the cluster(s) instead (what `mscsctl destroy` does)."
+    ),
     *,
     options: RunOptions,
 ) -> int:
@@ -93,8 +97,11 @@ def plan_command(
     e.g. a guest not reached), 2 changes present (with --detailed-exitcode). Each unchecked
     part is named in every output and on stderr; --skip-guest leaves the guests out on
     purpose (named as skipped, not counted). --target ADDRESS plans only that cluster, node
-    or object and what it depends on; the plan says it is partial.
+    or object and what it depends on; the plan says it is partial. --destroy plans the
+    decommissioning (README, "Decommissioning a cluster"); `apply PLAN` applies it when saved.
     """
+    if destroy:
+        options = replace(options, destroy=True)
     planned = plan_file(target, options, on_lock_wait=output.info)
     plans, fleet = planned.plans, planned.targets.is_fleet
     if out is not None:
@@ -148,6 +155,13 @@ def apply_command(
     Exit codes: 0 applied (or nothing to do), 1 error. A part of the file not done because
     its plan could not check it (a guest not reached) is said at the end and on stderr.
     """
+    return apply_and_report(target, options, auto_approve, allow_data_loss, parallelism, as_json)
+
+
+def apply_and_report(
+    target: Path, options: RunOptions, auto_approve: bool, allow_data_loss: bool, parallelism: int, as_json: bool
+) -> int:
+    """Plan (or read the saved plan), show, approve, apply and report: `apply`, and `destroy`'s plans."""
     interruption = Interruption()
 
     def show(planned: PlanResult) -> None:

@@ -9,6 +9,7 @@ import typer
 from reconciler.cli import app, output
 from reconciler.cli.options import STATE, STATE_DIR
 from reconciler.errors import MscsError
+from reconciler.record import KEPT, destroyed
 from reconciler.workspace import STATE_DIR_NAME, locked_state, recorded_state
 from state import STATE_FILE_NAME, open_backend
 
@@ -45,7 +46,14 @@ def show_command(
     con = output.stdout()
     con.print(f"cluster {state.cluster}  serial {state.serial}  lineage {state.lineage}", highlight=False)
     con.print(f"updated {state.updated_at}  desired file sha256 {state.desired_hash[:12]}", highlight=False)
+    gone = destroyed(state)
+    if gone is not None:
+        con.print(f"destroyed {gone.applied_at} (mscsctl destroy); left in vCenter:", highlight=False, markup=False)
+        for kept in gone.applied_value(KEPT) or []:
+            con.print(f"  {kept}", highlight=False, markup=False)
     for address, res in state.resources.items():
+        if res is gone:
+            continue
         where = res.file or (f"key {res.device_key}" if res.device_key is not None else "")
         con.print(f"  {address}  ({res.kind}{', ' + where if where else ''})", highlight=False, markup=False)
     return 0
