@@ -32,7 +32,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reconciler.address import Scope
-from reconciler.apply import ApplyInterrupted, ApplyReport, Interruption, StepPhase, apply_plan, internal_error
+from reconciler.apply import (
+    ApplyInterrupted,
+    ApplyReport,
+    Interruption,
+    StepPhase,
+    apply_plan,
+    internal_error,
+    steps,
+)
 from reconciler.destroy import build_destroy_plan, kept_after
 from reconciler.drift import DriftReport, detect_drift
 from reconciler.errors import LockedError, MscsError, RuleViolation, StaleStateError
@@ -175,7 +183,11 @@ class ApplyResult:
 
 @dataclass(frozen=True)
 class StepStarted:
-    """Progress: a cluster's next step (one vCenter call) is starting."""
+    """Progress: a cluster's next step (one vCenter call) is starting, or (`phase` "end") has ended.
+
+    `step` counts steps, one at a time, so a counter shown from it never skips a number; a
+    step that fails has no "end".
+    """
 
     cluster: str
     number: int  # actions of the plan started so far, this step's included
@@ -183,6 +195,10 @@ class StepStarted:
     target: str  # the VM, host or vSphere cluster the step changes
     kinds: tuple[str, ...]
     fleet: bool  # more than one cluster is being applied
+    step: int = 0  # steps of the plan started so far, this one included
+    steps: int = 0  # steps in the plan
+    phase: StepPhase = "start"
+    actions: tuple[Action, ...] = ()  # what the step carries out
 
 
 class ApplyCancelled(MscsError):
@@ -749,13 +765,16 @@ class _Announcer:
         self.lock = threading.Lock()
 
     def reporter(self, plan: Plan) -> Callable[[list[Action], StepPhase], None]:
-        started = 0
+        started = steps_started = 0
+        total_steps = len(list(steps(plan.actions)))
 
         def report(step: list[Action], phase: StepPhase) -> None:
-            nonlocal started
-            if phase != "start" or self.progress is None:
+            nonlocal started, steps_started
+            if self.progress is None:
                 return
-            started += len(step)
+            if phase == "start":
+                started += len(step)
+                steps_started += 1
             vsphere_cluster = step[0].vsphere_cluster
             event = StepStarted(
                 cluster=plan.cluster,
@@ -764,6 +783,10 @@ class _Announcer:
                 target=vsphere_cluster if vsphere_cluster is not None else step[0].target,
                 kinds=tuple(sorted({str(a.kind) for a in step})),
                 fleet=self.fleet,
+                step=steps_started,
+                steps=total_steps,
+                phase=phase,
+                actions=tuple(step),
             )
             with self.lock:
                 if not self.stop.abandoned:

@@ -12,6 +12,7 @@ from reconciler.cli.options import (
     with_run_options,
 )
 from reconciler.drift import DriftReport, DriftSeverity
+from reconciler.report.json_formats import drift_document
 from reconciler.run import RunOptions, drift_exit_code, drift_file
 from reconciler.values import show_value
 from reconciler.workspace import write_private
@@ -83,7 +84,7 @@ def drift_command(
 
         write_private(junit, drift_junit(reports))
     if as_json:
-        output.print_json({"format_version": 1, "reports": [r.model_dump(mode="json") for r in reports]})
+        output.print_json(drift_document(reports))
     elif markdown:
         from reconciler.report.markdown import drift_markdown
 

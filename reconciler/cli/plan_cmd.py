@@ -7,7 +7,6 @@ import sys
 import traceback
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import typer
 
@@ -16,17 +15,18 @@ from reconciler.cli.options import (
     PARALLELISM,
     with_run_options,
 )
+from reconciler.cli.progress import ApplyProgress, apply_totals
 from reconciler.errors import MscsError
 from reconciler.plan import Plan
-from reconciler.plan_file import plan_document, write_plans
+from reconciler.plan_file import write_plans
 from reconciler.render import render_text
+from reconciler.report.json_formats import apply_document, plan_document
 from reconciler.run import (
     ApplyResult,
     ApplyStatus,
     Interruption,
     PlanResult,
     RunOptions,
-    StepStarted,
     apply_command_line,
     apply_path,
     plan_exit_code,
@@ -163,18 +163,23 @@ def apply_and_report(
 ) -> int:
     """Plan (or read the saved plan), show, approve, apply and report: `apply`, and `destroy`'s plans."""
     interruption = Interruption()
+    progress = ApplyProgress()
 
     def show(planned: PlanResult) -> None:
+        progress.expect(planned.plans)
         if not as_json:
             print_plans(planned.plans)
+            totals = apply_totals(planned.plans)
+            if totals is not None:
+                output.stdout().print(totals, markup=False, highlight=False)
 
-    with stop_on_signals(interruption, output.info):
+    with stop_on_signals(interruption, output.info), progress:
         results = apply_path(
             target,
             options,
             approve=_approved if not auto_approve else lambda plans: True,
             planned=show,
-            progress=_progress,
+            progress=progress,
             allow_data_loss=allow_data_loss,
             parallelism=parallelism,
             interruption=interruption,
@@ -190,41 +195,12 @@ def _approved(plans: list[Plan]) -> bool:
     return sys.stdin.readline().strip() == "yes"
 
 
-def _progress(step: StepStarted) -> None:
-    prefix = f"{step.cluster}: " if step.fleet else ""
-    kinds = ", ".join(step.kinds)
-    output.progress(
-        f"{prefix}[{step.number}/{step.total}] {step.target}: {kinds}",
-        cluster=step.cluster,
-        step=step.number,
-        total=step.total,
-        target=step.target,
-        kinds=kinds,
-    )
-
-
-def _result_json(result: ApplyResult) -> dict[str, Any]:
-    row: dict[str, Any] = {"cluster": result.cluster, "status": str(result.status)}
-    if result.error is not None:
-        row["error"] = str(result.error)
-        row["done"] = list(getattr(result.error, "done", []))
-        row["left"] = list(getattr(result.error, "left", []))
-    elif result.status is ApplyStatus.NOT_STARTED:
-        row["why"] = result.note
-    else:
-        row["done"] = [o.action.id for o in result.done]
-        row["skipped"] = [o.action.id for o in result.skipped]
-    row["not_done"] = [u.model_dump(mode="json") for u in result.unchecked]
-    return row
-
-
 def _report(results: list[ApplyResult], as_json: bool) -> int:
     """Every cluster's outcome: applied, no changes, failed, interrupted, not started; exit 1 on any failure."""
     failed = [r for r in results if r.error is not None]
     fleet = len(results) > 1
     if as_json:
-        changes = sum(len(r.done) for r in results)
-        output.print_json({"clusters": [_result_json(r) for r in results], "changes": changes})
+        output.print_json(apply_document(results))
     else:
         console = output.stdout()
         for result in results:

@@ -9,6 +9,7 @@ import typer
 from reconciler.cli import app, output
 from reconciler.cli.options import STATE, STATE_DIR
 from reconciler.errors import MscsError
+from reconciler.report.json_formats import show_document, states_document
 from reconciler.record import KEPT, destroyed
 from reconciler.workspace import STATE_DIR_NAME, locked_state, recorded_state
 from state import STATE_FILE_NAME, open_backend
@@ -41,7 +42,7 @@ def show_command(
     if state is None:
         raise MscsError(f"no state yet at {backend.describe()}: nothing was applied")
     if as_json:
-        output.print_json(state.model_dump(mode="json"))
+        output.print_json(show_document(state))
         return 0
     con = output.stdout()
     con.print(f"cluster {state.cluster}  serial {state.serial}  lineage {state.lineage}", highlight=False)
@@ -82,7 +83,7 @@ def _list_states(found: list[Path], state_dir: str | None, as_json: bool) -> int
         state = open_backend(str(path)).read()
         rows.append((path, state.cluster if state else None, state.serial if state else None))
     if as_json:
-        output.print_json([{"state": str(p), "cluster": c, "serial": n} for p, c, n in rows])
+        output.print_json(states_document(rows))
         return 0
     con = output.stdout()
     con.print(f"{len(rows)} states here; show one with: mscsctl show --state PATH", highlight=False, markup=False)
