@@ -9,8 +9,8 @@ import typer
 from reconciler.cli import app, output
 from reconciler.cli.options import STATE, STATE_DIR
 from reconciler.errors import MscsError
-from reconciler.report.json_formats import show_document, states_document
 from reconciler.record import KEPT, destroyed
+from reconciler.report.json_formats import show_document, states_document
 from reconciler.workspace import STATE_DIR_NAME, locked_state, recorded_state
 from state import STATE_FILE_NAME, open_backend
 
