@@ -44,6 +44,7 @@ _DEVICE_KINDS = {
     ActionKind.REMOVE_NIC,
     ActionKind.ADD_NIC,
     ActionKind.EDIT_NIC,
+    ActionKind.REMOVE_CONTROLLER,
 }
 _VSPHERE_CLUSTER_KINDS = {
     ActionKind.SET_DRS_OVERRIDE,
@@ -51,6 +52,8 @@ _VSPHERE_CLUSTER_KINDS = {
     ActionKind.CREATE_RULE,
     ActionKind.UPDATE_RULE,
     ActionKind.DELETE_RULE,
+    ActionKind.REMOVE_DRS_OVERRIDE,
+    ActionKind.REMOVE_HA_OVERRIDE,
 }
 
 
@@ -71,11 +74,13 @@ def waiting_for(actions: tuple[Action, ...] | list[Action]) -> str:
         return "waiting for the reconfigure task"
     if kinds & _VSPHERE_CLUSTER_KINDS:
         return "waiting for the vSphere cluster reconfigure task"
-    if ActionKind.RESERVE_LUN in kinds:
+    if kinds & {ActionKind.RESERVE_LUN, ActionKind.RELEASE_LUN}:
         return "waiting for the LUN reservation"
-    if ActionKind.SET_HOST_OPTION in kinds:
+    if kinds & {ActionKind.SET_HOST_OPTION, ActionKind.RESTORE_HOST_OPTION}:
         return "waiting for the host option update"
-    return "reading the adapters' PCI slots"
+    if ActionKind.RECORD_NIC_SLOT in kinds:
+        return "reading the adapters' PCI slots"
+    return "waiting for vCenter"
 
 
 def _kinds_key(actions: tuple[Action, ...] | list[Action]) -> tuple[str, ...]:

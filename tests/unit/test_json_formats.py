@@ -144,6 +144,16 @@ def test_plan_of_a_file_and_of_a_directory(capsys, clusters):
     assert done["plans"][0]["actions"] == []
 
 
+def test_a_decommissioning_plan(capsys, clusters):
+    files, states = clusters
+    done = str(files / "done" / "sql-prod-03.yaml")
+    code, plan = cli(capsys, "plan", done, "--destroy", "--json", "--state-dir", str(states))
+    assert code == 0
+    check("plan", plan)
+    assert plan["destroy"] and plan["records_destroyed"] and plan["kept"]
+    assert {"detach-disk", "remove-controller", "release-lun"} <= {a["kind"] for a in plan["actions"]}
+
+
 def test_a_saved_plan_is_the_same_document_and_is_read_back(capsys, clusters, tmp_path):
     files, states = clusters
     out = tmp_path / "plan.json"
