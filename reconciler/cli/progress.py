@@ -8,8 +8,9 @@ that step and the whole apply have taken, and an ETA learned from the steps that
 before (the mean time of steps of the same kinds, else of every step so far).
 
 Anywhere else (a pipe, a CI log) each step gives one line when it starts and one when it
-ends, with a UTC timestamp and, at the end, its duration; with --log-format json, one JSON
-object a line with the same fields. A step is one vCenter call, so the `[step/steps]`
+ends, with a UTC timestamp and, at the end, its duration, and while it waits a line every
+ten seconds ("still waiting for guest shutdown, 20.0s"), as Terraform's "Still creating...";
+with --log-format json, one JSON object a line with the same fields. A step is one vCenter call, so the `[step/steps]`
 counter goes up by one at a time. Clusters of a fleet apply side by side: every line is
 written whole and starts with its cluster's name, as Terraform starts each line with the
 resource address, so the lines of two clusters may alternate but never mix.
@@ -55,6 +56,9 @@ _VSPHERE_CLUSTER_KINDS = {
     ActionKind.REMOVE_DRS_OVERRIDE,
     ActionKind.REMOVE_HA_OVERRIDE,
 }
+
+
+STILL_EVERY_S = 10.0  # how often a step in flight is said again in plain lines
 
 
 def waiting_for(actions: tuple[Action, ...] | list[Action]) -> str:
@@ -116,6 +120,7 @@ class _Cluster:
     done: int = 0
     current: StepStarted | None = None
     step_started: float = 0.0
+    said: float = 0.0  # when the step in flight was last said (plain lines)
     started: float | None = None
     task: TaskID | None = field(default=None, repr=False)
 
@@ -141,13 +146,16 @@ class ApplyProgress:
     the first step, after the approval, and are closed when the block ends.
     """
 
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic, still_every: float = STILL_EVERY_S) -> None:
         self.clock = clock
         self.clusters: dict[str, _Cluster] = {}
         self.durations = Durations()
         self.lock = threading.Lock()
         self.bars: Progress | None = None
         self.mode = output.progress_mode()
+        self.still_every = still_every
+        self.ended = threading.Event()
+        self.ticker: threading.Thread | None = None
 
     def expect(self, plans: list[Plan]) -> None:
         for plan in plans:
@@ -158,6 +166,9 @@ class ApplyProgress:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.ended.set()
+        if self.ticker is not None:
+            self.ticker.join()
         with self.lock:
             if self.bars is not None:
                 for cluster in self.clusters.values():
@@ -173,7 +184,7 @@ class ApplyProgress:
                 cluster = self.clusters.setdefault(event.cluster, _Cluster(event.cluster, [()] * event.steps))
             now = self.clock()
             if event.phase == "start":
-                cluster.current, cluster.step_started = event, now
+                cluster.current, cluster.step_started, cluster.said = event, now, now
                 if cluster.started is None:
                     cluster.started = now
                 seconds = None
@@ -185,6 +196,20 @@ class ApplyProgress:
                 self._draw(cluster, event)
             elif self.mode != "quiet":
                 self._line(event, seconds)
+                if self.ticker is None:
+                    self.ticker = threading.Thread(target=self._still_waiting, name="progress", daemon=True)
+                    self.ticker.start()
+
+    def _still_waiting(self) -> None:
+        """Every `still_every` seconds, a line for each step still in flight: a long wait is never silent."""
+        while not self.ended.wait(min(self.still_every, 1.0)):
+            with self.lock:
+                now = self.clock()
+                for cluster in self.clusters.values():
+                    event = cluster.current
+                    if event is not None and now - cluster.said >= self.still_every:
+                        cluster.said = now
+                        self._line(event, None, still=now - cluster.step_started)
 
     def eta(self, cluster: _Cluster) -> float | None:
         """Seconds left for a cluster, from the steps learned so far; None before any step ended."""
@@ -202,24 +227,25 @@ class ApplyProgress:
             left += guess
         return left
 
-    def _line(self, event: StepStarted, seconds: float | None) -> None:
+    def _line(self, event: StepStarted, seconds: float | None, *, still: float | None = None) -> None:
         kinds = ", ".join(event.kinds)
         head = f"{event.cluster}: [{event.step}/{event.steps}] {event.target}: {kinds}"
-        if seconds is None:
-            message = f"{head}: {waiting_for(event.actions)}"
-        else:
-            message = f"{head}: done in {fmt_seconds(seconds)}"
         fields: dict[str, Any] = {
             "cluster": event.cluster,
             "step": event.step,
             "steps": event.steps,
-            "phase": event.phase,
+            "phase": event.phase if still is None else "wait",
             "target": event.target,
             "kinds": kinds,
         }
-        if seconds is None:
+        if still is not None:
+            message = f"{head}: still {waiting_for(event.actions)}, {fmt_seconds(still)}"
+            fields |= {"waiting_for": waiting_for(event.actions), "elapsed_s": round(still, 3)}
+        elif seconds is None:
+            message = f"{head}: {waiting_for(event.actions)}"
             fields["waiting_for"] = waiting_for(event.actions)
         else:
+            message = f"{head}: done in {fmt_seconds(seconds)}"
             fields["duration_s"] = round(seconds, 3)
         if self.mode == "json":
             output.progress(message, **fields)

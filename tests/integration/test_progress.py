@@ -85,7 +85,7 @@ def test_fleet_lines_start_with_their_cluster_and_each_counter_goes_up_by_one(fl
     lines = [LINE.match(line) for line in applied.err.splitlines() if re.match(STAMP, line)]
     assert lines and all(lines), applied.err
     for cluster in ("fleet-01", "fleet-02", "fleet-03"):
-        own = [m for m in lines if m["cluster"] == cluster and "waiting for" in m["rest"]]
+        own = [m for m in lines if m["cluster"] == cluster and m["rest"].split(": ")[-1].startswith("waiting for")]
         assert [int(m["step"]) for m in own] == list(range(1, int(own[0]["steps"]) + 1)), applied.err
 
 
