@@ -40,6 +40,15 @@ def test_on_a_terminal_a_bar_shows_the_step_what_it_waits_for_and_how_long(lab, 
     assert "sql-prod-01: apply complete: 27 done" in text, text
 
 
+def test_no_color_draws_the_bars_without_colour(lab, tmp_path):
+    desired = str(example("cluster-in-a-box", tmp_path))
+    code, screen = on_a_terminal(lab, "apply", desired, "--auto-approve", "--skip-guest", env={"NO_COLOR": "1"})
+    text = CSI.sub("", screen)
+    assert code == 0, text
+    assert re.search(r"(\d+)/\1 steps\s+done", text), text
+    assert not re.search(r"\x1b\[[0-9;]*m", screen), "no colour, no bold: no SGR escape at all"
+
+
 def test_off_a_terminal_timestamped_lines_with_durations_and_a_counter_that_never_jumps(lab, tmp_path):
     desired = str(example("cluster-across-boxes", tmp_path))
     lab.inject_fault(method="ReconfigVM_Task", object="SQLNODE1", action="delay", delay_ms=1200)
