@@ -61,9 +61,12 @@ def build_destroy_plan(
     version = target_version(cluster, observed)
     ctx = context(cluster, observed, version, managed)
     work = _Teardown(cluster, observed, managed)
+    # Until the state records the cluster as destroyed, a node found off is powered on again, as
+    # apply would: a destroy killed while a node was off for its removals leaves none down.
+    power_on = state is not None and destroyed(state) is None
     for vm in [*ctx.former_nodes, *reversed(ctx.vm_nodes)]:
         if vm in observed.vms:
-            work.node(observed.vms[vm])
+            work.node(observed.vms[vm], power_on=power_on and vm in ctx.vm_nodes)
     work.placement(ctx.vm_nodes, ctx.vsphere_clusters)
     work.reservations()
     work.host_options(ctx.vm_nodes)
@@ -115,13 +118,15 @@ class _Teardown:
 
     # -- 1. the nodes -------------------------------------------------------------------------
 
-    def node(self, vm: ObservedVm) -> None:
+    def node(self, vm: ObservedVm, *, power_on: bool) -> None:
+        """`power_on`: a node found powered off runs again once its removals are done."""
         batch = f"{vm.name}/devices"
         devices = self._disks(vm, batch)
-        controller = self._controller(vm, batch, {a.address.name for a in devices})
+        controller = self._controller(vm, batch)
         nics = self._nics(vm, batch)
         removals = devices + controller + nics
-        if not removals:
+        found_off = power_on and vm.power_state == "poweredOff"
+        if not removals and not found_off:
             return
         bus = self.cluster.spec.shared_disks.controller.bus
         shared = vm.controllers.get(bus)
@@ -134,6 +139,9 @@ class _Teardown:
         if cold and vm.powered_on:
             on = (ActionKind.POWER_ON, "poweredOff", "poweredOn", Reason.RESTORE_POWER)
             self._add(_power_action(self.cluster, vm.name, *on, wait=vm.tools_running))
+        elif found_off:
+            on = (ActionKind.POWER_ON, "poweredOff", "poweredOn", Reason.DESIRED_POWER)
+            self._add(_power_action(self.cluster, vm.name, *on, wait=False))
 
     def _disks(self, vm: ObservedVm, batch: str) -> list[Action]:
         out = []
@@ -170,7 +178,7 @@ class _Teardown:
                 self.kept.append(f"RDM mapping file {disk.file}: kept (a detach leaves it)")
         return out
 
-    def _controller(self, vm: ObservedVm, batch: str, detached_names: set[str]) -> list[Action]:
+    def _controller(self, vm: ObservedVm, batch: str) -> list[Action]:
         bus = self.cluster.spec.shared_disks.controller.bus
         controller = vm.controllers.get(bus)
         if controller is None:

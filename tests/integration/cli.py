@@ -31,13 +31,29 @@ class Result:
         return f"exit {self.code}\n--- stdout\n{self.out}\n--- stderr\n{self.err}"
 
 
-def run(lab: Any, *args: str, env: dict[str, str] | None = None, timeout: float = 300) -> Result:
+def _env(lab: Any, env: dict[str, str] | None) -> dict[str, str]:
     full_env = {**os.environ, **(lab.env() if lab is not None else {}), **(env or {})}
     full_env.pop("MSCSCTL_STATE", None)
     full_env.pop("MSCSCTL_DEBUG", None)
+    return full_env
+
+
+def start(lab: Any, *args: str) -> subprocess.Popen[bytes]:
+    """`mscsctl ARGS` started in the background (output discarded), for a test to kill it mid-run."""
+    return subprocess.Popen(
+        [*MSCSCTL, *args],
+        env=_env(lab, None),
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def run(lab: Any, *args: str, env: dict[str, str] | None = None, timeout: float = 300) -> Result:
     proc = subprocess.run(
         [*MSCSCTL, *args],
-        env=full_env,
+        env=_env(lab, env),
         capture_output=True,
         text=True,
         timeout=timeout,

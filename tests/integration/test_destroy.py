@@ -8,13 +8,15 @@ both nodes running, nothing of mscsctl's left, nothing it found touched.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 from pyVmomi import vim
 
 from labctl import find, prop
-from tests.integration.cli import example, run
+from tests.integration.cli import example, run, start
+from tests.integration.test_crash_ownership import until
 from tests.integration.test_import import _build_across_boxes
 
 pytestmark = pytest.mark.slow
@@ -243,3 +245,33 @@ def test_a_failure_mid_destroy_powers_the_node_on_again_and_a_saved_destroy_plan
     assert all(_shared_bus(si, n) == [] and _power(si, n) == "poweredOn" for n in NODES)
     assert _placement(si) == ([], [], [])
     assert run(lab, "destroy", str(plan)).code == 1  # destroy takes the desired file, not a plan
+
+
+def test_a_destroy_killed_while_a_node_is_off_is_finished_by_the_next_with_the_node_on(lab, tmp_path):
+    si = lab.connect()
+    desired = example("cluster-across-boxes", tmp_path)
+    applied = run(lab, "apply", str(desired), "--auto-approve", "--skip-guest")
+    assert applied.code == 0, applied
+    # Node 2's reconfigure is held 3 s: the run is killed while node 2 is off for it.
+    lab.inject_fault(method="ReconfigVM_Task", object="SQLNODE2", action="delay", delay_ms=3000)
+    lab.reset_calls()
+    proc = start(lab, "destroy", str(desired), "--auto-approve")
+    try:
+        until(lambda: lab.calls().get("ReconfigVM_Task", 0) >= 1, what="node 2's reconfigure")
+    finally:
+        proc.kill()  # SIGKILL: no handler runs, whatever was off stays off
+        proc.wait(timeout=30)
+        lab.clear_faults()
+    assert _power(si, "SQLNODE2") == "poweredOff"  # what a killed run leaves: no one powered it on
+
+    again = _destroy(lab, desired)
+    held = re.search(r"mscsctl force-unlock (\S+)", again.err) if again.code == 1 else None
+    if held is not None:  # the killed run's lock, released as a user would
+        assert run(lab, "force-unlock", held.group(1).strip("`'\"")).code == 0
+        again = _destroy(lab, desired)
+    assert again.code == 0, again
+    assert "SQLNODE2/power  power-on" in again.out, again
+    for node in NODES:
+        assert _power(si, node) == "poweredOn" and _shared_bus(si, node) == []
+    assert _placement(si) == ([], [], [])
+    assert run(lab, "plan", str(desired), "--destroy", "--detailed-exitcode").code == 0

@@ -41,6 +41,11 @@ def _applied(cluster, world):
     return after, state
 
 
+def _on_node(plan, vm):
+    """The node's own steps: its power and its devices (not the placement actions that name it)."""
+    return [a for a in plan.actions if a.target == vm and a.batch in (None, f"{vm}/devices")]
+
+
 def _ids(plan):
     return [a.id.removeprefix(f"{plan.cluster}/") for a in plan.actions]
 
@@ -209,15 +214,23 @@ def test_a_second_destroy_has_nothing_to_do_and_no_state_means_nothing_to_remove
     assert destroyed(state).applied["kept"] == ["LUN x: kept"]
 
 
-def test_a_powered_off_node_is_not_powered_on_by_a_destroy():
+def test_a_node_found_off_is_powered_on_until_the_cluster_is_recorded_destroyed():
     cluster = cab_cluster()
     world, state = _applied(cluster, cab_world())
+    # A destroy killed while node 2 was off for its removals: the next one powers it on.
     node2 = world.vms["SQLNODE2"].model_copy(update={"power_state": "poweredOff", "tools_running": False})
     plan = build_destroy_plan(cluster, with_vm(world, node2), state)
-    assert not any(
-        a.target == "SQLNODE2" and a.kind in (ActionKind.POWER_OFF, ActionKind.POWER_ON) for a in plan.actions
+    node2_kinds = [a.kind for a in _on_node(plan, "SQLNODE2")]
+    assert node2_kinds[0] is not ActionKind.POWER_OFF and node2_kinds[-1] is ActionKind.POWER_ON
+    assert [a.kind for a in _on_node(plan, "SQLNODE1")][:1] == [ActionKind.POWER_OFF]
+    bare = node2.model_copy(
+        update={"controllers": {0: node2.controllers[0]}, "disks": {"0:0": node2.disks["0:0"]}, "nics": node2.nics[:1]}
     )
-    assert [a.kind for a in plan.actions if a.target == "SQLNODE1"][:1] == [ActionKind.POWER_OFF]
+    again = build_destroy_plan(cluster, with_vm(world, bare), state)
+    assert [a.id for a in _on_node(again, "SQLNODE2")] == ["sql-prod-01/node/SQLNODE2/power#power-on"]
+    # Once destroyed, a node's power is its owner's business: a second destroy changes nothing.
+    gone = record_destroyed(state, [], NOW)
+    assert _on_node(build_destroy_plan(cluster, with_vm(world, bare), gone), "SQLNODE2") == []
 
 
 def test_a_saved_destroy_plan_is_sealed_with_its_mode():
