@@ -191,7 +191,8 @@ def apply_and_report(
 def _approved(plans: list[Plan]) -> bool:
     if not output.interactive():
         raise MscsError("not a terminal: refusing to apply without --auto-approve (or apply a saved plan)")
-    output.stdout().print("Apply these actions? Only 'yes' is accepted: ", end="")
+    gone = " They decommission the cluster: what the plan keeps stays." if any(p.destroy for p in plans) else ""
+    output.stdout().print(f"Apply these actions?{gone} Only 'yes' is accepted: ", end="")
     return sys.stdin.readline().strip() == "yes"
 
 

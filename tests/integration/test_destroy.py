@@ -15,7 +15,7 @@ import pytest
 from pyVmomi import vim
 
 from labctl import find, prop
-from tests.integration.cli import example, run, start
+from tests.integration.cli import example, on_a_terminal, run, start
 from tests.integration.test_crash_ownership import until
 from tests.integration.test_import import _build_across_boxes
 
@@ -275,3 +275,17 @@ def test_a_destroy_killed_while_a_node_is_off_is_finished_by_the_next_with_the_n
         assert _power(si, node) == "poweredOn" and _shared_bus(si, node) == []
     assert _placement(si) == ([], [], [])
     assert run(lab, "plan", str(desired), "--destroy", "--detailed-exitcode").code == 0
+
+
+def test_on_a_terminal_destroy_asks_and_anything_but_yes_changes_nothing(lab, tmp_path):
+    si = lab.connect()
+    desired = example("cluster-across-boxes", tmp_path)
+    applied = run(lab, "apply", str(desired), "--auto-approve", "--skip-guest")
+    assert applied.code == 0, applied
+    devices = {n: [d.key for d in _shared_bus(si, n)] for n in NODES}
+    code, text = on_a_terminal(lab, "destroy", str(desired), answer="y")
+    assert code == 1 and "They decommission the cluster" in text and "cancelled" in text, text
+    assert {n: [d.key for d in _shared_bus(si, n)] for n in NODES} == devices
+    assert "sql-prod-01/destroyed/sql-prod-01" not in _state(lab, desired)["resources"]
+    assert run(lab, "destroy", str(desired)).code == 1  # no terminal, no --auto-approve: refused
+    assert {n: [d.key for d in _shared_bus(si, n)] for n in NODES} == devices
