@@ -25,10 +25,12 @@ INSECURE = typer.Option(
     help="Do not verify vCenter's certificate ($VSPHERE_ALLOW_UNVERIFIED_SSL=true). Not recommended.",
 )
 STATE = typer.Option(
-    None, "--state", help="State file or postgresql:// URL (default: $MSCSCTL_STATE, else beside the file)."
+    None,
+    "--state",
+    help="State file or postgresql:// URL (default: $MSCSCTL_STATE, else .mscsctl/NAME.state.json beside the file).",
 )
 STATE_DIR = typer.Option(
-    None, "--state-dir", help="One state file per cluster in this directory (default for a directory: .mscsctl/)."
+    None, "--state-dir", help="One state file per cluster in this directory (default: .mscsctl/ beside the file(s))."
 )
 PARALLELISM = typer.Option(
     DEFAULT_PARALLELISM, "--parallelism", min=1, max=64, help="Clusters applied at once (default 10)."

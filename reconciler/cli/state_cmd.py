@@ -28,8 +28,8 @@ def show_command(
     """Print what mscsctl recorded the last time it applied.
 
     Without FILE or --state, the state of the current directory: .mscsctl/*.state.json (or
-    --state-dir DIR) and mscsctl.state.json; one is shown, several are listed with their
-    clusters. Exit codes: 0 ok, 1 error (no state found).
+    --state-dir DIR) and an older version's mscsctl.state.json; one is shown, several are
+    listed with their clusters. Exit codes: 0 ok, 1 error (no state found).
     """
     if file is None and state_path is None:
         found = states_here(Path(state_dir) if state_dir else None)
@@ -63,8 +63,9 @@ def show_command(
 def states_here(state_dir: Path | None = None) -> list[Path]:
     """The state files of the current directory, as `plan` and `apply` place them.
 
-    A directory of desired files keeps one state a cluster in `.mscsctl/` (or the
-    --state-dir given); a single file keeps `mscsctl.state.json` beside it.
+    Each cluster's state is `.mscsctl/NAME.state.json` beside its desired file (or in the
+    --state-dir given), for a single file as for a directory; an older version's
+    `mscsctl.state.json` (moved to `.mscsctl/` by the next run of its file) is listed too.
     """
     directory = state_dir if state_dir is not None else Path(STATE_DIR_NAME)
     found = sorted(p for p in directory.glob("*.state.json") if p.is_file())

@@ -193,4 +193,6 @@ def test_each_row_of_the_exit_code_table(lab, tmp_path):
     missing = run(lab, "drift", str(gone), "--skip-guest", env=NO_GUEST_ENV)
     assert missing.code == 1, missing  # a VM not found: unchecked, not skipped on purpose
     assert "not checked: NO-SUCH-VM vm (vm-not-found" in missing.out
+    refused = run(lab, "plan", str(gone), "--detailed-exitcode", "--skip-guest", env=NO_GUEST_ENV)
+    assert refused.code == 1 and "[MSCS-INV-001]" in refused.err, refused  # plan: a rule error, nothing planned
     assert run(lab, "plan", str(desired), "--detailed-exitcode", "--skip-guest", "--server", "127.0.0.1:1").code == 1
