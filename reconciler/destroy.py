@@ -198,9 +198,20 @@ class _Teardown:
         return [_action(address, ActionKind.REMOVE_CONTROLLER, vm.name, payload, Reason.DESTROY, batch)]
 
     def _nics(self, vm: ObservedVm, batch: str) -> list[Action]:
+        """The adapters mscsctl added (`nic.added_nics`: the recorded device key on the recorded port
+        group). A removal finds its adapter by what it is, so one with a twin the VM keeps (same
+        port group and type) is kept too: the twin could be the one taken."""
         out = []
-        for key, address in sorted(added_nics(self.cluster, vm.name, vm.nics, self.managed).items()):
+        added = added_nics(self.cluster, vm.name, vm.nics, self.managed)
+        for key, address in sorted(added.items()):
             nic = next(n for n in vm.nics if n.key == key)
+            twins = [n for n in vm.nics if n.key not in added and (n.network, n.adapter) == (nic.network, nic.adapter)]
+            if twins:
+                self.kept.append(
+                    f"{address}: {nic.adapter} on {nic.network} (key {key}) kept: {vm.name} has another such "
+                    f"adapter (key {twins[0].key}); remove the one mscsctl added by hand"
+                )
+                continue
             payload = NicPayload(portgroup=nic.network, adapter=nic.adapter)
             out.append(_action(address, ActionKind.REMOVE_NIC, vm.name, payload, Reason.DESTROY, batch))
         return out

@@ -6,7 +6,7 @@ from __future__ import annotations
 from reconciler.address import Address
 from reconciler.destroy import build_destroy_plan, kept_after
 from reconciler.kinds import ActionKind
-from reconciler.observed import ObservedController, ObservedDisk, ObservedVm
+from reconciler.observed import ObservedController, ObservedDisk, ObservedNic, ObservedVm
 from reconciler.outcome import done, skipped
 from reconciler.plan import Reason
 from reconciler.planner import build_plan
@@ -265,3 +265,15 @@ def test_the_state_says_what_mscsctl_set_up_and_the_value_a_host_option_had():
     assert not fresh.get(drs.address).created_by_mscsctl
     assert destroyed(fresh) is None
     assert Address.parse("sql-prod-01/destroyed/sql-prod-01").kind == "destroyed"
+
+
+def test_an_added_adapter_with_a_twin_the_vm_keeps_is_kept_too():
+    cluster = cab_cluster()
+    world, state = _applied(cluster, cab_world())
+    node1 = world.vms["SQLNODE1"]
+    twin = ObservedNic(key=4100, adapter="vmxnet3", network="Heartbeat")
+    world = with_vm(world, node1.model_copy(update={"nics": [*node1.nics, twin]}))
+    plan = build_destroy_plan(cluster, world, state)
+    ids = _ids(plan)
+    assert "node/SQLNODE1/nic/heartbeat#remove-nic" not in ids and "node/SQLNODE2/nic/heartbeat#remove-nic" in ids
+    assert any(k.startswith("sql-prod-01/node/SQLNODE1/nic/heartbeat: vmxnet3 on Heartbeat") for k in plan.kept)
