@@ -173,7 +173,8 @@ class ApplyProgress:
             if self.bars is not None:
                 for cluster in self.clusters.values():
                     if cluster.task is not None and cluster.done < len(cluster.kinds):
-                        self.bars.update(cluster.task, description=f"stopped at step {cluster.done + 1}")
+                        stopped = "not started" if cluster.started is None else f"stopped at step {cluster.done + 1}"
+                        self.bars.update(cluster.task, description=stopped)
                 self.bars.stop()
                 self.bars = None
 
@@ -256,6 +257,8 @@ class ApplyProgress:
     def _draw(self, cluster: _Cluster, event: StepStarted) -> None:
         if self.bars is None:
             self.bars = _bars(self)
+            for waiting in self.clusters.values():  # every cluster of the run has its row from the start
+                waiting.task = self.bars.add_task("not started yet", total=len(waiting.kinds), cluster=waiting)
             self.bars.start()
         if event.phase == "start":
             text = f"{event.target}: {waiting_for(event.actions)}"
@@ -282,7 +285,9 @@ class _Elapsed(_ClusterColumn):
     def render(self, task: Task) -> Text:
         cluster: _Cluster = task.fields["cluster"]
         now = self.progress.clock()
-        total = fmt_seconds(now - cluster.started) if cluster.started is not None else "-"
+        if cluster.started is None:
+            return Text("")
+        total = fmt_seconds(now - cluster.started)
         if cluster.current is None:
             return Text(f"total {total}")
         return Text(f"step {fmt_seconds(now - cluster.step_started)}, total {total}")

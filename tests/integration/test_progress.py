@@ -107,3 +107,16 @@ def test_the_fleet_total_is_said_before_the_prompt(fleet_lab):
     assert total < text.index("Apply these actions?"), text
     line = text[total:].splitlines()[0]
     assert "6 power-off" in line and "6 nodes power off" in line and "fleet-02/F02-NODE1" in line, line
+
+
+def test_a_fleet_on_a_terminal_has_a_bar_a_cluster_from_the_start(fleet_lab):
+    lab, fleet = fleet_lab
+    code, screen = on_a_terminal(lab, "apply", str(fleet), "--skip-guest", "--parallelism", "1", answer="yes")
+    text = CSI.sub("", screen)
+    assert code == 0, text
+    after = text[text.index("Apply these actions?") :]
+    # One lane at a time: the clusters after the first wait in their rows until their turn.
+    assert re.search(r"fleet-03 \S+ 0/(\d+) steps not started yet", after), after
+    for cluster in ("fleet-01", "fleet-02", "fleet-03"):
+        assert re.search(rf"{cluster} \S+ (\d+)/\1 steps done", after), after
+        assert f"{cluster}: apply complete" in after, after
