@@ -367,11 +367,12 @@ def apply_plans(
 
 
 def _with_unchecked(plans: list[Plan], results: dict[str, ApplyResult]) -> list[ApplyResult]:
-    """One result a plan, in the plans' order, each carrying what its plan could not check."""
+    """One result a plan, in the plans' order, each carrying what its plan could not check (not
+    what the user left out on purpose: that was asked for, and the plan shown said it)."""
     out = []
     for plan in plans:
         result = results.get(plan.cluster) or ApplyResult(plan.cluster, ApplyStatus.NO_CHANGES)
-        out.append(replace(result, unchecked=tuple(plan.unchecked)))
+        out.append(replace(result, unchecked=tuple(u for u in plan.unchecked if not u.on_purpose)))
     return out
 
 

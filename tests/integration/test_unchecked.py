@@ -177,7 +177,10 @@ def test_each_row_of_the_exit_code_table(lab, tmp_path):
     assert plan("--skip-guest") == 2  # changes, the rest checked
     assert plan() == 1  # changes, guests unchecked: 1
     assert run(lab, "plan", str(desired), env=NO_GUEST_ENV).code == 0  # without --detailed-exitcode: 0
-    assert run(lab, "apply", str(desired), "--auto-approve", "--skip-guest").code == 0
+    applied = run(lab, "apply", str(desired), "--auto-approve", "--skip-guest", "--json")
+    assert applied.code == 0, applied
+    assert [c["not_done"] for c in json.loads(applied.out)["clusters"]] == [[]]  # asked for: not "not done"
+    assert "not done" not in applied.err
     assert plan("--skip-guest") == 0  # no changes
     assert plan() == 1  # no changes found, guests unchecked: never 0
     assert drift("--skip-guest") == 0  # no drift
