@@ -53,15 +53,21 @@ def print_plans(plans: list[Plan]) -> None:
             console.print(f"{said}: {part.summary}", markup=False, highlight=False)
 
 
-def warn_unchecked(plans: list[Plan]) -> None:
-    """On stderr, each part of the file a plan could not check (a pipeline's log shows it),
-    what was left out on purpose, and that a plan is partial (`--target`)."""
+def warn_partial(plans: list[Plan]) -> None:
+    """On stderr, that a plan is partial (`--target`), as Terraform warns on every `-target`."""
     for plan in plans:
         if plan.partial:
             output.warn(
                 f"{plan.cluster}: targeting is in effect ({', '.join(plan.targets)}): this plan may not hold every "
                 "change the file asks for; use --target for exceptions, not routinely"
             )
+
+
+def warn_unchecked(plans: list[Plan]) -> None:
+    """On stderr, each part of the file a plan could not check (a pipeline's log shows it),
+    what was left out on purpose, and that a plan is partial (`--target`)."""
+    warn_partial(plans)
+    for plan in plans:
         for part in plan.unchecked:
             if part.on_purpose:
                 output.info(f"{plan.cluster}: skipped: {part.summary}")
@@ -167,6 +173,7 @@ def apply_and_report(
 
     def show(planned: PlanResult) -> None:
         progress.expect(planned.plans)
+        warn_partial(planned.plans)
         if not as_json:
             print_plans(planned.plans)
             totals = apply_totals(planned.plans)

@@ -61,6 +61,7 @@ def test_one_cluster_of_a_fleet_is_planned_applied_and_checked_alone(fleet):
 
     applied = run(lab, "apply", str(directory), "--target", "fleet-02", "--auto-approve", SKIP)
     assert applied.code == 0, applied
+    assert "fleet-02: targeting is in effect (fleet-02)" in applied.err  # apply warns too
     si = lab.connect()
     assert shared_disks(si, "F02-NODE1") == shared_disks(si, "F02-NODE2") == [0, 1]
     assert shared_disks(si, "F01-NODE1") == shared_disks(si, "F03-NODE2") == []  # untouched
