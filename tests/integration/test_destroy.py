@@ -289,3 +289,35 @@ def test_on_a_terminal_destroy_asks_and_anything_but_yes_changes_nothing(lab, tm
     assert "sql-prod-01/destroyed/sql-prod-01" not in _state(lab, desired)["resources"]
     assert run(lab, "destroy", str(desired)).code == 1  # no terminal, no --auto-approve: refused
     assert {n: [d.key for d in _shared_bus(si, n)] for n in NODES} == devices
+
+
+def test_destroy_of_a_directory_takes_each_cluster_away_and_records_each_as_destroyed(lab, tmp_path):
+    si = lab.connect()
+    fleet = tmp_path / "fleet"
+    fleet.mkdir()
+    sql, cib = example("cluster-across-boxes", fleet), example("cluster-in-a-box", fleet)
+    options = _options(si)
+    applied = run(lab, "apply", str(fleet), "--auto-approve", "--skip-guest")
+    assert applied.code == 0, applied
+
+    destroyed = run(lab, "destroy", str(fleet), "--auto-approve", "--json")
+    assert destroyed.code == 0, destroyed
+    clusters = {c["cluster"]: c["status"] for c in json.loads(destroyed.out)["clusters"]}
+    assert clusters == {"sql-prod-01": "applied", "cib-test-01": "applied"}
+    for node in (*NODES, "CIB-NODE1", "CIB-NODE2"):
+        assert _power(si, node) == "poweredOn" and _shared_bus(si, node) == []
+    assert _placement(si) == ([], [], [])
+    for desired, name in ((sql, "sql-prod-01"), (cib, "cib-test-01")):
+        assert f"{name}/destroyed/{name}" in _state(lab, desired)["resources"]
+    # esx-a2 ran a node of sql-prod-01 only: put back. esx-a1 ran nodes of both: sql-prod-01 went
+    # first and saw cib-test-01's nodes still sharing a bus there, so it kept the options it set
+    # and said why; the next destroy, with no bus shared there any more, puts them back.
+    now = _options(si)
+    assert all(now[("esx-a2.lab.local", k)] == options[("esx-a2.lab.local", k)] for k in OPTIONS)
+    assert now != options
+    record = _state(lab, sql)["resources"]["sql-prod-01/destroyed/sql-prod-01"]["applied"]["kept"]
+    assert any("esx-a1.lab.local/option/" in k and "CIB-NODE1" in k for k in record), record
+    again = run(lab, "destroy", str(fleet), "--auto-approve")
+    assert again.code == 0 and "restore-host-option" in again.out, again
+    assert _options(si) == options
+    assert run(lab, "plan", str(fleet), "--destroy", "--detailed-exitcode").code == 0
