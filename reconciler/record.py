@@ -30,6 +30,7 @@ _REMOVING = {
     ActionKind.RELEASE_LUN,
     ActionKind.RESTORE_HOST_OPTION,
 }
+_PUT_BACK = {ActionKind.RELEASE_LUN, ActionKind.RESTORE_HOST_OPTION}
 _CREATING = {
     ActionKind.CREATE_DISK,
     ActionKind.ATTACH_DISK,
@@ -55,7 +56,8 @@ def record_outcome(state: State, outcome: Outcome, now: str) -> State:
             action.address, previous.model_copy(update={"device_key": key, "applied": applied, "applied_at": now})
         )
     if action.kind in _REMOVING:
-        if action.after is None:  # a detach that is not the first half of a replace
+        # A detach that is not the first half of a replace; a reservation released, an option put back.
+        if action.after is None or action.kind in _PUT_BACK:
             return state.without_resource(action.address)
         return state
     if action.after is None:

@@ -162,7 +162,8 @@ def test_destroy_after_apply_keeps_every_luns_data_and_the_nodes_own_disks(lab, 
     state = _state(lab, desired)
     record = state["resources"]["sql-prod-01/destroyed/sql-prod-01"]
     assert f"LUN {LUNS[1]}: its data is never touched" in record["applied"]["kept"]
-    assert not any(a.startswith("sql-prod-01/node/") and "/disk/" in a for a in state["resources"])
+    taken = ("/disk/", "/controller/", "/nic/heartbeat", "/lun/", "/option/", "/drs", "/ha", "/rule/")
+    assert not [a for a in state["resources"] if any(t in a for t in taken)], state["resources"]
     shown = run(lab, "show", str(desired))
     assert "left in vCenter:" in shown.out and f"LUN {LUNS[0]}: its data is never touched" in shown.out, shown
 

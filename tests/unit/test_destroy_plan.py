@@ -277,3 +277,15 @@ def test_an_added_adapter_with_a_twin_the_vm_keeps_is_kept_too():
     ids = _ids(plan)
     assert "node/SQLNODE1/nic/heartbeat#remove-nic" not in ids and "node/SQLNODE2/nic/heartbeat#remove-nic" in ids
     assert any(k.startswith("sql-prod-01/node/SQLNODE1/nic/heartbeat: vmxnet3 on Heartbeat") for k in plan.kept)
+
+
+def test_applying_a_destroy_plan_leaves_in_the_state_only_what_stays():
+    cluster = cab_cluster()
+    world, state = _applied(cluster, cab_world())
+    plan = build_destroy_plan(cluster, world, state)
+    for action in plan.actions:
+        state = record_outcome(state, done(action), NOW)
+    # Every record of what the destroy took away or put back is gone (nothing here was found).
+    assert sorted(state.resources) == []
+    kept = record_destroyed(state, plan.kept, NOW)
+    assert sorted(kept.resources) == ["sql-prod-01/destroyed/sql-prod-01"]
