@@ -291,6 +291,9 @@ class _Teardown:
                 continue
             host = self.observed.hosts.get(address.owner)
             if host is None or address.name not in host.options:
+                if resource.created_by_mscsctl and address.name not in (self.cluster.spec.host_options or {}):
+                    # Observe reads the options the file names: one it no longer names is not known now.
+                    self.kept.append(f"{address}: not read (the file no longer names it), kept as it is")
                 continue
             now = host.options[address.name]
             previous = resource.applied.get(PREVIOUS_VALUE)

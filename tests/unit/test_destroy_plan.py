@@ -289,3 +289,15 @@ def test_applying_a_destroy_plan_leaves_in_the_state_only_what_stays():
     assert sorted(state.resources) == []
     kept = record_destroyed(state, plan.kept, NOW)
     assert sorted(kept.resources) == ["sql-prod-01/destroyed/sql-prod-01"]
+
+
+def test_a_host_option_the_file_no_longer_names_is_not_read_so_it_is_kept_and_said():
+    cluster = cab_cluster()
+    world, state = _applied(cluster, cab_world())
+    # Set by an earlier version of the file (observe reads only the options the file names now).
+    address = f"sql-prod-01/host/{A1}/option/Disk.QFullSampleSize"
+    option = state.get(f"sql-prod-01/host/{A1}/option/Disk.ResetOnFailure")
+    state = state.with_resource(address, option.model_copy(update={"applied": {"value": 32, PREVIOUS_VALUE: 0}}))
+    plan = build_destroy_plan(cluster, world, state)
+    assert f"{address}#restore-host-option" not in [a.id for a in plan.actions]
+    assert f"{address}: not read (the file no longer names it), kept as it is" in plan.kept
