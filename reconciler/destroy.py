@@ -61,17 +61,16 @@ def build_destroy_plan(
     version = target_version(cluster, observed)
     ctx = context(cluster, observed, version, managed)
     work = _Teardown(cluster, observed, managed)
+    already = state is None or destroyed(state) is not None
     # Until the state records the cluster as destroyed, a node found off is powered on again, as
     # apply would: a destroy killed while a node was off for its removals leaves none down.
-    power_on = state is not None and destroyed(state) is None
     for vm in [*ctx.former_nodes, *reversed(ctx.vm_nodes)]:
         if vm in observed.vms:
-            work.node(observed.vms[vm], power_on=power_on and vm in ctx.vm_nodes)
+            work.node(observed.vms[vm], power_on=not already and vm in ctx.vm_nodes)
     work.placement(ctx.vm_nodes, ctx.vsphere_clusters)
     work.reservations()
     work.host_options(ctx.vm_nodes)
     work.found()
-    already = state is None or destroyed(state) is not None
     notes = [GUEST_NOTE] if work.actions else []
     if state is None:
         notes.append("no state: mscsctl applied nothing to this cluster, so it removes nothing")
