@@ -152,16 +152,22 @@ class LocalFileBackend:
                 raise lock_refusal(held, self.describe(), self.location()) from None
             except OSError as exc:
                 raise MscsError(f"cannot create the lock file {self.lock_path}: {exc}") from None
+            # From here the lock file is ours: anything that stops us before the lock is handed
+            # back (an error, or SIGINT/SIGTERM while the file is written) removes it again.
             try:
-                os.fchmod(fd, FILE_MODE)
-                _write_all(fd, info.model_dump_json(indent=2).encode() + b"\n")
-                os.fsync(fd)
+                try:
+                    os.fchmod(fd, FILE_MODE)
+                    _write_all(fd, info.model_dump_json(indent=2).encode() + b"\n")
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                _fsync_directory(self.lock_path.parent)
             except OSError as exc:
-                os.close(fd)
                 self.lock_path.unlink(missing_ok=True)
                 raise MscsError(f"cannot write the lock file {self.lock_path}: {exc}") from None
-            os.close(fd)
-            _fsync_directory(self.lock_path.parent)
+            except BaseException:
+                self.lock_path.unlink(missing_ok=True)
+                raise
             return info
         raise LockedError(f"state {self.describe()} is being locked and unlocked by other runs; try again.")
 
