@@ -30,7 +30,7 @@ from reconciler.plan import NodeFingerprint, Plan, UncheckedPart, plan_actions, 
 from reconciler.rules import run_rules
 from reconciler.rules.catalogue import target_version
 from reconciler.spec import FailoverCluster
-from reconciler.target import Target, unmatched_error
+from reconciler.target import Target, narrowing, unmatched_error
 
 
 def build_plan(
@@ -63,7 +63,7 @@ def build_plan(
     desired = normalize.desired_tree(cluster, ctx, observed)
     current, unmanaged = normalize.observed_tree(cluster, observed, ctx, managed)
     changes = diff_trees(current, desired)
-    narrow = [t for t in targets if t.cluster == cluster.name and not t.whole_cluster]
+    narrow = narrowing(targets, cluster.name)
     nodes = {vm: observed.vms[vm] for vm in [*ctx.vm_nodes, *ctx.former_nodes] if vm in observed.vms}
     existing = {d.file for n in nodes.values() for d in n.disks.values() if d.file}
     if narrow:

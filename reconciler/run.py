@@ -57,7 +57,7 @@ from reconciler.record import alive, record_destroyed, record_nic_slots, record_
 from reconciler.rules.fleet import fleet_findings
 from reconciler.seal import refuse_edited_or_stale, refuse_stale_file, sealed
 from reconciler.spec import FailoverCluster
-from reconciler.target import Target, clusters_of, parse_targets, unknown_cluster_error
+from reconciler.target import Target, clusters_of, narrowing, parse_targets, unknown_cluster_error
 from reconciler.workspace import Desired, StateLocation, Targets, load_targets, read_state, targets_of_files
 from state import StateBackend, locked, redact
 from state.model import State, utc_now
@@ -396,7 +396,7 @@ def drift_file(path: str | Path, options: RunOptions | None = None) -> list[Drif
             fix_command=apply_command_line(d.path, options),
         )
         named = [t for t in chosen if t.cluster == d.name]
-        narrow = [t for t in named if not t.whole_cluster]
+        narrow = narrowing(chosen, d.name)
         if narrow:
             check_targets(d.cluster, narrow, cluster_addresses(d.cluster, observed[d.name], state), [])
             report = _narrowed(report, d, narrow)
@@ -591,7 +591,7 @@ def _connect(settings: ConnectionSettings) -> Session:
 
 
 def _with_skipped_guests(plan: Plan, desired: Desired, chosen: list[Target]) -> Plan:
-    narrow = [t for t in chosen if t.cluster == desired.name and not t.whole_cluster]
+    narrow = narrowing(chosen, desired.name)
     return plan.model_copy(update={"unchecked": [*plan.unchecked, *_skipped_guests(desired, narrow)]})
 
 

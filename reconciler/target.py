@@ -79,6 +79,13 @@ class Target:
         )
 
 
+def narrowing(targets: Sequence[Target], cluster: str) -> list[Target]:
+    """The targets that narrow `cluster`'s run to part of it; none when one of them names the
+    whole cluster (targets add up, as Terraform's do: the whole cluster holds the rest)."""
+    named = [t for t in targets if t.cluster == cluster]
+    return [] if any(t.whole_cluster for t in named) else named
+
+
 def parse_targets(texts: Sequence[str]) -> list[Target]:
     return [Target.parse(t) for t in texts]
 

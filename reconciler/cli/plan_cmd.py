@@ -41,16 +41,17 @@ def print_plans(plans: list[Plan]) -> None:
         if n:
             console.print("")
         if plan.partial:
-            console.print(
-                f"Partial plan: only {', '.join(plan.targets)} and what it depends on; the rest of the file is "
-                "not planned.",
-                markup=False,
-                highlight=False,
-            )
+            console.print(_partial_line(plan), markup=False, highlight=False)
         console.print(render_text(plan), markup=True, highlight=False)
         for part in plan.unchecked:
             said = "Skipped" if part.on_purpose else "Not checked"
             console.print(f"{said}: {part.summary}", markup=False, highlight=False)
+
+
+def _partial_line(plan: Plan) -> str:
+    if plan.cluster in plan.targets:  # the whole cluster (whatever else was named): only other files left out
+        return f"Partial run (--target {plan.cluster}): {plan.cluster} is planned in full, no other cluster."
+    return f"Partial plan: only {', '.join(plan.targets)} and what it depends on; the rest of the file is not planned."
 
 
 def warn_partial(plans: list[Plan]) -> None:

@@ -58,6 +58,14 @@ def test_one_cluster_of_a_fleet_is_planned_applied_and_checked_alone(fleet):
     (plan,) = json.loads(planned.out)["plans"]
     assert (plan["cluster"], plan["partial"], plan["targets"]) == ("fleet-02", True, ["fleet-02"])
     assert "fleet-02: targeting is in effect (fleet-02)" in planned.err
+    # Targets add up: the whole cluster holds a node of it.
+    both = run(lab, "plan", str(directory), "--target", "fleet-02", "--target", "fleet-02/node/F02-NODE1", "--json")
+    assert both.code == 0, both
+    assert [a["id"] for a in json.loads(both.out)["plans"][0]["actions"]] == [a["id"] for a in plan["actions"]]
+    assert (
+        "Partial run (--target fleet-02): fleet-02 is planned in full, no other cluster."
+        in run(lab, "plan", str(directory), "--target", "fleet-02", SKIP).out
+    )
 
     applied = run(lab, "apply", str(directory), "--target", "fleet-02", "--auto-approve", SKIP)
     assert applied.code == 0, applied

@@ -8,7 +8,7 @@ from reconciler.address import Address, Scope
 from reconciler.drift import DriftFinding, DriftReport, DriftSeverity
 from reconciler.plan import Plan, UncheckedPart
 from reconciler.run import drift_exit_code, plan_exit_code
-from reconciler.target import Target, TargetError
+from reconciler.target import Target, TargetError, narrowing
 
 QUORUM = Address.node("sql-prod-01", "SQLNODE1", "disk", "quorum")
 OPTION = Address.host("sql-prod-01", "esx-a1", "option", "Disk.UseLunReset")
@@ -117,3 +117,10 @@ def test_drift_exit_codes(drifted, unchecked, code):
     assert drift_exit_code([_report(drifted=drifted, unchecked=unchecked)]) == code
     clean = _report(drifted=False, unchecked=[])
     assert drift_exit_code([clean, _report(drifted=drifted, unchecked=unchecked)]) == code
+
+
+def test_targets_add_up_a_whole_cluster_holds_a_node_of_it():
+    node, whole, other = (Target.parse(t) for t in ("sql-prod-01/node/SQLNODE1", "sql-prod-01", "cib-test-01"))
+    assert narrowing([node, other], "sql-prod-01") == [node]
+    assert narrowing([node, whole], "sql-prod-01") == []
+    assert narrowing([other], "sql-prod-01") == []
