@@ -199,3 +199,22 @@ def test_each_row_of_the_exit_code_table(lab, tmp_path):
     refused = run(lab, "plan", str(gone), "--detailed-exitcode", "--skip-guest", env=NO_GUEST_ENV)
     assert refused.code == 1 and "[MSCS-INV-001]" in refused.err, refused  # plan: a rule error, nothing planned
     assert run(lab, "plan", str(desired), "--detailed-exitcode", "--skip-guest", "--server", "127.0.0.1:1").code == 1
+
+
+def test_a_physical_nodes_winrm_unreachable_makes_plan_and_drift_exit_1(lab, tmp_path):
+    """The WinRM row of the table, without Wine: --target narrows the run to the physical node."""
+    nodes = [
+        {"physical": "FILESRV1", "winrm": {"address": "127.0.0.1", "port": closed_port(), "ssl": False}},
+        {"vm": "P2V-NODE1"},
+    ]
+    desired = example("physical-to-virtual", tmp_path, nodes=nodes)
+    assert run(lab, "apply", str(desired), "--auto-approve", "--skip-guest").code == 0
+    physical = ("--target", "p2v-file-01/node/FILESRV1")
+    drift = run(lab, "drift", str(desired), *physical, env=GUEST_ENV)
+    assert drift.code == 1, drift
+    assert "not checked: FILESRV1 guest disk timeout (" in drift.out and "P2V-NODE1" not in drift.out
+    plan = run(lab, "plan", str(desired), "--detailed-exitcode", *physical, env=GUEST_ENV)
+    assert plan.code == 1, plan
+    assert "p2v-file-01: not checked: FILESRV1 guest disk timeout" in plan.err
+    assert run(lab, "drift", str(desired), "--skip-guest", env=GUEST_ENV).code == 0
+    assert run(lab, "plan", str(desired), "--detailed-exitcode", "--skip-guest", env=GUEST_ENV).code == 0
