@@ -63,6 +63,9 @@ class DriftReport(BaseModel):
     findings: list[DriftFinding] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
     unchecked: list[UncheckedPart] = Field(default_factory=list)  # parts of the file not compared
+    # `--target`: only the objects these name were compared (the rest of the file was not).
+    partial: bool = False
+    targets: list[str] = Field(default_factory=list)
 
     @property
     def drifted(self) -> bool:
@@ -70,8 +73,8 @@ class DriftReport(BaseModel):
 
     @property
     def complete(self) -> bool:
-        """Every part of the file was compared (parts left out with --skip-guest are not asked for)."""
-        return not self.unchecked
+        """Every part of the file was compared, but those the user left out on purpose (--skip-guest)."""
+        return all(u.on_purpose for u in self.unchecked)
 
     @property
     def critical(self) -> int:
@@ -91,7 +94,10 @@ def detect_drift(
     *,
     desired_file: str,
     checked_at: str,
+    fix_command: str | None = None,
 ) -> DriftReport:
+    """`fix_command` is the command that makes vCenter match the file, as it must be typed
+    (the state options of the run included); `mscsctl apply DESIRED_FILE` when not given."""
     version = target_version(cluster, observed)
     ctx = normalize.context(cluster, observed, version)
     managed: Managed = state.managed() if state else {}
@@ -113,7 +119,7 @@ def detect_drift(
     desired = normalize.desired_tree(cluster, ctx, observed)
     current, _ = normalize.observed_tree(cluster, observed, ctx, managed)
     findings: list[DriftFinding] = []
-    fix = f"mscsctl apply {desired_file}"
+    fix = fix_command or f"mscsctl apply {desired_file}"
     if missing:
         notes.append("VM not found in vCenter: " + ", ".join(missing))
     for change in diff_trees(current, desired):

@@ -514,6 +514,8 @@ def render_desired(inferred: Inferred, *, file: str, now: str) -> str:
         "#",
         f"#   mscsctl validate {file}",
         f"#   mscsctl plan {file} --detailed-exitcode     # exit 0: vCenter matches this file",
+        "#   (the guests are asked with MSCSCTL_GUEST_USER/PASSWORD; without them add --skip-guest,",
+        "#   else the guests left unchecked make it exit 1)",
     ]
     _emit(lines, data, "", 0, inferred.notes)
     return "\n".join(lines) + "\n"

@@ -19,7 +19,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, model_serializer, model_validator
 
 from reconciler.address import Address
 from reconciler.diff import Change, Op
@@ -56,6 +56,8 @@ class Reason(StrEnum):
     DESIRED_POWER = "desired-power"  # the node is off and must run
     GUEST_DIFFERS = "guest-differs"  # the guest has another value, or none
     NIC_MOVED = "nic-moved"  # the adapter is in another PCI slot than the one recorded
+    DESTROY = "destroy"  # decommissioning: mscsctl set it up, vCenter shows it is still so
+    DESTROY_VMDK = "destroy-vmdk"  # decommissioning a shared VMDK: detached; deleted only with --allow-data-loss
 
 
 REASON_TEXT: dict[Reason, str] = {
@@ -78,6 +80,11 @@ REASON_TEXT: dict[Reason, str] = {
     Reason.NIC_MOVED: (
         "the adapter moved to another PCI slot, so Windows sees a new adapter: set its IP settings in the "
         "guest again (mscsctl cannot move it back); apply then records the new slot"
+    ),
+    Reason.DESTROY: "the cluster is decommissioned: mscsctl set this up and vCenter shows it so (no data deleted)",
+    Reason.DESTROY_VMDK: (
+        "the cluster is decommissioned: the shared VMDK is detached; with --allow-data-loss its file is deleted "
+        "once no VM uses it, otherwise kept where it is"
     ),
 }
 
@@ -135,7 +142,7 @@ class NodeFingerprint(BaseModel):
 class UncheckedPart(BaseModel):
     """A part of the desired file that a plan, drift check or apply could not check or do.
 
-    A report with one is never clean: `node` names the node (or VM), `part` what of it
+    A report with one is never clean (unless `on_purpose`): `node` names the node (or VM), `part` what of it
     (`guest`: its disk timeout; `vm`: the VM itself), `reason` the stable word
     (`no-credentials`, `vm-not-found`, ...), `detail` the sentence saying what to do.
     """
@@ -146,10 +153,13 @@ class UncheckedPart(BaseModel):
     part: str
     reason: str
     detail: str = ""
+    on_purpose: bool = False  # left out by the user (`--skip-guest`): named, and the report still counts as checked
 
     @property
     def summary(self) -> str:
         what = "guest disk timeout" if self.part == "guest" else self.part
+        if self.on_purpose:
+            return f"{self.node} {what} (skipped on purpose: {self.detail or self.reason})"
         return (
             f"{self.node} {what} ({self.reason}: {self.detail})"
             if self.detail
@@ -177,11 +187,28 @@ class Plan(BaseModel):
     findings: list[Finding] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)  # e.g. guest side not observed, and why
     unchecked: list[UncheckedPart] = Field(default_factory=list)  # parts of the file not compared
+    # `--target`: only what these name, and what it depends on, was planned (the rest of the file was not).
+    partial: bool = False
+    targets: list[str] = Field(default_factory=list)
     seal: str = ""  # sha256 of the canonical JSON of what apply carries out (reconciler/seal.py)
+    # A decommissioning plan (`mscsctl destroy`, `plan --destroy`; reconciler/destroy.py): what it
+    # leaves in place and why, and whether apply records the cluster as destroyed in the state.
+    # Left out of the JSON form of other plans.
+    destroy: bool = False
+    kept: list[str] = Field(default_factory=list)
+    records_destroyed: bool = False
+
+    @model_serializer(mode="wrap")
+    def _serialize(self, handler: Any) -> dict[str, Any]:
+        data = handler(self)
+        if not self.destroy:
+            for name in ("destroy", "kept", "records_destroyed"):
+                data.pop(name, None)
+        return data
 
     @property
     def has_changes(self) -> bool:
-        return bool(self.actions)
+        return bool(self.actions) or self.records_destroyed
 
 
 # Device changes that vCenter refuses on a running VM once the controller shares its bus.

@@ -22,10 +22,13 @@ from reconciler.kinds import ActionKind, parse_payload
 from reconciler.plan import PLAN_FORMAT_VERSION, Plan
 from reconciler.render import counts
 from reconciler.seal import seal_of
+from reconciler.version import mscsctl_version
 from reconciler.workspace import write_private
 
 NOT_A_PLAN = "not a plan written by mscsctl"
-FLEET_FIELDS = ("format_version", "plans")
+FLEET_FIELDS = ("format_version", "mscsctl_version", "plans")
+# Written for readers, not read back: `summary` is derived from the actions, `mscsctl_version` names the writer.
+DERIVED_FIELDS = ("mscsctl_version", "summary")
 
 
 class PlanFileError(MscsError):
@@ -41,6 +44,7 @@ def plan_json(plan: Plan) -> dict[str, Any]:
     """
     data = plan.model_dump(mode="json", by_alias=True)
     data["format_version"] = PLAN_FORMAT_VERSION
+    data["mscsctl_version"] = mscsctl_version()
     data["seal"] = seal_of(plan)
     data["summary"] = counts(plan)
     return data
@@ -50,7 +54,11 @@ def plan_document(plans: list[Plan], *, fleet: bool) -> dict[str, Any]:
     """What `plan --json` prints and `plan --out` saves: one plan, or a directory's plans."""
     if not fleet:
         return plan_json(plans[0])
-    return {"format_version": PLAN_FORMAT_VERSION, "plans": [plan_json(p) for p in plans]}
+    return {
+        "format_version": PLAN_FORMAT_VERSION,
+        "mscsctl_version": mscsctl_version(),
+        "plans": [plan_json(p) for p in plans],
+    }
 
 
 def write_plans(path: Path, plans: list[Plan], *, fleet: bool) -> None:
@@ -139,7 +147,7 @@ def _plan(data: Any, source: str, where: str) -> Plan:
     if not isinstance(data, dict):
         raise PlanFileError(f"{source}: {where or '(top)'}: expected a plan (a JSON object)")
     _check_version(data, source, where)
-    data = {k: v for k, v in data.items() if k != "summary"}  # derived from the actions, written for readers
+    data = {k: v for k, v in data.items() if k not in DERIVED_FIELDS}
     actions = data.get("actions")
     if isinstance(actions, list):
         data["actions"] = [_typed_payloads(a, source, _join(where, f"actions[{n}]")) for n, a in enumerate(actions)]

@@ -41,7 +41,10 @@ def counts(plan: Plan) -> dict[str, int]:
 def render_text(plan: Plan) -> str:
     """Markup for a rich console (colours are dropped when the console has none)."""
     lines: list[str] = []
-    if not plan.actions:
+    if not plan.actions and plan.destroy:
+        record = " apply records it as destroyed in the state." if plan.records_destroyed else ""
+        lines.append(f"[bold]{plan.cluster}[/]: nothing of mscsctl's left to remove in vCenter.{record}")
+    elif not plan.actions:
         lines.append(f"[bold]{plan.cluster}[/]: no changes. vCenter matches the desired file.")
     else:
         version = f" (vSphere {plan.vsphere_version})" if plan.vsphere_version else ""
@@ -57,7 +60,13 @@ def render_text(plan: Plan) -> str:
             lines.append(f"        [dim]why: {why}{_esc(rule)}[/]")
         c = counts(plan)
         lines.append("")
-        lines.append(f"Plan: {c['create']} to add, {c['update']} to change, {c['delete']} to detach.")
+        if plan.destroy:
+            lines.append(f"Destroy: {c['delete']} to remove, {c['update']} to change (power, reservations, options).")
+        else:
+            lines.append(f"Plan: {c['create']} to add, {c['update']} to change, {c['delete']} to detach.")
+    if plan.kept:
+        lines.append("Kept (destroy leaves these in place):")
+        lines += [f"  {_esc(k)}" for k in plan.kept]
     for note in plan.notes:
         lines.append(f"[yellow]Note:[/] {_esc(note)}")
     for finding in plan.findings:

@@ -22,32 +22,46 @@ no new one.
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reconciler.apply import ApplyInterrupted, ApplyReport, Interruption, StepPhase, apply_plan, internal_error
+from reconciler.address import Scope
+from reconciler.apply import (
+    ApplyInterrupted,
+    ApplyReport,
+    Interruption,
+    StepPhase,
+    apply_plan,
+    internal_error,
+    steps,
+)
+from reconciler.destroy import build_destroy_plan, kept_after
 from reconciler.drift import DriftReport, detect_drift
 from reconciler.errors import LockedError, MscsError, RuleViolation, StaleStateError
 from reconciler.findings import Finding
 from reconciler.fleet import conflict_lanes, observe_all, run_lanes, side_by_side, with_guests
 from reconciler.kinds import ActionKind
+from reconciler.kinds.guest import address as guest_address
 from reconciler.observed import Observed
 from reconciler.outcome import Outcome
 from reconciler.plan import Action, Plan, UncheckedPart
 from reconciler.plan_file import read_plans, saved_plans_at
-from reconciler.planner import build_plan
-from reconciler.record import record_nic_slots, record_outcome
+from reconciler.planner import build_plan, check_targets, cluster_addresses
+from reconciler.record import alive, record_destroyed, record_nic_slots, record_outcome
 from reconciler.rules.fleet import fleet_findings
 from reconciler.seal import refuse_edited_or_stale, refuse_stale_file, sealed
+from reconciler.spec import FailoverCluster
+from reconciler.target import Target, clusters_of, narrowing, parse_targets, unknown_cluster_error
 from reconciler.workspace import Desired, StateLocation, Targets, load_targets, read_state, targets_of_files
-from state import StateBackend, locked
+from state import StateBackend, locked, redact
 from state.model import State, utc_now
 
 if TYPE_CHECKING:
@@ -66,9 +80,12 @@ __all__ = [
     "PlanResult",
     "RunOptions",
     "StepStarted",
+    "apply_command_line",
     "apply_path",
     "apply_plans",
+    "drift_exit_code",
     "drift_file",
+    "plan_exit_code",
     "plan_file",
     "plan_for_apply",
     "read_saved_plan",
@@ -114,6 +131,9 @@ class RunOptions:
 
     `state` and `state_dir` are `--state` and `--state-dir`: where each cluster's state lives.
     `lock_timeout_s` is `--lock-timeout`: how long to wait for a state lock another run holds.
+    `targets` are `--target`: the clusters, nodes or objects to plan, apply or check, and
+    what they depend on (reconciler/target.py); none: everything. `notify` hears what a run
+    does on its own that the user should know (an older state file moved to its place).
     """
 
     connection: Connection = field(default_factory=Connection)
@@ -121,6 +141,9 @@ class RunOptions:
     state_dir: str | None = None
     skip_guest: bool = False
     lock_timeout_s: float = 0.0
+    targets: tuple[str, ...] = ()
+    notify: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
+    destroy: bool = False  # `destroy`, `plan --destroy`: decommissioning plans (reconciler/destroy.py)
 
 
 @dataclass(frozen=True)
@@ -175,7 +198,11 @@ class ApplyResult:
 
 @dataclass(frozen=True)
 class StepStarted:
-    """Progress: a cluster's next step (one vCenter call) is starting."""
+    """Progress: a cluster's next step (one vCenter call) is starting, or (`phase` "end") has ended.
+
+    `step` counts steps, one at a time, so a counter shown from it never skips a number; a
+    step that fails has no "end".
+    """
 
     cluster: str
     number: int  # actions of the plan started so far, this step's included
@@ -183,6 +210,10 @@ class StepStarted:
     target: str  # the VM, host or vSphere cluster the step changes
     kinds: tuple[str, ...]
     fleet: bool  # more than one cluster is being applied
+    step: int = 0  # steps of the plan started so far, this one included
+    steps: int = 0  # steps in the plan
+    phase: StepPhase = "start"
+    actions: tuple[Action, ...] = ()  # what the step carries out
 
 
 class ApplyCancelled(MscsError):
@@ -228,7 +259,7 @@ def plan_file(
     (`RuleViolation`).
     """
     options = options or RunOptions()
-    targets = load_targets(path)
+    targets = selected(load_targets(path), options.targets)
     states = _states(targets, options)
     with _locked_states(targets, states, "plan", options.lock_timeout_s, on_lock_wait):
         return _plan_targets(targets, states, options)
@@ -249,6 +280,7 @@ def read_saved_plan(
     """
     options = options or RunOptions()
     saved = plans if plans is not None else read_plans(Path(path))
+    _refuse_targets_for_saved(Path(path), options)
     targets = targets_of_files([Path(p.desired_file) for p in saved])
     states = _states(targets, options)
     with _locked_states(targets, states, "plan", options.lock_timeout_s, on_lock_wait):
@@ -283,7 +315,11 @@ def apply_path(
     options = options or RunOptions()
     path = Path(path)
     saved = saved_plans_at(path)
-    targets = targets_of_files([Path(p.desired_file) for p in saved]) if saved is not None else load_targets(path)
+    if saved is not None:
+        _refuse_targets_for_saved(path, options)
+        targets = targets_of_files([Path(p.desired_file) for p in saved])
+    else:
+        targets = selected(load_targets(path), options.targets)
     states = _states(targets, options)
     with _locked_states(targets, states, "apply", options.lock_timeout_s, on_lock_wait):
         if saved is not None:
@@ -347,8 +383,9 @@ def apply_plans(
 
 
 def _with_unchecked(planned: PlanResult, results: dict[str, ApplyResult]) -> list[ApplyResult]:
-    """One result a cluster, in the files' order, each carrying what its plan could not check;
-    a cluster whose vCenter was not reached is FAILED with the reason."""
+    """One result a cluster, in the files' order, each carrying what its plan could not check (not
+    what the user left out on purpose: that was asked for, and the plan shown said it); a cluster
+    whose vCenter was not reached is FAILED with the reason."""
     plans = {p.cluster: p for p in planned.plans}
     out = []
     for desired in planned.targets.desired:
@@ -358,7 +395,7 @@ def _with_unchecked(planned: PlanResult, results: dict[str, ApplyResult]) -> lis
             out.append(ApplyResult(desired.name, ApplyStatus.FAILED, error=error))
         elif plan is not None:
             result = results.get(plan.cluster) or ApplyResult(plan.cluster, ApplyStatus.NO_CHANGES)
-            out.append(replace(result, unchecked=tuple(plan.unchecked)))
+            out.append(replace(result, unchecked=tuple(u for u in plan.unchecked if not u.on_purpose)))
     return out
 
 
@@ -370,21 +407,112 @@ def vcenter_keys(logins: dict[str, ConnectionSettings]) -> dict[str, str]:
 def drift_file(path: str | Path, options: RunOptions | None = None) -> list[DriftReport]:
     """What vCenter shows now against each desired file and what was last applied; one report a cluster."""
     options = options or RunOptions()
-    targets = load_targets(path)
+    targets = selected(load_targets(path), options.targets)
+    chosen = parse_targets(options.targets)
     states = _states(targets, options)
     checked_at = utc_now()
     reading = _read_vcenter(options.connection, targets, skip_guest=options.skip_guest)
-    return [
-        detect_drift(
+    observed = reading.observed
+    reports = []
+    for d in targets.desired:
+        if d.name not in observed:
+            reports.append(_unreachable_report(d, reading.failed[d.name], checked_at))
+            continue
+        state = read_state(states.backend(d), d)
+        report = detect_drift(
             d.cluster,
-            reading.observed[d.name],
-            read_state(states.backend(d), d),
+            observed[d.name],
+            state,
             desired_file=str(d.path),
             checked_at=checked_at,
+            fix_command=apply_command_line(d.path, options),
         )
-        if d.name in reading.observed
-        else _unreachable_report(d, reading.failed[d.name], checked_at)
-        for d in targets.desired
+        named = [t for t in chosen if t.cluster == d.name]
+        narrow = narrowing(chosen, d.name)
+        if narrow:
+            check_targets(d.cluster, narrow, cluster_addresses(d.cluster, observed[d.name], state), [])
+            report = _narrowed(report, d, narrow)
+        if named:
+            report = report.model_copy(update={"partial": True, "targets": [str(t) for t in named]})
+        if options.skip_guest:
+            report = report.model_copy(update={"unchecked": [*report.unchecked, *_skipped_guests(d, narrow)]})
+        reports.append(report)
+    return reports
+
+
+def apply_command_line(path: str | Path, options: RunOptions) -> str:
+    """`mscsctl apply PATH` as it must be typed to reach the states this run used (printed as
+    drift's fix and after `plan --out`): shell-quoted, with `--state`/`--state-dir` when given."""
+    words = ["mscsctl", "apply", str(path)]
+    if options.state:
+        words += ["--state", redact(options.state)]
+    if options.state_dir:
+        words += ["--state-dir", options.state_dir]
+    return shlex.join(words)
+
+
+def plan_exit_code(plans: list[Plan], *, detailed: bool) -> int:
+    """`plan`'s exit code (README, "Exit codes"): with `--detailed-exitcode`, 1 when a part of
+    the file could not be checked (left out on purpose does not count), else 2 for changes,
+    0 for none; without it, 0."""
+    if not detailed:
+        return 0
+    if any(not u.on_purpose for p in plans for u in p.unchecked):
+        return 1
+    return 2 if any(p.has_changes for p in plans) else 0
+
+
+def drift_exit_code(reports: list[DriftReport]) -> int:
+    """`drift`'s exit code: 1 when a part of the file could not be checked (a guest, a VM, a
+    physical node's WinRM), whatever else was found; else 2 for drift, 0 for none."""
+    if not all(r.complete for r in reports):
+        return 1
+    return 2 if any(r.drifted for r in reports) else 0
+
+
+def selected(targets: Targets, texts: tuple[str, ...] | list[str]) -> Targets:
+    """The files a run's `--target`s name (all without targets); an unknown cluster is an error."""
+    if not texts:
+        return targets
+    chosen = parse_targets(texts)
+    names = [d.name for d in targets.desired]
+    for target in chosen:
+        if target.cluster not in names:
+            raise unknown_cluster_error(target, names)
+    wanted = clusters_of(chosen)
+    return replace(targets, desired=[d for d in targets.desired if d.name in wanted])
+
+
+def _refuse_targets_for_saved(path: Path, options: RunOptions) -> None:
+    if options.targets:
+        raise MscsError(
+            f"{path} is a saved plan: it is applied as saved, targets included; give --target to `plan --out`"
+        )
+
+
+def _narrowed(report: DriftReport, desired: Desired, narrow: list[Target]) -> DriftReport:
+    cluster = desired.cluster
+    return report.model_copy(
+        update={
+            "findings": [f for f in report.findings if any(t.matches(f.address) for t in narrow)],
+            "unchecked": [u for u in report.unchecked if _names_node_part(narrow, cluster, u.node, u.part)],
+        }
+    )
+
+
+def _names_node_part(narrow: list[Target], cluster: FailoverCluster, node: str, part: str) -> bool:
+    if part == "guest":
+        return any(t.matches(guest_address(cluster, node)) for t in narrow)
+    return any(t.scope is Scope.NODE and t.owner == node for t in narrow)
+
+
+def _skipped_guests(desired: Desired, narrow: list[Target]) -> list[UncheckedPart]:
+    """The guest side of each node, left out on purpose (`--skip-guest`): named, never counted as unchecked."""
+    cluster = desired.cluster
+    return [
+        UncheckedPart(node=n, part="guest", reason="skip-guest", detail="--skip-guest", on_purpose=True)
+        for n in cluster.spec.node_names
+        if not narrow or _names_node_part(narrow, cluster, n, "guest")
     ]
 
 
@@ -422,7 +550,7 @@ def read_clusters(path: str | Path, options: RunOptions | None = None) -> list[C
 
 
 def _states(targets: Targets, options: RunOptions) -> StateLocation:
-    return StateLocation.for_targets(targets, state=options.state, state_dir=options.state_dir)
+    return StateLocation.for_targets(targets, state=options.state, state_dir=options.state_dir, notify=options.notify)
 
 
 @contextmanager
@@ -450,8 +578,13 @@ def _locked_states(
 
 def _plan_targets(targets: Targets, states: StateLocation, options: RunOptions) -> PlanResult:
     serials = _serials(targets, states)
-    reading = _read_vcenter(options.connection, targets, skip_guest=options.skip_guest)
-    plans = _plan_each(targets, reading.observed, states, vcenter_keys(reading.logins))
+    reading = _read_vcenter(options.connection, targets, skip_guest=options.skip_guest or options.destroy)
+    chosen = parse_targets(options.targets)
+    vcenters = vcenter_keys(reading.logins)
+    plans = _plan_each(targets, reading.observed, states, vcenters, chosen, destroy=options.destroy)
+    if options.skip_guest:
+        by_name = {d.name: d for d in targets.desired}
+        plans = [_with_skipped_guests(p, by_name[p.cluster], chosen) for p in plans]
     return PlanResult(plans, targets, reading.observed, states, reading.logins, serials=serials, failed=reading.failed)
 
 
@@ -464,13 +597,16 @@ def _checked_saved_plan(
     reading = _read_vcenter(options.connection, targets, skip_guest=True)
     reading.raise_first()  # a saved plan is applied whole or not at all
     observed = reading.observed
+    vcenters = vcenter_keys(reading.logins)
+    planned_targets = parse_targets([t for p in saved for t in p.targets])  # a partial plan, made again as saved
+    destroy = any(p.destroy for p in saved)
     try:
-        fresh: list[Plan] | None = _plan_each(targets, observed, states, vcenter_keys(reading.logins))
+        fresh: list[Plan] | None = _plan_each(targets, observed, states, vcenters, planned_targets, destroy=destroy)
     except RuleViolation:
         fresh = None  # vCenter now breaks a rule: what changed since the plan is said first
     refuse_edited_or_stale(path, saved, targets.desired, observed, fresh)
     if fresh is None:
-        _plan_each(targets, observed, states, vcenter_keys(reading.logins))  # the rule errors of vCenter now
+        _plan_each(targets, observed, states, vcenters, planned_targets, destroy=destroy)  # the rule errors now
     return PlanResult(saved, targets, observed, states, reading.logins, saved=path, serials=serials)
 
 
@@ -535,10 +671,28 @@ def _connect(settings: ConnectionSettings) -> Session:
     return connect(settings)
 
 
+def _with_skipped_guests(plan: Plan, desired: Desired, chosen: list[Target]) -> Plan:
+    narrow = narrowing(chosen, desired.name)
+    return plan.model_copy(update={"unchecked": [*plan.unchecked, *_skipped_guests(desired, narrow)]})
+
+
 def _plan_each(
-    targets: Targets, observed: dict[str, Observed], states: StateLocation, vcenters: dict[str, str]
+    targets: Targets,
+    observed: dict[str, Observed],
+    states: StateLocation,
+    vcenters: dict[str, str],
+    chosen: Sequence[Target] = (),
+    *,
+    destroy: bool = False,
 ) -> list[Plan]:
-    """Each cluster's plan from the fleet's one read; rule errors of all clusters at once."""
+    """Each cluster's plan from the fleet's one read; rule errors of all clusters at once.
+
+    Clusters whose vCenter could not be read (not in `observed`) are left out. `chosen` are
+    the run's targets: a cluster's plan is narrowed to those that name its objects.
+    `destroy`: each cluster's decommissioning plan instead."""
+    if destroy:
+        reached = replace(targets, desired=[d for d in targets.desired if d.name in observed])
+        return destroy_plans(reached, observed, states, chosen)
     plans: list[Plan] = []
     errors: list[Finding] = []
     in_play = [d for d in targets.desired if d.name in observed]  # not those whose vCenter failed
@@ -554,12 +708,34 @@ def _plan_each(
                 desired_hash=desired.hash,
                 created_at=utc_now(),
                 locate=desired.locate,
+                targets=chosen,
             )
             plans.append(sealed(plan))
         except RuleViolation as exc:
             errors += exc.findings
     if errors:
         raise RuleViolation(errors)
+    return plans
+
+
+def destroy_plans(
+    targets: Targets, observed: dict[str, Observed], states: StateLocation, chosen: Sequence[Target] = ()
+) -> list[Plan]:
+    """Each cluster's decommissioning plan (whole clusters only: a destroy never leaves half a cluster)."""
+    narrow = [t for t in chosen if not t.whole_cluster]
+    if narrow:
+        raise MscsError(f"--target {narrow[0]}: destroy takes whole clusters (--target CLUSTER)")
+    plans = []
+    for desired in targets.desired:
+        plan = build_destroy_plan(
+            desired.cluster,
+            observed[desired.name],
+            read_state(states.backend(desired), desired),
+            desired_file=str(desired.path),
+            desired_hash=desired.hash,
+            created_at=utc_now(),
+        )
+        plans.append(sealed(plan))
     return plans
 
 
@@ -627,7 +803,7 @@ class _Lanes:
             report = apply_plan(
                 plan, executor, recorder, self.announce.reporter(plan), stop=lambda: self.stop.requested
             )
-            recorder.finish()
+            recorder.finish(plan)
         return report
 
 
@@ -640,9 +816,12 @@ class _StateRecorder:
         self.state = state or State.new(desired.cluster.name, desired.hash)
         self.desired = desired
         self.stop = stop
+        self.deleted: set[str] = set()  # shared VMDK files a detach deleted (--allow-data-loss)
 
     def __call__(self, outcome: Outcome) -> None:
         now = utc_now()
+        if outcome.action.kind is ActionKind.DETACH_DISK and outcome.done and outcome.record.file:
+            self.deleted.add(outcome.record.file)
         new = record_outcome(self.state, outcome, now)
         nics = outcome.record.nics
         if outcome.action.kind is ActionKind.POWER_ON and nics is not None:
@@ -651,8 +830,11 @@ class _StateRecorder:
         if new != self.state or self.serial is None:
             self._write(new)
 
-    def finish(self) -> None:
-        self._write(self.state.with_desired_hash(self.desired.hash))
+    def finish(self, plan: Plan) -> None:
+        state = self.state.with_desired_hash(self.desired.hash)
+        # A destroy records the cluster as gone, with what stays; any other apply as alive again.
+        gone = plan.destroy and plan.records_destroyed
+        self._write(record_destroyed(state, kept_after(plan, self.deleted), utc_now()) if gone else alive(state))
 
     def _write(self, state: State) -> None:
         if self.stop.abandoned:
@@ -669,13 +851,16 @@ class _Announcer:
         self.lock = threading.Lock()
 
     def reporter(self, plan: Plan) -> Callable[[list[Action], StepPhase], None]:
-        started = 0
+        started = steps_started = 0
+        total_steps = len(list(steps(plan.actions)))
 
         def report(step: list[Action], phase: StepPhase) -> None:
-            nonlocal started
-            if phase != "start" or self.progress is None:
+            nonlocal started, steps_started
+            if self.progress is None:
                 return
-            started += len(step)
+            if phase == "start":
+                started += len(step)
+                steps_started += 1
             vsphere_cluster = step[0].vsphere_cluster
             event = StepStarted(
                 cluster=plan.cluster,
@@ -684,6 +869,10 @@ class _Announcer:
                 target=vsphere_cluster if vsphere_cluster is not None else step[0].target,
                 kinds=tuple(sorted({str(a.kind) for a in step})),
                 fleet=self.fleet,
+                step=steps_started,
+                steps=total_steps,
+                phase=phase,
+                actions=tuple(step),
             )
             with self.lock:
                 if not self.stop.abandoned:

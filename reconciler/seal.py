@@ -130,7 +130,10 @@ def _stale_file(path: Path, edited: Path) -> StaleStateError:
 
 def seal_of(plan: Plan) -> str:
     """The plan's seal: sha256 of the canonical JSON of `SEALED_FIELDS`, as saved (JSON names)."""
-    data = plan.model_dump(mode="json", by_alias=True, include=set(SEALED_FIELDS))
+    fields = set(SEALED_FIELDS) | ({"destroy", "kept", "records_destroyed"} if plan.destroy else set())
+    data = plan.model_dump(mode="json", by_alias=True, include=fields)
+    if plan.partial or plan.targets:  # sealed when there are targets; a whole plan's seal is as before
+        data |= {"partial": plan.partial, "targets": plan.targets}
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return SEAL_PREFIX + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
@@ -156,7 +159,7 @@ def plan_difference(saved: Plan, fresh: Plan, cluster: FailoverCluster) -> str |
     guest again when they run), so the saved plan's guest actions are checked against the
     desired file instead, and left out of the comparison of the other actions.
     """
-    for name in ("cluster", "desired_hash", "vsphere_version"):
+    for name in ("cluster", "destroy", "desired_hash", "vsphere_version"):
         mine, now = getattr(saved, name), getattr(fresh, name)
         if mine != now:
             return f"{name} is {mine!r} in the plan, {now!r} now"

@@ -8,27 +8,30 @@ backends); it never talks to vCenter.
 
 from __future__ import annotations
 
+import logging
 import os
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler.errors import MscsError, SpecError
 from reconciler.findings import Finding, has_errors
 from reconciler.loader import LoadedFile, load_file
 from reconciler.spec import FailoverCluster, with_defaults
+from state import STATE_DIR_NAME as STATE_DIR_NAME  # where `show` looks
 from state import (
     STATE_ENV,
     LocalFileBackend,
     StateBackend,
-    default_state_path,
+    cluster_state_path,
     is_database_location,
+    move_old_state,
     open_backend,
     parse_lock_id,
     split_cluster,
 )
+from state.location import old_state_path
 from state.model import State, desired_file_hash
-
-STATE_DIR_NAME = ".mscsctl"
 
 
 @dataclass
@@ -110,18 +113,30 @@ def targets_of_files(paths: list[Path]) -> Targets:
 class StateLocation:
     """Where each cluster's state lives, as `--state` and `--state-dir` say (or the defaults).
 
-    A fleet (or `state_dir`) keeps one file per cluster name in the state directory
-    (default `.mscsctl/` next to the files); a single file uses `state`, `MSCSCTL_STATE`,
-    or `mscsctl.state.json` beside it. A database location (a `postgresql://` URL or a
-    libpq keyword string, given or in `MSCSCTL_STATE`) holds every cluster, by name.
+    One rule for a single file and a directory (state/location.py): each cluster's state is
+    `NAME.state.json` in the state directory, `--state-dir` or `.mscsctl/` beside its desired
+    file. A single file may name its own with `--state` or `MSCSCTL_STATE`. A database
+    location (a `postgresql://` URL or a libpq keyword string, given or in `MSCSCTL_STATE`)
+    holds every cluster, by name. An older version's `mscsctl.state.json` beside a desired
+    file is moved to its place the first time the cluster's state is opened, and said so
+    through `notify` (a warning on the `mscsctl` logger when none is given).
     """
 
     state: str | None = None
     state_dir: str | None = None
     fleet_root: Path | None = None
+    notify: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
+    _told: set[str] = field(default_factory=set, compare=False, repr=False)
 
     @classmethod
-    def for_targets(cls, targets: Targets, *, state: str | None = None, state_dir: str | None = None) -> StateLocation:
+    def for_targets(
+        cls,
+        targets: Targets,
+        *,
+        state: str | None = None,
+        state_dir: str | None = None,
+        notify: Callable[[str], None] | None = None,
+    ) -> StateLocation:
         """The locations of a run's states, refused before anything else happens if unsafe.
 
         A state directory that group or others can write is refused here, naming it, so a
@@ -132,7 +147,7 @@ class StateLocation:
                 "--state names one file: for a directory of clusters use --state-dir "
                 "(or a postgresql:// URL or libpq connection string)"
             )
-        location = cls(state, state_dir, targets.root if targets.is_fleet else None)
+        location = cls(state, state_dir, targets.root if targets.is_fleet else None, notify)
         for desired in targets.desired:
             path = location.state_file(desired)
             if path is not None:
@@ -151,21 +166,47 @@ class StateLocation:
     def state_file(self, desired: Desired) -> Path | None:
         """The file that holds the cluster's state, or None when it is in a database."""
         chosen = self.chosen()
-        if chosen is not None and _is_remote(chosen):
-            return None
-        if self.state_dir or self.fleet_root is not None:
-            base = self.fleet_root or desired.path.parent
-            directory = Path(self.state_dir) if self.state_dir else base / STATE_DIR_NAME
-            return directory / f"{desired.name}.state.json"
-        return Path(chosen) if chosen else default_state_path(desired.path)
+        if chosen is not None:
+            return None if _is_remote(chosen) else Path(chosen)
+        return cluster_state_path(desired.path, desired.name, state_dir=self.state_dir)
 
     def backend(self, desired: Desired) -> StateBackend:
         path = self.state_file(desired)
         if path is None:
             return open_backend(self.chosen() or "", cluster=desired.name)
-        if self.state_dir or self.fleet_root is not None:
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        return open_backend(path, cluster=desired.name)
+        if self.chosen() is not None:
+            return open_backend(path, cluster=desired.name)
+        if not self.state_dir:
+            self._move_old_state(desired, path)
+        return LocalFileBackend(path, make_directory=True)
+
+    def _move_old_state(self, desired: Desired, path: Path) -> None:
+        moved = move_old_state(desired.path, desired.name, path)
+        old = old_state_path(desired.path)
+        if moved is not None:
+            self._tell(f"moved the state of cluster {desired.name} from {moved} to {path} (one state layout)")
+        elif path.exists() and old.is_file() and old.stat().st_size and _holds(old, desired.name):
+            self._tell(
+                f"{old} also holds a state of cluster {desired.name}, from an older version; {path} is the one "
+                f"used: remove {old} once you have checked it is not needed"
+            )
+
+    def _tell(self, message: str) -> None:
+        if message in self._told:
+            return
+        self._told.add(message)
+        if self.notify is not None:
+            self.notify(message)
+        else:
+            logging.getLogger("mscsctl").warning(message)
+
+
+def _holds(path: Path, cluster: str) -> bool:
+    try:
+        state = LocalFileBackend(path).read()
+    except MscsError:
+        return False
+    return state is not None and state.cluster == cluster
 
 
 def _is_remote(location: str) -> bool:

@@ -25,10 +25,13 @@ from state.local import (
     STATE_FILE_NAME,
     LocalFileBackend,
     default_state_path,
+    move_old_state,
     resolve_state_path,
 )
 from state.location import (
     POSTGRES_SCHEMES,
+    STATE_DIR_NAME,
+    cluster_state_path,
     force_unlock_command,
     format_lock_id,
     is_database_location,
@@ -74,6 +77,7 @@ def open_backend(location: str | os.PathLike[str], *, cluster: str | None = None
 
 __all__ = [
     "POSTGRES_SCHEMES",
+    "STATE_DIR_NAME",
     "STATE_ENV",
     "STATE_FILE_NAME",
     "STATE_FORMAT_VERSION",
@@ -84,6 +88,7 @@ __all__ = [
     "State",
     "StateBackend",
     "check_no_secrets",
+    "cluster_state_path",
     "default_state_path",
     "desired_file_hash",
     "force_unlock_command",
@@ -92,6 +97,7 @@ __all__ = [
     "holder_message",
     "is_database_location",
     "locked",
+    "move_old_state",
     "new_lock_info",
     "open_backend",
     "parse_duration",

@@ -1,4 +1,4 @@
-"""The state as a JSON file beside the desired file, with a backup and a lock file.
+"""The state as a JSON file (`.mscsctl/NAME.state.json` beside the desired file), with a backup and a lock file.
 
 A write never leaves a half-written state at its path: the new content goes to a temporary
 file in the same directory (0600 from its creation, fsynced) and replaces the state with one
@@ -26,27 +26,30 @@ from pydantic import ValidationError
 
 from reconciler.bounded import read_bounded
 from reconciler.errors import LockedError, MscsError
-from state.backend import LockInfo, check_expected_serial, check_release, lock_refusal
-from state.location import is_database_location
+from state.backend import LockInfo, check_expected_serial, check_release, lock_refusal, new_lock_info
+from state.location import OLD_STATE_FILE_NAME, cluster_state_path, is_database_location, old_state_path
 from state.model import State, check_no_secrets, parse_state, utc_now
 
-STATE_FILE_NAME = "mscsctl.state.json"
+STATE_FILE_NAME = OLD_STATE_FILE_NAME  # the name older versions used beside a single file
 STATE_ENV = "MSCSCTL_STATE"
 FILE_MODE = 0o600
+DIR_MODE = 0o700
 LOCK_FILE_MAX_BYTES = 64 * 1024
 
 
-def default_state_path(desired_file: Path) -> Path:
-    """Where the state of a desired file lives when nothing else is said: beside it."""
-    return desired_file.parent / STATE_FILE_NAME
+def default_state_path(desired_file: Path, cluster: str) -> Path:
+    """Where the state of a desired file lives when nothing else is said: `.mscsctl/NAME.state.json` beside it."""
+    return cluster_state_path(desired_file, cluster)
 
 
 def resolve_state_path(
     desired_file: Path,
     explicit: Path | str | None = None,
     environ: Mapping[str, str] | None = None,
+    *,
+    cluster: str,
 ) -> Path | str:
-    """The state location: an explicit `--state`, else `MSCSCTL_STATE`, else beside the file.
+    """The state location: an explicit `--state`, else `MSCSCTL_STATE`, else `.mscsctl/NAME.state.json`.
 
     A location that is a URL (`postgresql://…`) is returned as the string it was given, since
     a `Path` would mangle its `//`; anything else is a `Path`.
@@ -54,7 +57,7 @@ def resolve_state_path(
     env = os.environ if environ is None else environ
     chosen = explicit if explicit not in (None, "") else env.get(STATE_ENV) or None
     if chosen is None:
-        return default_state_path(desired_file)
+        return default_state_path(desired_file, cluster)
     if isinstance(chosen, str) and (is_database_location(chosen) or "://" in chosen):
         return chosen
     return Path(chosen)
@@ -80,10 +83,15 @@ def check_private_directory(directory: Path, state_path: Path | str) -> None:
 
 
 class LocalFileBackend:
-    """The state of one cluster in one local JSON file."""
+    """The state of one cluster in one local JSON file.
 
-    def __init__(self, path: Path | str) -> None:
+    `make_directory`: the file's directory (`.mscsctl/`, a `--state-dir`) is created, mode
+    0700, when a lock or the state is first written there; reading never creates it.
+    """
+
+    def __init__(self, path: Path | str, *, make_directory: bool = False) -> None:
         self.path = Path(path)
+        self.make_directory = make_directory
 
     def __repr__(self) -> str:
         return f"LocalFileBackend({str(self.path)!r})"
@@ -119,6 +127,7 @@ class LocalFileBackend:
 
     def write(self, state: State, *, expected_serial: int | None) -> State:
         check_no_secrets(state)
+        self._make_directory()
         self.check_directories()
         stored, raw = self._read_stored()
         serial = check_expected_serial(stored, state, expected_serial, self.describe())
@@ -129,6 +138,7 @@ class LocalFileBackend:
         return written
 
     def lock(self, info: LockInfo) -> LockInfo:
+        self._make_directory()
         self.check_directories()
         info = LockInfo.model_validate({**dict(info), "backend": "local", "path": str(self.path)})
         # A lock released between our failed create and our read of it is simply retried.
@@ -142,16 +152,22 @@ class LocalFileBackend:
                 raise lock_refusal(held, self.describe(), self.location()) from None
             except OSError as exc:
                 raise MscsError(f"cannot create the lock file {self.lock_path}: {exc}") from None
+            # From here the lock file is ours: anything that stops us before the lock is handed
+            # back (an error, or SIGINT/SIGTERM while the file is written) removes it again.
             try:
-                os.fchmod(fd, FILE_MODE)
-                _write_all(fd, info.model_dump_json(indent=2).encode() + b"\n")
-                os.fsync(fd)
+                try:
+                    os.fchmod(fd, FILE_MODE)
+                    _write_all(fd, info.model_dump_json(indent=2).encode() + b"\n")
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                _fsync_directory(self.lock_path.parent)
             except OSError as exc:
-                os.close(fd)
                 self.lock_path.unlink(missing_ok=True)
                 raise MscsError(f"cannot write the lock file {self.lock_path}: {exc}") from None
-            os.close(fd)
-            _fsync_directory(self.lock_path.parent)
+            except BaseException:
+                self.lock_path.unlink(missing_ok=True)
+                raise
             return info
         raise LockedError(f"state {self.describe()} is being locked and unlocked by other runs; try again.")
 
@@ -163,6 +179,15 @@ class LocalFileBackend:
         self.check_directories()
         check_release(self._read_lock(), lock_id, self.describe(), forced=True, location=self.location())
         self._remove_lock()
+
+    def _make_directory(self) -> None:
+        if self.make_directory and not self.path.parent.is_dir():
+            try:
+                self.path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+            except OSError as exc:
+                raise MscsError(
+                    f"cannot create the state directory {self.path.parent}: {exc.strerror or exc}"
+                ) from None
 
     def _read_stored(self) -> tuple[State | None, bytes | None]:
         """The stored state and the exact bytes it was read from (kept as the backup).
@@ -202,6 +227,49 @@ class LocalFileBackend:
         except OSError as exc:
             raise MscsError(f"cannot remove the lock file {self.lock_path}: {exc.strerror or exc}") from None
         _fsync_directory(self.lock_path.parent)
+
+
+def move_old_state(desired_file: Path, cluster: str, new: Path) -> Path | None:
+    """Move an older version's `mscsctl.state.json` beside `desired_file` to `new`, once.
+
+    Only a file that holds `cluster`'s state is moved (in a folder of several clusters' files,
+    the others keep theirs until they are run), never over a state already at `new`, and only
+    under the old file's lock: a run of an older version that holds it is reported as any
+    lock is (`LockedError`, with the command that removes it). Its `.backup` goes with it.
+    A symlink is moved as a symlink to the same target. Returns the old path when it moved.
+    """
+    old = old_state_path(desired_file)
+    if not (old.is_file() or old.is_symlink()) or new.exists() or new.is_symlink():
+        return None
+    backend = LocalFileBackend(old)
+    stored = backend.read()
+    if stored is None or stored.cluster != cluster:
+        return None
+    try:
+        held = backend.lock(new_lock_info("move state"))
+    except LockedError:
+        if new.exists():  # another run moved it meanwhile
+            return None
+        raise
+    try:
+        if new.exists() or new.is_symlink() or not old.exists():
+            return None
+        LocalFileBackend(new, make_directory=True)._make_directory()
+        LocalFileBackend(new).check_directories()
+        if old.is_symlink():
+            os.symlink(os.path.realpath(old), new)
+            old.unlink()
+        else:
+            if backend.backup_path.is_file():
+                os.replace(backend.backup_path, LocalFileBackend(new).backup_path)
+            os.replace(old, new)
+        _fsync_directory(new.parent)
+        _fsync_directory(old.parent)
+    except OSError as exc:
+        raise MscsError(f"cannot move the state {old} to {new}: {exc.strerror or exc}") from None
+    finally:
+        backend.unlock(held.id)
+    return old
 
 
 def _replace_atomically(target: Path, data: bytes) -> None:

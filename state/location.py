@@ -5,6 +5,13 @@ A location is a file path, a `postgresql://` URL, or a libpq keyword string
 cluster's row. A lock ID as printed to users is `LOCK-UUID@LOCATION`, with a location that
 needs no password, so that `mscsctl force-unlock ID` can find the lock from the ID alone.
 
+Where a cluster's state lives when nothing else is said is decided here too, by one rule for
+a single desired file and for a directory of them: `.mscsctl/NAME.state.json` beside the
+file(s), NAME being the cluster's name (`metadata.name`), so that two clusters' files in one
+folder each have their own state, and a file planned alone or as part of its directory finds
+the same state. Older versions kept a single file's state as `mscsctl.state.json` beside it;
+`state.local.move_old_state` moves such a file to its place once.
+
 Nothing here opens a file or a connection; `redact` keeps passwords out of any text shown.
 """
 
@@ -13,9 +20,12 @@ from __future__ import annotations
 import re
 import shlex
 import uuid
+from pathlib import Path
 
 from reconciler.errors import MscsError
 
+STATE_DIR_NAME = ".mscsctl"
+OLD_STATE_FILE_NAME = "mscsctl.state.json"  # beside a single desired file, before the one layout
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 # libpq's connection keywords (PostgreSQL 16): a string that starts with `keyword=` for one
@@ -82,6 +92,18 @@ def is_database_location(location: str) -> bool:
         return True
     match = _KEYWORD_START.match(location)
     return match is not None and match[1] in LIBPQ_KEYWORDS
+
+
+def cluster_state_path(desired_file: Path, cluster: str, *, state_dir: str | Path | None = None) -> Path:
+    """The file that holds `cluster`'s state: `NAME.state.json` in `state_dir`, else in
+    `.mscsctl/` beside the desired file (a single file and a directory's alike)."""
+    directory = Path(state_dir) if state_dir else desired_file.parent / STATE_DIR_NAME
+    return directory / f"{cluster}.state.json"
+
+
+def old_state_path(desired_file: Path) -> Path:
+    """Where versions before the one layout kept a single desired file's state."""
+    return desired_file.parent / OLD_STATE_FILE_NAME
 
 
 def split_cluster(location: str) -> tuple[str, str | None]:

@@ -47,6 +47,7 @@ StepHandler = Callable[[ApplyContext, list[Action]], list[Outcome]]
 DEVICE_HANDLERS: dict[ActionKind, DeviceHandler] = {
     ActionKind.ADD_CONTROLLER: controller.change,
     ActionKind.EDIT_CONTROLLER: controller.change,
+    ActionKind.REMOVE_CONTROLLER: controller.remove,
     ActionKind.DETACH_DISK: disk.detach,
     ActionKind.CREATE_DISK: disk.attach,
     ActionKind.ATTACH_DISK: disk.attach,
@@ -68,6 +69,8 @@ def _vm_devices(ctx: ApplyContext, step: list[Action]) -> list[Outcome]:
 STEP_HANDLERS: dict[ActionKind, StepHandler] = {
     ActionKind.SET_HOST_OPTION: _each(host_option.set_option),
     ActionKind.RESERVE_LUN: _each(lun_reservation.reserve),
+    ActionKind.RELEASE_LUN: _each(lun_reservation.reserve),
+    ActionKind.RESTORE_HOST_OPTION: _each(host_option.set_option),
     **dict.fromkeys(placement.BATCH_ACTIONS, placement.reconfigure_cluster),
     ActionKind.POWER_OFF: _each(power.power_off),
     ActionKind.POWER_ON: _each(power.power_on),

@@ -32,6 +32,7 @@ ARGUMENT_NAMES = {
     ("plan", "target"): "FILE|DIR",
     ("apply", "target"): "FILE|DIR|PLAN",
     ("drift", "target"): "FILE|DIR",
+    ("destroy", "target"): "FILE|DIR",
     ("graph", "target"): "FILE|DIR|PLAN",
     ("force-unlock", "lock_id"): "ID",
 }
@@ -162,7 +163,7 @@ def _register() -> None:
     # Each command module adds its commands to `app` when imported.
     import importlib
 
-    for name in ("validate_cmd", "plan_cmd", "state_cmd", "drift_cmd", "graph_cmd", "import_cmd"):
+    for name in ("validate_cmd", "plan_cmd", "state_cmd", "drift_cmd", "graph_cmd", "import_cmd", "destroy_cmd"):
         try:
             importlib.import_module(f"reconciler.cli.{name}")
         except ModuleNotFoundError as exc:

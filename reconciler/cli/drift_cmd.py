@@ -12,7 +12,8 @@ from reconciler.cli.options import (
     with_run_options,
 )
 from reconciler.drift import DriftReport, DriftSeverity
-from reconciler.run import RunOptions, drift_file
+from reconciler.report.json_formats import drift_document
+from reconciler.run import RunOptions, drift_exit_code, drift_file
 from reconciler.values import show_value
 from reconciler.workspace import write_private
 
@@ -20,12 +21,14 @@ from reconciler.workspace import write_private
 def render_drift(reports: list[DriftReport]) -> str:
     lines = []
     for report in reports:
+        if report.partial:
+            lines.append(f"[bold]{report.cluster}[/]: only {_esc(', '.join(report.targets))} checked (--target).")
         if not report.findings:
-            if report.unchecked:
+            if not report.complete:
                 lines.append(f"[bold]{report.cluster}[/]: not checked in full; no drift in the rest.")
             else:
                 lines.append(f"[bold]{report.cluster}[/]: no drift.")
-            lines += [f"  [red]not checked:[/] {_esc(u.summary)}" for u in report.unchecked]
+            lines += _unchecked_lines(report)
             continue
         lines.append(f"[bold]{report.cluster}[/]: {len(report.findings)} finding(s), {report.critical} critical")
         for f in report.findings:
@@ -39,10 +42,17 @@ def render_drift(reports: list[DriftReport]) -> str:
                 last = _esc(show_value(f.last_applied))
                 lines.append(f"      last applied {last} at {f.last_applied_at} ({outside})")
             lines.append(f"      fix: {_esc(f.fix)}")
-        lines += [f"  [red]not checked:[/] {_esc(u.summary)}" for u in report.unchecked]
+        lines += _unchecked_lines(report)
         for note in report.notes:
             lines.append(f"  [yellow]note:[/] {_esc(note)}")
     return "\n".join(lines)
+
+
+def _unchecked_lines(report: DriftReport) -> list[str]:
+    return [
+        f"  [yellow]skipped:[/] {_esc(u.summary)}" if u.on_purpose else f"  [red]not checked:[/] {_esc(u.summary)}"
+        for u in report.unchecked
+    ]
 
 
 def _esc(text: str) -> str:
@@ -51,7 +61,7 @@ def _esc(text: str) -> str:
 
 @app.command("drift")
 @output.reports_errors
-@with_run_options(lock=False)
+@with_run_options(lock=False, target=True)
 def drift_command(
     target: Path = typer.Argument(..., help="Desired-state file (YAML), or a directory of them."),
     as_json: bool = typer.Option(False, "--json", help="Print the findings as JSON."),
@@ -63,8 +73,10 @@ def drift_command(
     """Compare what vCenter shows now with the desired file(s) and with what was last applied.
 
     Exit codes: 0 no drift, 2 drift found, 1 error (an unreachable vCenter is an error,
-    never "no drift"). A part of the file that could not be checked (a guest not reached,
-    a VM not found) is named in every output and on stderr; --skip-guest leaves the guests out.
+    never "no drift") or a part of the file that could not be checked (a guest not reached,
+    a VM not found), named in every output and on stderr; --skip-guest leaves the guests out
+    on purpose (named as skipped, not counted). --target ADDRESS checks only that cluster,
+    node or object.
     """
     reports = drift_file(target, options)
     if junit is not None:
@@ -72,7 +84,7 @@ def drift_command(
 
         write_private(junit, drift_junit(reports))
     if as_json:
-        output.print_json({"format_version": 1, "reports": [r.model_dump(mode="json") for r in reports]})
+        output.print_json(drift_document(reports))
     elif markdown:
         from reconciler.report.markdown import drift_markdown
 
@@ -81,9 +93,16 @@ def drift_command(
         output.stdout().print(render_drift(reports), markup=True, highlight=False)
     for report in reports:
         for part in report.unchecked:
-            output.warn(f"{report.cluster}: not checked: {part.summary}")
-    if any(part.part == "vcenter" for r in reports for part in r.unchecked):
-        raise typer.Exit(1)  # a cluster whose vCenter could not be read is an error, never "no drift"
-    if any(r.drifted for r in reports):
-        raise typer.Exit(2)
+            if part.on_purpose:
+                output.info(f"{report.cluster}: skipped: {part.summary}")
+            else:
+                output.warn(f"{report.cluster}: not checked: {part.summary}")
+    code = drift_exit_code(reports)
+    if code == 1:
+        output.error(
+            "part of the file could not be checked (named above): exit 1, not 'no drift'; "
+            "--skip-guest leaves the guests out on purpose"
+        )
+    if code:
+        raise typer.Exit(code)
     return 0

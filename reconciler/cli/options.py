@@ -30,15 +30,27 @@ INSECURE = typer.Option(
     help="Do not verify vCenter's certificate ($VSPHERE_ALLOW_UNVERIFIED_SSL=true). Not recommended.",
 )
 STATE = typer.Option(
-    None, "--state", help="State file or postgresql:// URL (default: $MSCSCTL_STATE, else beside the file)."
+    None,
+    "--state",
+    help="State file or postgresql:// URL (default: $MSCSCTL_STATE, else .mscsctl/NAME.state.json beside the file).",
 )
 STATE_DIR = typer.Option(
-    None, "--state-dir", help="One state file per cluster in this directory (default for a directory: .mscsctl/)."
+    None, "--state-dir", help="One state file per cluster in this directory (default: .mscsctl/ beside the file(s))."
 )
 PARALLELISM = typer.Option(
     DEFAULT_PARALLELISM, "--parallelism", min=1, max=64, help="Clusters applied at once (default 10)."
 )
-SKIP_GUEST = typer.Option(False, "--skip-guest", help="Leave the guest side (disk timeout) out.")
+SKIP_GUEST = typer.Option(
+    False,
+    "--skip-guest",
+    help="Leave the guest side (disk timeout) out on purpose: named as skipped, not counted as unchecked.",
+)
+TARGET = typer.Option(
+    None,
+    "--target",
+    metavar="ADDRESS",
+    help="Only this cluster, node (CLUSTER/node/NODE) or object address, and what it depends on (repeatable).",
+)
 LOCK_TIMEOUT = typer.Option(
     "0s",
     "--lock-timeout",
@@ -56,8 +68,11 @@ def run_options(
     state_dir: str | None = None,
     skip_guest: bool = False,
     lock_timeout: str = "0s",
+    targets: list[str] | None = None,
 ) -> RunOptions:
     """A command's shared options, as the run loop takes them."""
+    from reconciler.cli import output
+
     vcenter = Connection(
         server=server, user=user, ca_file=ca_file, allow_unverified=insecure, credentials_file=credentials_file
     )
@@ -67,14 +82,19 @@ def run_options(
         state_dir=state_dir,
         skip_guest=skip_guest,
         lock_timeout_s=parse_duration(lock_timeout, option="--lock-timeout"),
+        targets=tuple(targets or ()),
+        notify=output.info,
     )
 
 
-def with_run_options(*, guest: bool = True, lock: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def with_run_options(
+    *, guest: bool = True, lock: bool = True, target: bool = False
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Add the shared vCenter and state options to a command, handed to it as one `options: RunOptions`.
 
     The command declares `options: RunOptions` as its last parameter; typer sees the shared
-    flags instead (`--skip-guest` and `--lock-timeout` where `guest` and `lock` say), so each
+    flags instead (`--skip-guest`, `--lock-timeout` and `--target` where `guest`, `lock` and
+    `target` say), so each
     command spells and explains them the same way without listing them again.
     """
     shared: list[tuple[str, Any, Any]] = []
@@ -83,6 +103,8 @@ def with_run_options(*, guest: bool = True, lock: bool = True) -> Callable[[Call
     shared += [("state_path", str | None, STATE), ("state_dir", str | None, STATE_DIR)]
     if lock:
         shared.append(("lock_timeout", str, LOCK_TIMEOUT))
+    if target:
+        shared.append(("targets", list[str] | None, TARGET))
     shared += [
         ("server", str | None, SERVER),
         ("user", str | None, USER),
@@ -109,6 +131,7 @@ def with_run_options(*, guest: bool = True, lock: bool = True) -> Callable[[Call
                 values["state_dir"],
                 values.get("skip_guest", False),
                 values.get("lock_timeout", "0s"),
+                values.get("targets"),
             )
             return command(*args, **kwargs)
 

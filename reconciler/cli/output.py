@@ -133,6 +133,16 @@ def progress(message: str, **fields: Any) -> None:
     stderr().print(redact(message), markup=False, highlight=False)
 
 
+def progress_mode() -> str:
+    """How an apply shows its steps: `bars` on a terminal, `lines` elsewhere, `json` with
+    --log-format json, `quiet` with --quiet or a log level above info."""
+    if is_quiet() or not _shown("info"):
+        return "quiet"
+    if _settings["log_format"] == "json":
+        return "json"
+    return "bars" if sys.stderr.isatty() else "lines"
+
+
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import typer
 
@@ -15,18 +15,21 @@ from reconciler.cli.options import (
     PARALLELISM,
     with_run_options,
 )
+from reconciler.cli.progress import ApplyProgress, apply_totals
 from reconciler.errors import MscsError
 from reconciler.plan import Plan
-from reconciler.plan_file import plan_document, write_plans
+from reconciler.plan_file import write_plans
 from reconciler.render import render_text
+from reconciler.report.json_formats import apply_document, plan_document
 from reconciler.run import (
     ApplyResult,
     ApplyStatus,
     Interruption,
     PlanResult,
     RunOptions,
-    StepStarted,
+    apply_command_line,
     apply_path,
+    plan_exit_code,
     plan_file,
     stop_on_signals,
 )
@@ -37,9 +40,28 @@ def print_plans(plans: list[Plan]) -> None:
     for n, plan in enumerate(plans):
         if n:
             console.print("")
+        if plan.partial:
+            console.print(_partial_line(plan), markup=False, highlight=False)
         console.print(render_text(plan), markup=True, highlight=False)
         for part in plan.unchecked:
-            console.print(f"Not checked: {part.summary}", markup=False, highlight=False)
+            said = "Skipped" if part.on_purpose else "Not checked"
+            console.print(f"{said}: {part.summary}", markup=False, highlight=False)
+
+
+def _partial_line(plan: Plan) -> str:
+    if plan.cluster in plan.targets:  # the whole cluster (whatever else was named): only other files left out
+        return f"Partial run (--target {plan.cluster}): {plan.cluster} is planned in full, no other cluster."
+    return f"Partial plan: only {', '.join(plan.targets)} and what it depends on; the rest of the file is not planned."
+
+
+def warn_partial(plans: list[Plan]) -> None:
+    """On stderr, that a plan is partial (`--target`), as Terraform warns on every `-target`."""
+    for plan in plans:
+        if plan.partial:
+            output.warn(
+                f"{plan.cluster}: targeting is in effect ({', '.join(plan.targets)}): this plan may not hold every "
+                "change the file asks for; use --target for exceptions, not routinely"
+            )
 
 
 def report_unreached(planned: PlanResult) -> None:
@@ -49,22 +71,33 @@ def report_unreached(planned: PlanResult) -> None:
 
 
 def warn_unchecked(plans: list[Plan]) -> None:
-    """On stderr, each part of the file a plan could not check: a pipeline's log shows it."""
+    """On stderr, each part of the file a plan could not check (a pipeline's log shows it),
+    what was left out on purpose, and that a plan is partial (`--target`)."""
+    warn_partial(plans)
     for plan in plans:
         for part in plan.unchecked:
-            output.warn(f"{plan.cluster}: not checked: {part.summary}")
+            if part.on_purpose:
+                output.info(f"{plan.cluster}: skipped: {part.summary}")
+            else:
+                output.warn(f"{plan.cluster}: not checked: {part.summary}")
 
 
 @app.command("plan")
 @output.reports_errors
-@with_run_options()
+@with_run_options(target=True)
 def plan_command(
     target: Path = typer.Argument(..., help="Desired-state file (YAML), or a directory of them (one cluster each)."),
     out: Path | None = typer.Option(None, "--out", help="Save the plan (JSON, mode 0600) for `apply PLAN`."),
     as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON (docs/plan-format.md)."),
     markdown: bool = typer.Option(False, "--markdown", help="Print the plan as Markdown, for a merge request."),
     detailed_exitcode: bool = typer.Option(
-        False, "--detailed-exitcode", help="Exit 0 when nothing changes, 2 when there are changes, 1 on error."
+        False,
+        "--detailed-exitcode",
+        help="Exit 0 when nothing changes, 2 when there are changes, 1 on error or when a part of the file "
+        "could not be checked (--skip-guest: left out on purpose, not counted).",
+    ),
+    destroy: bool = typer.Option(
+        False, "--destroy", help="Plan the decommissioning of the cluster(s) instead (what `mscsctl destroy` does)."
     ),
     *,
     options: RunOptions,
@@ -73,10 +106,15 @@ def plan_command(
 
     Each cluster's state is locked while it is planned (--lock-timeout: how long to wait
     for a lock another run holds). Exit codes: 0 success (with --detailed-exitcode: no
-    changes), 1 error, 2 changes present (with --detailed-exitcode). A part of the file that
-    could not be checked (a guest not reached) is named in every output and on stderr;
-    --skip-guest leaves the guests out on purpose.
+    changes), 1 error (with --detailed-exitcode also: a part of the file could not be checked,
+    e.g. a guest not reached), 2 changes present (with --detailed-exitcode). Each unchecked
+    part is named in every output and on stderr; --skip-guest leaves the guests out on
+    purpose (named as skipped, not counted). --target ADDRESS plans only that cluster, node
+    or object and what it depends on; the plan says it is partial. --destroy plans the
+    decommissioning (README, "Decommissioning a cluster"); `apply PLAN` applies it when saved.
     """
+    if destroy:
+        options = replace(options, destroy=True)
     planned = plan_file(target, options, on_lock_wait=output.info)
     plans, fleet = planned.plans, planned.targets.is_fleet
     if out is not None:
@@ -90,19 +128,24 @@ def plan_command(
     else:
         print_plans(plans)
         if out is not None:
-            output.info(f"Saved the plan to {out}. Apply exactly this plan with: mscsctl apply {out}")
+            output.info(f"Saved the plan to {out}. Apply exactly this plan with: {apply_command_line(out, options)}")
     warn_unchecked(plans)
     report_unreached(planned)
+    code = plan_exit_code(plans, detailed=detailed_exitcode)
+    if code == 1 and not planned.failed:
+        output.error(
+            "part of the file could not be checked (named above): exit 1; --skip-guest leaves the guests out on purpose"
+        )
     if planned.failed:
         raise typer.Exit(1)
-    if detailed_exitcode and planned.has_changes:
-        raise typer.Exit(2)
+    if code:
+        raise typer.Exit(code)
     return 0
 
 
 @app.command("apply")
 @output.reports_errors
-@with_run_options()
+@with_run_options(target=True)
 def apply_command(
     target: Path = typer.Argument(
         ..., help="Desired-state file (YAML), a directory of them, or a plan saved by `plan --out`."
@@ -128,21 +171,34 @@ def apply_command(
     Exit codes: 0 applied (or nothing to do), 1 error. A part of the file not done because
     its plan could not check it (a guest not reached) is said at the end and on stderr.
     """
+    return apply_and_report(target, options, auto_approve, allow_data_loss, parallelism, as_json)
+
+
+def apply_and_report(
+    target: Path, options: RunOptions, auto_approve: bool, allow_data_loss: bool, parallelism: int, as_json: bool
+) -> int:
+    """Plan (or read the saved plan), show, approve, apply and report: `apply`, and `destroy`'s plans."""
     interruption = Interruption()
+    progress = ApplyProgress()
 
     def show(planned: PlanResult) -> None:
+        progress.expect(planned.plans)
+        warn_partial(planned.plans)
         if not as_json:
             print_plans(planned.plans)
+            totals = apply_totals(planned.plans)
+            if totals is not None:
+                output.stdout().print(totals, markup=False, highlight=False)
         if planned.failed:
             output.info(f"Not planned ({len(planned.failed)}): their vCenter could not be read; the rest goes on.")
 
-    with stop_on_signals(interruption, output.info):
+    with stop_on_signals(interruption, output.info), progress:
         results = apply_path(
             target,
             options,
             approve=_approved if not auto_approve else lambda plans: True,
             planned=show,
-            progress=_progress,
+            progress=progress,
             allow_data_loss=allow_data_loss,
             parallelism=parallelism,
             interruption=interruption,
@@ -154,36 +210,9 @@ def apply_command(
 def _approved(plans: list[Plan]) -> bool:
     if not output.interactive():
         raise MscsError("not a terminal: refusing to apply without --auto-approve (or apply a saved plan)")
-    output.stdout().print("Apply these actions? Only 'yes' is accepted: ", end="")
+    gone = " They decommission the cluster: what the plan keeps stays." if any(p.destroy for p in plans) else ""
+    output.stdout().print(f"Apply these actions?{gone} Only 'yes' is accepted: ", end="")
     return sys.stdin.readline().strip() == "yes"
-
-
-def _progress(step: StepStarted) -> None:
-    prefix = f"{step.cluster}: " if step.fleet else ""
-    kinds = ", ".join(step.kinds)
-    output.progress(
-        f"{prefix}[{step.number}/{step.total}] {step.target}: {kinds}",
-        cluster=step.cluster,
-        step=step.number,
-        total=step.total,
-        target=step.target,
-        kinds=kinds,
-    )
-
-
-def _result_json(result: ApplyResult) -> dict[str, Any]:
-    row: dict[str, Any] = {"cluster": result.cluster, "status": str(result.status)}
-    if result.error is not None:
-        row["error"] = str(result.error)
-        row["done"] = list(getattr(result.error, "done", []))
-        row["left"] = list(getattr(result.error, "left", []))
-    elif result.status is ApplyStatus.NOT_STARTED:
-        row["why"] = result.note
-    else:
-        row["done"] = [o.action.id for o in result.done]
-        row["skipped"] = [o.action.id for o in result.skipped]
-    row["not_done"] = [u.model_dump(mode="json") for u in result.unchecked]
-    return row
 
 
 def _report(results: list[ApplyResult], as_json: bool) -> int:
@@ -191,8 +220,7 @@ def _report(results: list[ApplyResult], as_json: bool) -> int:
     failed = [r for r in results if r.error is not None]
     fleet = len(results) > 1
     if as_json:
-        changes = sum(len(r.done) for r in results)
-        output.print_json({"clusters": [_result_json(r) for r in results], "changes": changes})
+        output.print_json(apply_document(results))
     else:
         console = output.stdout()
         for result in results:

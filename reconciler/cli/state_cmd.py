@@ -9,6 +9,8 @@ import typer
 from reconciler.cli import app, output
 from reconciler.cli.options import STATE, STATE_DIR
 from reconciler.errors import MscsError
+from reconciler.record import KEPT, destroyed
+from reconciler.report.json_formats import show_document, states_document
 from reconciler.workspace import STATE_DIR_NAME, locked_state, recorded_state
 from state import STATE_FILE_NAME, open_backend
 
@@ -26,8 +28,8 @@ def show_command(
     """Print what mscsctl recorded the last time it applied.
 
     Without FILE or --state, the state of the current directory: .mscsctl/*.state.json (or
-    --state-dir DIR) and mscsctl.state.json; one is shown, several are listed with their
-    clusters. Exit codes: 0 ok, 1 error (no state found).
+    --state-dir DIR) and an older version's mscsctl.state.json; one is shown, several are
+    listed with their clusters. Exit codes: 0 ok, 1 error (no state found).
     """
     if file is None and state_path is None:
         found = states_here(Path(state_dir) if state_dir else None)
@@ -40,12 +42,19 @@ def show_command(
     if state is None:
         raise MscsError(f"no state yet at {backend.describe()}: nothing was applied")
     if as_json:
-        output.print_json(state.model_dump(mode="json"))
+        output.print_json(show_document(state))
         return 0
     con = output.stdout()
     con.print(f"cluster {state.cluster}  serial {state.serial}  lineage {state.lineage}", highlight=False)
     con.print(f"updated {state.updated_at}  desired file sha256 {state.desired_hash[:12]}", highlight=False)
+    gone = destroyed(state)
+    if gone is not None:
+        con.print(f"destroyed {gone.applied_at} (mscsctl destroy); left in vCenter:", highlight=False, markup=False)
+        for kept in gone.applied_value(KEPT) or []:
+            con.print(f"  {kept}", highlight=False, markup=False)
     for address, res in state.resources.items():
+        if res is gone:
+            continue
         where = res.file or (f"key {res.device_key}" if res.device_key is not None else "")
         con.print(f"  {address}  ({res.kind}{', ' + where if where else ''})", highlight=False, markup=False)
     return 0
@@ -54,8 +63,9 @@ def show_command(
 def states_here(state_dir: Path | None = None) -> list[Path]:
     """The state files of the current directory, as `plan` and `apply` place them.
 
-    A directory of desired files keeps one state a cluster in `.mscsctl/` (or the
-    --state-dir given); a single file keeps `mscsctl.state.json` beside it.
+    Each cluster's state is `.mscsctl/NAME.state.json` beside its desired file (or in the
+    --state-dir given), for a single file as for a directory; an older version's
+    `mscsctl.state.json` (moved to `.mscsctl/` by the next run of its file) is listed too.
     """
     directory = state_dir if state_dir is not None else Path(STATE_DIR_NAME)
     found = sorted(p for p in directory.glob("*.state.json") if p.is_file())
@@ -74,7 +84,7 @@ def _list_states(found: list[Path], state_dir: str | None, as_json: bool) -> int
         state = open_backend(str(path)).read()
         rows.append((path, state.cluster if state else None, state.serial if state else None))
     if as_json:
-        output.print_json([{"state": str(p), "cluster": c, "serial": n} for p, c, n in rows])
+        output.print_json(states_document(rows))
         return 0
     con = output.stdout()
     con.print(f"{len(rows)} states here; show one with: mscsctl show --state PATH", highlight=False, markup=False)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import typer
 import yaml
 
 from reconciler.cli import app, output
-from reconciler.findings import Finding, Severity, one_line
+from reconciler.findings import Severity, one_line
 from reconciler.loader import LoadedFile, validate_file
+from reconciler.report.json_formats import rules_document, validate_document
 from reconciler.rules import catalogue
 from reconciler.schema import schema_text
 from reconciler.spec import with_defaults
@@ -31,13 +31,6 @@ def summary(loaded: LoadedFile) -> str:
     else:
         text = "valid" + (f" ({_count(warnings, 'warning')})" if warnings else "")
     return one_line(f"{loaded.file}: {text}")
-
-
-def finding_dict(finding: Finding) -> dict[str, Any]:
-    data = finding.model_dump(mode="json")
-    data["field"] = finding.dotted_path
-    data["text"] = str(finding)
-    return data
 
 
 class _IndentedDumper(yaml.SafeDumper):
@@ -85,12 +78,7 @@ def validate_command(
     results = [validate_file(f) for path in files for f in (desired_files(path) if path.is_dir() else [path])]
     invalid = any(not r.valid for r in results)
     if as_json:
-        output.print_json(
-            {
-                "valid": not invalid,
-                "files": [_file_json(r, show_defaults) for r in results],
-            }
-        )
+        output.print_json(validate_document(results, show_defaults=show_defaults))
         raise typer.Exit(1 if invalid else 0)
 
     report = output.stderr() if show_defaults else output.stdout()
@@ -107,20 +95,6 @@ def validate_command(
     if documents:
         sys.stdout.write("---\n".join(documents))
     raise typer.Exit(1 if invalid else 0)
-
-
-def _file_json(loaded: LoadedFile, show_defaults: bool) -> dict[str, Any]:
-    errors = sum(f.severity is Severity.ERROR for f in loaded.findings)
-    data: dict[str, Any] = {
-        "file": loaded.file,
-        "valid": loaded.valid,
-        "errors": errors,
-        "warnings": len(loaded.findings) - errors,
-        "findings": [finding_dict(f) for f in loaded.findings],
-    }
-    if show_defaults and loaded.valid and loaded.cluster is not None:
-        data["normalized"] = with_defaults(loaded.cluster).to_yaml_dict()
-    return data
 
 
 @app.command("schema")
@@ -152,7 +126,7 @@ def rules_command(
     """
     rules = catalogue()
     if as_json:
-        output.print_json([r.as_dict() for r in rules])
+        output.print_json(rules_document(rules))
         return
     console = output.stdout()
     width = max(len(r.id) for r in rules)

@@ -43,6 +43,12 @@ class ActionKind(StrEnum):
     POWER_ON = "power-on"
     SET_GUEST_SETTING = "set-guest-setting"
     RECORD_NIC_SLOT = "record-nic-slot"  # nothing changes in vCenter: the state learns a moved adapter's slot
+    # Decommissioning (`mscsctl destroy`): what mscsctl set up, taken away again.
+    REMOVE_CONTROLLER = "remove-controller"
+    REMOVE_DRS_OVERRIDE = "remove-drs-override"
+    REMOVE_HA_OVERRIDE = "remove-ha-override"
+    RELEASE_LUN = "release-lun"
+    RESTORE_HOST_OPTION = "restore-host-option"
 
 
 class Severity(StrEnum):

@@ -47,10 +47,13 @@ KIND = ResourceKind(
     scope=Scope.NODE,
     payload=ControllerPayload,
     state_kind=fixed("controller"),
-    actions=(ActionKind.ADD_CONTROLLER, ActionKind.EDIT_CONTROLLER),
+    actions=(ActionKind.ADD_CONTROLLER, ActionKind.EDIT_CONTROLLER, ActionKind.REMOVE_CONTROLLER),
     desired=desired,
     observed=observe,
     critical_fields=frozenset({"sharing", "type"}),
     critical_presence=True,
-    doc="Added once per node on the shared bus; edited in place (cold); never removed, its disks may hold data.",
+    doc=(
+        "Added once per node on the shared bus; edited in place (cold); removed only by destroy, once empty, "
+        "when mscsctl added it."
+    ),
 )

@@ -80,7 +80,7 @@ DRS_KIND = ResourceKind(
     scope=Scope.NODE,
     payload=DrsOverridePayload,
     state_kind=fixed("drs-override"),
-    actions=(ActionKind.SET_DRS_OVERRIDE,),
+    actions=(ActionKind.SET_DRS_OVERRIDE, ActionKind.REMOVE_DRS_OVERRIDE),
     desired=desired_overrides,
     observed=observe_overrides,
     doc="One vSphere-cluster reconfigure carries every override and the rule (one batch).",
@@ -92,7 +92,7 @@ HA_KIND = ResourceKind(
     scope=Scope.NODE,
     payload=HaOverridePayload,
     state_kind=fixed("ha-override"),
-    actions=(ActionKind.SET_HA_OVERRIDE,),
+    actions=(ActionKind.SET_HA_OVERRIDE, ActionKind.REMOVE_HA_OVERRIDE),
     doc="Desired and observed with the DRS override (same reads).",
 )
 

@@ -86,7 +86,8 @@ def _suite(parent: ET.Element, report: DriftReport) -> None:
         failure.text = _xml_text(_details(finding))
     for part in report.unchecked:
         case = ET.SubElement(suite, "testcase", {"classname": classname, "name": _xml_text(f"{part.node}/{part.part}")})
-        message = f"not checked: {part.reason}" + (f": {part.detail}" if part.detail else "")
+        said = "skipped on purpose" if part.on_purpose else "not checked"  # on purpose: --skip-guest
+        message = f"{said}: {part.reason}" + (f": {part.detail}" if part.detail else "")
         ET.SubElement(case, "skipped", {"message": _xml_text(message)})
     if report.notes:
         out = ET.SubElement(suite, "system-out")

@@ -125,14 +125,21 @@ def _plan_section(plan: Plan) -> list[str]:
 
 
 def _not_checked(unchecked: list[UncheckedPart]) -> list[str]:
-    """The parts of the file that could not be checked: a reviewer must not read the rest as all."""
-    if not unchecked:
-        return []
-    lines = ["**Not checked** (this report does not cover them):", ""]
-    for part in unchecked:
-        detail = f": {_text(part.detail)}" if part.detail else ""
-        lines.append(f"- {_code(part.node)} {_text(part.part)}, {_code(part.reason)}{detail}")
-    return [*lines, ""]
+    """The parts of the file that could not be checked (a reviewer must not read the rest as all),
+    then those left out on purpose (`--skip-guest`)."""
+    lines: list[str] = []
+    for title, parts in (
+        ("**Not checked** (this report does not cover them):", [u for u in unchecked if not u.on_purpose]),
+        ("**Skipped on purpose** (`--skip-guest`):", [u for u in unchecked if u.on_purpose]),
+    ):
+        if not parts:
+            continue
+        lines += [title, ""]
+        for part in parts:
+            detail = f": {_text(part.detail)}" if part.detail else ""
+            lines.append(f"- {_code(part.node)} {_text(part.part)}, {_code(part.reason)}{detail}")
+        lines.append("")
+    return lines
 
 
 def _finding(finding: Finding) -> str:
@@ -195,7 +202,7 @@ def _drift_section(report: DriftReport) -> list[str]:
     lines = [f"### {_text(report.cluster)}", ""]
     intro = _about(report.desired_file, report.checked_at and f"checked at {_text(report.checked_at)}")
     intro = intro[:1].upper() + intro[1:]
-    if not report.findings and report.unchecked:
+    if not report.findings and not report.complete:
         partly = "not checked in full; no drift in the parts that were checked."
         lines += [f"{intro}: {partly}" if intro else partly[:1].upper() + partly[1:], ""]
     elif not report.findings:

@@ -32,12 +32,12 @@ def shared_devices(si, vm, bus=1):
 @pytest.mark.parametrize("topology", list(TOPOLOGIES))
 def test_each_topology_plans_applies_and_converges(lab, tmp_path, topology):
     desired = example(topology, tmp_path)
-    first = run(lab, "plan", str(desired), "--detailed-exitcode")
+    first = run(lab, "plan", str(desired), "--detailed-exitcode", "--skip-guest")
     assert first.code == 2, first
     applied = run(lab, "apply", str(desired), "--auto-approve")
     assert applied.code == 0, applied
     assert "apply complete: " in applied.out
-    again = run(lab, "plan", str(desired), "--detailed-exitcode")
+    again = run(lab, "plan", str(desired), "--detailed-exitcode", "--skip-guest")
     assert again.code == 0, again
     assert "no changes" in again.out
 
@@ -164,7 +164,7 @@ def test_failure_mid_apply_then_rerun_converges_without_duplicates(lab, tmp_path
     assert "not done:" in failed.err and "Traceback" not in failed.err
     rerun = run(lab, "apply", str(desired), "--auto-approve")
     assert rerun.code == 0, rerun
-    assert run(lab, "plan", str(desired), "--detailed-exitcode").code == 0
+    assert run(lab, "plan", str(desired), "--detailed-exitcode", "--skip-guest").code == 0
     si = lab.connect()
     for name in ("SQLNODE1", "SQLNODE2"):
         vm = find(si, vim.VirtualMachine, name)
@@ -205,7 +205,7 @@ def test_fresh_saved_plan_is_applied_exactly(lab, tmp_path):
     assert run(lab, "plan", str(desired), "--out", str(plan_file)).code == 0
     applied = run(lab, "apply", str(plan_file))
     assert applied.code == 0, applied
-    assert run(lab, "plan", str(desired), "--detailed-exitcode").code == 0
+    assert run(lab, "plan", str(desired), "--detailed-exitcode", "--skip-guest").code == 0
 
 
 def test_apply_without_terminal_or_auto_approve_refuses(lab, tmp_path):
@@ -221,7 +221,7 @@ def test_apply_without_terminal_or_auto_approve_refuses(lab, tmp_path):
 def test_state_records_what_was_applied(lab, tmp_path):
     desired = example("cluster-across-boxes", tmp_path)
     assert run(lab, "apply", str(desired), "--auto-approve").code == 0
-    state_file = tmp_path / "mscsctl.state.json"
+    state_file = tmp_path / ".mscsctl" / "sql-prod-01.state.json"
     assert oct(state_file.stat().st_mode & 0o777) == "0o600"
     shown = run(lab, "show", str(desired), "--json")
     assert shown.code == 0, shown

@@ -66,7 +66,7 @@ def test_a_killed_apply_converges_and_a_removed_disk_leaves_both_nodes(lab, tmp_
     apply_killed_after_node_one_disks(lab, desired)
     si = lab.connect()
     assert sorted(k for k in disks_by_bus(si, "SQLNODE1") if k[0] == 1) == [(1, 0), (1, 1)]  # the task ran
-    state = json.loads((tmp_path / "mscsctl.state.json").read_text())
+    state = json.loads((tmp_path / ".mscsctl" / "sql-prod-01.state.json").read_text())
     assert "sql-prod-01/node/SQLNODE1/disk/data" not in state["resources"]  # ... and was never recorded
 
     again = run(lab, "apply", str(desired), "--auto-approve", "--skip-guest")

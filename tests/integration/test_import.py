@@ -225,7 +225,7 @@ def test_import_cluster_across_boxes_built_by_hand(lab, tmp_path):
 
     validated = run(lab, "validate", str(desired))
     assert validated.code == 0, validated
-    planned = run(lab, "plan", str(desired), "--detailed-exitcode")
+    planned = run(lab, "plan", str(desired), "--detailed-exitcode", "--skip-guest")  # the lab plays no guests
     assert planned.code == 0, planned
     assert "no changes" in planned.out
 
@@ -242,7 +242,7 @@ def test_import_cluster_across_boxes_built_by_hand(lab, tmp_path):
     ):
         assert address in shown.out, shown
     state = _state(lab, desired)
-    assert (tmp_path / "mscsctl.state.json").exists()  # beside the file, where plan and apply look
+    assert (tmp_path / ".mscsctl" / "sql-prod-01.state.json").exists()  # beside the file, where plan and apply look
     resources = state["resources"]
     assert not any(r["created_by_mscsctl"] for r in resources.values())
     quorum = resources["sql-prod-01/node/SQLNODE2/disk/quorum"]
@@ -259,7 +259,7 @@ def test_import_cluster_across_boxes_built_by_hand(lab, tmp_path):
     assert _state(lab, desired)["lineage"] == state["lineage"]
 
     _set_options(si, "esx-a2.lab.local", {"Disk.UseDeviceReset": 1})
-    drift = run(lab, "drift", str(desired))
+    drift = run(lab, "drift", str(desired), "--skip-guest")
     assert drift.code == 2, drift
     assert "sql-prod-01/host/esx-a2.lab.local/option/Disk.UseDeviceReset.value" in drift.out
     assert "changed outside mscsctl" in drift.out, drift
@@ -299,7 +299,7 @@ def test_import_cluster_in_a_box_picked_by_pattern(lab, tmp_path):
     assert spec["placement"]["separateHosts"] is False
 
     assert run(lab, "validate", str(desired)).code == 0
-    planned = run(lab, "plan", str(desired), "--detailed-exitcode", "--state-dir", states)
+    planned = run(lab, "plan", str(desired), "--detailed-exitcode", "--skip-guest", "--state-dir", states)
     assert planned.code == 0, planned
     shown = run(lab, "show", str(desired), "--state-dir", states)
     assert "cib-test-01/node/CIB-NODE2/disk/data  (shared-vmdk, [esx-a1-local] cib-test-01/data.vmdk)" in shown.out
@@ -309,13 +309,13 @@ def test_import_cluster_in_a_box_picked_by_pattern(lab, tmp_path):
         operation="edit", info=vim.cluster.DrsVmConfigInfo(key=vms[1], enabled=True, behavior="fullyAutomated")
     )
     wait(cluster.ReconfigureComputeResource_Task(spec=vim.cluster.ConfigSpecEx(drsVmConfigSpec=[edit]), modify=True))
-    drift = run(lab, "drift", str(desired), "--json", "--state-dir", states)
+    drift = run(lab, "drift", str(desired), "--json", "--skip-guest", "--state-dir", states)
     assert drift.code == 2, drift
     findings = [f for r in json.loads(drift.out)["reports"] for f in r["findings"]]
     assert [(f["address"], f["observed"], f["last_applied"], f["changed_outside"]) for f in findings] == [
         ("cib-test-01/node/CIB-NODE2/drs", "fullyAutomated", "disabled", True)
     ]
-    assert "changed outside mscsctl" in run(lab, "drift", str(desired), "--state-dir", states).out
+    assert "changed outside mscsctl" in run(lab, "drift", str(desired), "--skip-guest", "--state-dir", states).out
 
 
 def test_import_refuses_nodes_whose_disks_differ(lab, tmp_path):
@@ -330,7 +330,7 @@ def test_import_refuses_nodes_whose_disks_differ(lab, tmp_path):
         f"SCSI 1:0 is an RDM of {LUN1} (physical, [SAN-VMFS-01] sql-prod-01/quorum-physical.vmdk) on SQLNODE1"
         in refused.err
     )
-    assert not desired.exists() and not (tmp_path / "mscsctl.state.json").exists()
+    assert not desired.exists() and not (tmp_path / ".mscsctl").exists()
 
 
 def test_import_refuses_mapping_files_where_the_format_cannot_name_them(lab, tmp_path):

@@ -71,11 +71,11 @@ class Apply:
 
 
 def state_of(desired: Path) -> dict:
-    return json.loads((desired.parent / "mscsctl.state.json").read_text())
+    return json.loads((desired.parent / ".mscsctl" / "sql-prod-01.state.json").read_text())
 
 
 def lock_file(desired: Path) -> Path:
-    return desired.parent / "mscsctl.state.json.lock"
+    return desired.parent / ".mscsctl" / "sql-prod-01.state.json.lock"
 
 
 def test_sigterm_lets_the_call_in_flight_end_records_it_and_releases_the_lock(lab, tmp_path):
@@ -136,7 +136,7 @@ def test_a_signal_before_anything_is_applied_stops_at_once(lab, tmp_path):
     apply.proc.send_signal(signal.SIGTERM)
     assert apply.finish() == 1
     assert "interrupted" in apply.err and "Traceback" not in apply.err
-    assert not lock_file(desired).exists() and not (tmp_path / "mscsctl.state.json").exists()
+    assert not lock_file(desired).exists() and not (tmp_path / ".mscsctl" / "sql-prod-01.state.json").exists()
 
 
 def test_the_lock_is_held_while_apply_asks_for_approval(lab, tmp_path):
@@ -166,7 +166,7 @@ def test_a_lock_left_by_a_dead_run_is_reported_even_with_nothing_to_do(lab, tmp_
     assert run(lab, "apply", str(desired), "--auto-approve", "--skip-guest").code == 0
     gone = subprocess.Popen(["true"])
     gone.wait()
-    backend = LocalFileBackend(tmp_path / "mscsctl.state.json")
+    backend = LocalFileBackend(tmp_path / ".mscsctl" / "sql-prod-01.state.json", make_directory=True)
     held = backend.lock(new_lock_info("apply").model_copy(update={"pid": gone.pid, "who": current_user()}))
     for command in ("apply", "plan"):
         extra = ("--auto-approve",) if command == "apply" else ()
@@ -179,7 +179,7 @@ def test_a_lock_left_by_a_dead_run_is_reported_even_with_nothing_to_do(lab, tmp_
 
 def test_lock_timeout_waits_for_a_lock_another_run_holds(lab, tmp_path):
     desired = example("cluster-across-boxes", tmp_path)
-    backend = LocalFileBackend(tmp_path / "mscsctl.state.json")
+    backend = LocalFileBackend(tmp_path / ".mscsctl" / "sql-prod-01.state.json", make_directory=True)
     held = backend.lock(new_lock_info("apply"))  # this test process: a run that is alive
     refused = run(lab, "plan", str(desired), "--skip-guest")
     assert refused.code == 1 and "is locked by" in refused.err, refused

@@ -85,7 +85,7 @@ def test_a_lun_mapped_by_a_vm_outside_the_cluster_is_refused_naming_both(lab, tm
     assert f"LUN {A002} is sql-prod-01's disk data" in line
     assert "P2V-NODE1 (vm-" in line and f"maps it at SCSI 0:3 ({file})" in line
     assert mutating_calls(lab) == {}
-    assert not (tmp_path / "mscsctl.state.json").exists()
+    assert not (tmp_path / ".mscsctl" / "sql-prod-01.state.json").exists()
 
 
 def test_a_saved_plan_is_stale_once_another_vm_maps_a_lun(lab, tmp_path):

@@ -114,7 +114,7 @@ def test_observed_rule_stops_apply_before_any_change(lab_factory, tmp_path, rule
     assert "Traceback" not in result.err
     calls = lab.calls()
     assert {m: calls[m] for m in MUTATING if calls.get(m)} == {}
-    assert not (tmp_path / "mscsctl.state.json").exists()
+    assert not (tmp_path / ".mscsctl" / "sql-prod-01.state.json").exists()
 
 
 def test_the_plan_names_every_rule_violation_at_once(lab, tmp_path):

@@ -72,7 +72,7 @@ def test_odd_names_plan_apply_replan_and_drift(lab_factory, tmp_path):
     (rule,) = [r for r in cfg.rule or [] if r.name == "mscsctl-sql-prod-01"]
     assert isinstance(rule, vim.cluster.AntiAffinityRuleSpec) and {v._moId for v in rule.vm} == ids
 
-    state = json.loads((tmp_path / "mscsctl.state.json").read_text())
+    state = json.loads((tmp_path / ".mscsctl" / "sql-prod-01.state.json").read_text())
     assert 'sql-prod-01/node/"SQL/NODE 1"/drs' in state["resources"]
     assert "sql-prod-01/node/Ö'NODE%2/ha" in state["resources"]
 

@@ -46,7 +46,7 @@ def test_plan_apply_and_plan_again_from_python(lab_env, tmp_path):
 
     with pytest.raises(ApplyCancelled, match="apply cancelled"):
         apply_plans(planned, approve=lambda plans: False)
-    assert not (tmp_path / "mscsctl.state.json").exists()
+    assert not (tmp_path / ".mscsctl" / f"{CLUSTER}.state.json").exists()
 
     asked: list[list[str]] = []
     steps: list[StepStarted] = []
@@ -67,7 +67,8 @@ def test_plan_apply_and_plan_again_from_python(lab_env, tmp_path):
     assert apply_plans(again, approve=never) == [ApplyResult(CLUSTER, ApplyStatus.NO_CHANGES)]
 
     si = lab_env.connect()
-    state = parse_state((tmp_path / "mscsctl.state.json").read_bytes(), "mscsctl.state.json")
+    state_file = tmp_path / ".mscsctl" / f"{CLUSTER}.state.json"
+    state = parse_state(state_file.read_bytes(), str(state_file))
     assert state.cluster == CLUSTER and state.desired_hash == planned.targets.desired[0].hash
     mapping_files = set()
     for name in NODES:

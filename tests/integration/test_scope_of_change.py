@@ -66,7 +66,7 @@ def test_a_state_that_claims_the_boot_disk_stops_plan_and_apply(lab, tmp_path):
     file = boot.backing.fileName
     assert file == "[SAN-VMFS-01] SQLNODE1/SQLNODE1.vmdk"
     # The state is edited to say that mscsctl created SQLNODE1's boot disk as a shared disk.
-    state_file = tmp_path / "mscsctl.state.json"
+    state_file = tmp_path / ".mscsctl" / "sql-prod-01.state.json"
     state = json.loads(state_file.read_text())
     quorum = state["resources"]["sql-prod-01/node/SQLNODE1/disk/quorum"]
     state["resources"]["sql-prod-01/node/SQLNODE1/disk/boot"] = {

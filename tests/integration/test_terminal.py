@@ -5,45 +5,15 @@ only the result."""
 from __future__ import annotations
 
 import json
-import os
-import pty
 import re
-import select
-import subprocess
 
 import pytest
 
-from tests.integration.cli import MSCSCTL, REPO, example, run
+from tests.integration.cli import example, on_a_terminal, run
 
 pytestmark = pytest.mark.slow
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def on_a_terminal(lab, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
-    """Run mscsctl with stdout and stderr on a pseudo-terminal, as in an interactive shell."""
-    main, child = pty.openpty()
-    inherited = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
-    full_env = {**inherited, **lab.env(), "TERM": "xterm-256color", "COLUMNS": "200", **(env or {})}
-    proc = subprocess.Popen(
-        [*MSCSCTL, *args], stdin=subprocess.DEVNULL, stdout=child, stderr=child, env=full_env, cwd=REPO
-    )
-    os.close(child)
-    chunks = []
-    while True:
-        ready, _, _ = select.select([main], [], [], 120)
-        if not ready:
-            proc.kill()
-            raise AssertionError("mscsctl on a terminal gave no output for 120 s")
-        try:
-            data = os.read(main, 65536)
-        except OSError:  # the terminal is closed once the process is gone
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(main)
-    return proc.wait(timeout=60), b"".join(chunks).decode(errors="replace")
 
 
 def test_colour_on_a_terminal_only_and_never_when_asked_not_to(lab_readonly, tmp_path):
@@ -69,7 +39,7 @@ def test_log_format_json_and_quiet_on_apply(lab, tmp_path):
     assert result.code == 0, result
     records = [json.loads(line) for line in result.err.splitlines()]
     assert records and all({"time", "level", "msg"} <= r.keys() for r in records)
-    assert any(r["msg"].endswith("power-on") for r in records), records
+    assert any(r.get("kinds") == "power-on" and r.get("phase") == "end" for r in records), records
 
     broken = tmp_path / "broken.yaml"
     broken.write_text("apiVersion: mscsctl/v1\nkind: FailoverCluster\n")

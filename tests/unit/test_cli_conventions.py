@@ -226,7 +226,7 @@ def test_show_without_a_file_lists_several_states(capsys, tmp_path, monkeypatch)
     assert lines[0] == "2 states here; show one with: mscsctl show --state PATH"
     assert "sql-a.state.json  cluster sql-a" in lines[1] and "sql-b.state.json  cluster sql-b" in lines[2]
     code, out, _ = run(capsys, "show", "--json")
-    assert [row["cluster"] for row in json.loads(out)] == ["sql-a", "sql-b"]
+    assert [row["cluster"] for row in json.loads(out)["states"]] == ["sql-a", "sql-b"]
 
 
 def test_show_without_a_file_and_no_state_here(capsys, tmp_path, monkeypatch):

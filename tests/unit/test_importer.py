@@ -328,13 +328,13 @@ def test_the_run_writes_the_file_and_the_state_beside_it_and_refuses_to_overwrit
     out = tmp_path / "sql.yaml"
     result = import_cluster(request(), out=out, now=NOW)
     assert result.pending == [] and result.findings == []
-    state = State.from_json((tmp_path / "mscsctl.state.json").read_text())
+    state = State.from_json((tmp_path / ".mscsctl" / "sql-prod-01.state.json").read_text())
     assert (state.serial, state.cluster, len(state.resources)) == (1, "sql-prod-01", result.recorded)
     assert out.stat().st_mode & 0o777 == 0o600
     with pytest.raises(ImportRefused, match="exists already"):
         import_cluster(request(), out=out, now=NOW)
     again = import_cluster(request(), out=out, force=True, now=NOW)
-    replaced = State.from_json((tmp_path / "mscsctl.state.json").read_text())
+    replaced = State.from_json((tmp_path / ".mscsctl" / "sql-prod-01.state.json").read_text())
     assert (replaced.lineage, replaced.serial, again.recorded) == (state.lineage, 2, result.recorded)
 
 

@@ -67,7 +67,7 @@ def test_a_real_plan_round_trips_unchanged(tmp_path: Path) -> None:
 def test_a_directory_plan_round_trips_unchanged(tmp_path: Path) -> None:
     plans = [first_plan(), first_plan("sql-prod-02")]
     document = plan_document(plans, fleet=True)
-    assert list(document) == ["format_version", "plans"]
+    assert list(document) == ["format_version", "mscsctl_version", "plans"]
     assert parse_plans(json.dumps(document).encode(), "plan.json") == [sealed(p) for p in plans]
 
 

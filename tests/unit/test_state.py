@@ -517,31 +517,92 @@ def test_locked_does_not_run_the_block_when_the_state_is_locked(backend: LocalFi
 # --- where the state lives --------------------------------------------------------------
 
 
-def test_default_state_file_is_beside_the_desired_file(tmp_path: Path) -> None:
+def test_default_state_file_is_the_clusters_own_in_mscsctl_beside_the_desired_file(tmp_path: Path) -> None:
     desired = tmp_path / "clusters" / "sql-prod-01.yaml"
-    assert default_state_path(desired) == tmp_path / "clusters" / "mscsctl.state.json"
+    assert default_state_path(desired, "sql-prod-01") == tmp_path / "clusters" / ".mscsctl" / "sql-prod-01.state.json"
+    # Two clusters' files in one folder: two states, never one.
+    other = default_state_path(tmp_path / "clusters" / "cib.yaml", "cib-test-01")
+    assert other == tmp_path / "clusters" / ".mscsctl" / "cib-test-01.state.json"
 
 
 def test_state_location_prefers_explicit_then_environment_then_default(tmp_path: Path) -> None:
     desired = tmp_path / "sql-prod-01.yaml"
     env = {"MSCSCTL_STATE": str(tmp_path / "from-env.json")}
+    default = tmp_path / ".mscsctl" / "sql-prod-01.state.json"
 
-    assert resolve_state_path(desired, tmp_path / "explicit.json", env) == tmp_path / "explicit.json"
-    assert resolve_state_path(desired, None, env) == tmp_path / "from-env.json"
-    assert resolve_state_path(desired, None, {}) == tmp_path / "mscsctl.state.json"
-    assert resolve_state_path(desired, None, {"MSCSCTL_STATE": ""}) == tmp_path / "mscsctl.state.json"
+    assert resolve_state_path(desired, tmp_path / "explicit.json", env, cluster="sql-prod-01") == (
+        tmp_path / "explicit.json"
+    )
+    assert resolve_state_path(desired, None, env, cluster="sql-prod-01") == tmp_path / "from-env.json"
+    assert resolve_state_path(desired, None, {}, cluster="sql-prod-01") == default
+    assert resolve_state_path(desired, None, {"MSCSCTL_STATE": ""}, cluster="sql-prod-01") == default
 
 
 def test_state_location_from_the_environment_is_read_by_default(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MSCSCTL_STATE", str(tmp_path / "shared.json"))
-    assert resolve_state_path(tmp_path / "sql-prod-01.yaml", None) == tmp_path / "shared.json"
+    assert resolve_state_path(tmp_path / "sql-prod-01.yaml", None, cluster="x") == tmp_path / "shared.json"
 
 
 def test_database_url_is_kept_as_given(tmp_path: Path) -> None:
     url = "postgresql://mscsctl@db.lab.local/mscsctl"
-    assert resolve_state_path(tmp_path / "x.yaml", None, {"MSCSCTL_STATE": url}) == url
+    assert resolve_state_path(tmp_path / "x.yaml", None, {"MSCSCTL_STATE": url}, cluster="x") == url
+
+
+# --- the move of an older version's mscsctl.state.json ----------------------------------
+
+
+def _old_state(folder: Path, cluster: str = "sql-prod-01", applies: int = 1) -> LocalFileBackend:
+    old = LocalFileBackend(folder / "mscsctl.state.json")
+    written = old.write(State.new(cluster, DESIRED_HASH, now=WHEN), expected_serial=None)
+    for _ in range(applies - 1):
+        written = old.write(written.with_resource(RULE, anti_affinity_rule()), expected_serial=written.serial)
+    return old
+
+
+def test_an_old_state_of_the_cluster_moves_once_with_its_backup(tmp_path: Path) -> None:
+    _old_state(tmp_path, applies=2)
+    new = default_state_path(tmp_path / "sql-prod-01.yaml", "sql-prod-01")
+
+    moved = state.local.move_old_state(tmp_path / "sql-prod-01.yaml", "sql-prod-01", new)
+
+    assert moved == tmp_path / "mscsctl.state.json"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".mscsctl"]
+    assert sorted(p.name for p in new.parent.iterdir()) == ["sql-prod-01.state.json", "sql-prod-01.state.json.backup"]
+    assert LocalFileBackend(new).read().serial == 2  # type: ignore[union-attr]
+    assert mode_of(new.parent) == 0o700 and mode_of(new) == 0o600
+    assert state.local.move_old_state(tmp_path / "sql-prod-01.yaml", "sql-prod-01", new) is None  # once
+
+
+def test_an_old_state_of_another_cluster_stays(tmp_path: Path) -> None:
+    _old_state(tmp_path, cluster="cib-test-01")
+    new = default_state_path(tmp_path / "sql-prod-01.yaml", "sql-prod-01")
+
+    assert state.local.move_old_state(tmp_path / "sql-prod-01.yaml", "sql-prod-01", new) is None
+    assert (tmp_path / "mscsctl.state.json").is_file() and not new.exists()
+
+
+def test_an_old_state_never_overwrites_a_new_one(tmp_path: Path) -> None:
+    _old_state(tmp_path, applies=3)
+    new = default_state_path(tmp_path / "sql-prod-01.yaml", "sql-prod-01")
+    new.parent.mkdir(mode=0o700)
+    LocalFileBackend(new).write(State.new("sql-prod-01", DESIRED_HASH, now=WHEN), expected_serial=None)
+
+    assert state.local.move_old_state(tmp_path / "sql-prod-01.yaml", "sql-prod-01", new) is None
+    assert LocalFileBackend(new).read().serial == 1  # type: ignore[union-attr]
+    assert LocalFileBackend(tmp_path / "mscsctl.state.json").read().serial == 3  # type: ignore[union-attr]
+
+
+def test_an_old_state_locked_by_a_run_is_not_moved_and_the_lock_is_named(tmp_path: Path) -> None:
+    old = _old_state(tmp_path)
+    held = old.lock(new_lock_info("apply", who="alice@admin01"))
+    new = default_state_path(tmp_path / "sql-prod-01.yaml", "sql-prod-01")
+
+    with pytest.raises(LockedError, match=f"alice@admin01.*{held.id}"):
+        state.local.move_old_state(tmp_path / "sql-prod-01.yaml", "sql-prod-01", new)
+    assert (tmp_path / "mscsctl.state.json").is_file() and not new.exists()
+    old.unlock(held.id)
 
 
 def test_open_backend_gives_a_file_backend_for_a_path(tmp_path: Path) -> None:
@@ -569,7 +630,7 @@ def test_open_backend_refuses_unknown_schemes() -> None:
 )
 def test_libpq_keyword_strings_and_urls_are_database_locations(tmp_path: Path, location: str) -> None:
     assert is_database_location(location)
-    assert resolve_state_path(tmp_path / "x.yaml", location) == location  # kept as given, not a Path
+    assert resolve_state_path(tmp_path / "x.yaml", location, cluster="x") == location  # kept as given, not a Path
 
 
 @pytest.mark.parametrize(

@@ -196,7 +196,7 @@ def test_rules_lists_the_catalogue(capsys):
 def test_rules_json(capsys):
     code, out, _ = run(capsys, "rules", "--json")
     assert code == 0
-    data = json.loads(out)
+    data = json.loads(out)["rules"]
     assert [r["id"] for r in data] == [r.id for r in catalogue()]
     assert set(data[0]) == {"id", "severity", "title", "source", "versions", "needs_observed"}
     assert {r["versions"] for r in data} >= {"all", "< 6.0", ">= 6.0", "< 5.5", "< 7.0"}

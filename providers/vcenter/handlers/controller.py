@@ -1,4 +1,5 @@
-"""The shared SCSI controller: added on its bus with its bus sharing, or its sharing edited.
+"""The shared SCSI controller: added on its bus with its bus sharing, or its sharing edited;
+removed by a destroy, only once no disk is left on it.
 
 Its type is never changed in place: the disks on it would move to another device.
 """
@@ -40,6 +41,23 @@ def change(ctx: ApplyContext, vm: VmDevices, action: Action) -> DeviceChange | O
     else:
         spec = dev.edit_controller_spec(vm.device(current.key), want.sharing)
     return DeviceChange(action, [spec], partial(_finish, action, bus))
+
+
+def remove(ctx: ApplyContext, vm: VmDevices, action: Action) -> DeviceChange | Outcome:
+    """After the batch's detaches (they free their slots first): a controller still holding a
+    disk is refused, whatever the plan says, so no disk ever loses its controller."""
+    bus = int(action.address.name)
+    current = vm.controllers.get(bus)
+    if current is None:
+        return skipped(action, "already removed")
+    left = sorted(f"{b}:{u}" for b, u in vm.disks if b == bus)
+    if left:
+        raise MscsError(
+            f"{action.address}: the controller on bus {bus} of {vm.name} still holds {', '.join(left)}: "
+            "refusing to remove it; plan again"
+        )
+    spec = dev.remove_device_spec(vm.device(current.key))
+    return DeviceChange(action, [spec], lambda now: done(action, vm_moref=now.moref))
 
 
 def _finish(action: Action, bus: int, now: VmDevices) -> Outcome:

@@ -77,7 +77,7 @@ def detach(ctx: ApplyContext, vm: VmDevices, action: Action) -> DeviceChange | O
         and named
         and current.kind == "vmdk"
         and action.after is None
-        and action.reason is Reason.NOT_IN_FILE_VMDK
+        and action.reason in (Reason.NOT_IN_FILE_VMDK, Reason.DESTROY_VMDK)
     )
     note = ""
     if destroy:
@@ -88,7 +88,8 @@ def detach(ctx: ApplyContext, vm: VmDevices, action: Action) -> DeviceChange | O
             note = f"detached; {current.file} deleted (--allow-data-loss, no other VM uses it)"
     del vm.disks[(current.bus, current.unit)]  # the slot is free for an attach of the same batch
     spec = dev.remove_device_spec(vm.device(current.key), destroy_file=destroy)
-    return DeviceChange(action, [spec], lambda now: done(action, note, vm_moref=now.moref))
+    deleted = {"file": current.file} if destroy else {}  # the outcome names the file it deleted
+    return DeviceChange(action, [spec], lambda now: done(action, note, vm_moref=now.moref, **deleted))
 
 
 FILE_USER_PATHS = ["name", "config.hardware.device"]

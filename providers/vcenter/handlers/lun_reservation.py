@@ -1,5 +1,6 @@
 """A LUN marked perennially reserved on a host, so that the host does not wait on the SCSI
-reservations the cluster holds on it at boot and at rescan (VMware KB 1016106)."""
+reservations the cluster holds on it at boot and at rescan (VMware KB 1016106); released
+again (`release-lun`, the same call with `state=False`) when the cluster is destroyed."""
 
 from __future__ import annotations
 
@@ -25,10 +26,11 @@ def reserve(ctx: ApplyContext, action: Action) -> Outcome:
     scsi_luns = ctx.read(ctx.stub(vim.HostSystem, host.moref), [LUN_PATH]).get(LUN_PATH) or []
     now = next((o for o in map(observed_lun, scsi_luns) if o is not None and o.canonical_name == name), None)
     if now is not None and LunReservationPayload(perennially_reserved=now.perennially_reserved) == want:
-        return skipped(action, "already reserved", host_moref=host.moref)
+        detail = "already reserved" if want.perennially_reserved else "already released"
+        return skipped(action, detail, host_moref=host.moref)
     storage = ctx.stub(vim.host.StorageSystem, host.storage_system)
     ctx.call(
-        f"mark {name} perennially reserved on {host.name}",
+        f"mark {name} {'' if want.perennially_reserved else 'not '}perennially reserved on {host.name}",
         lambda: storage.MarkPerenniallyReserved(lunUuid=lun.uuid, state=want.perennially_reserved),
     )
     return done(action, host_moref=host.moref)

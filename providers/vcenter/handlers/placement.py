@@ -27,7 +27,9 @@ RULE_CLASSES: dict[str, type] = {
     "affinity": vim.cluster.AffinityRuleSpec,
 }
 RULE_ACTIONS = (ActionKind.CREATE_RULE, ActionKind.UPDATE_RULE, ActionKind.DELETE_RULE)
-BATCH_ACTIONS = (ActionKind.SET_DRS_OVERRIDE, ActionKind.SET_HA_OVERRIDE, *RULE_ACTIONS)
+DRS_ACTIONS = (ActionKind.SET_DRS_OVERRIDE, ActionKind.REMOVE_DRS_OVERRIDE)
+HA_ACTIONS = (ActionKind.SET_HA_OVERRIDE, ActionKind.REMOVE_HA_OVERRIDE)
+BATCH_ACTIONS = (*DRS_ACTIONS, *HA_ACTIONS, *RULE_ACTIONS)
 
 
 @dataclass
@@ -86,7 +88,7 @@ def _plan(ctx: ApplyContext, batch: ClusterBatch, action: Action) -> Outcome | N
     """Skipped when vCenter already shows `after`; otherwise the action's specs join the batch."""
     if _observed(batch, action) == action.after:
         rule = batch.now.rules.get(action.address.name) if action.kind in RULE_ACTIONS else None
-        detail = "already gone" if action.kind is ActionKind.DELETE_RULE else "already set"
+        detail = "already gone" if action.after is None else "already set"
         return skipped(action, detail, rule_key=rule.key if rule is not None else None)
     _BUILDERS[action.kind](ctx, batch, action)
     return None
@@ -95,10 +97,10 @@ def _plan(ctx: ApplyContext, batch: ClusterBatch, action: Action) -> Outcome | N
 def _observed(batch: ClusterBatch, action: Action) -> Payload | None:
     """The action's object in the cluster just read, as observe converts it (None: absent)."""
     vm = action.address.owner
-    if action.kind is ActionKind.SET_DRS_OVERRIDE:
+    if action.kind in DRS_ACTIONS:
         behavior = batch.now.drs_overrides.get(vm)
         return DrsOverridePayload(behavior=behavior) if behavior is not None else None
-    if action.kind is ActionKind.SET_HA_OVERRIDE:
+    if action.kind in HA_ACTIONS:
         restart = batch.now.ha_overrides.get(vm)
         return HaOverridePayload(restart=restart) if restart is not None else None
     rule = batch.now.rules.get(action.address.name)
@@ -141,10 +143,20 @@ def _vm_rule(ctx: ApplyContext, batch: ClusterBatch, action: Action) -> None:
     batch.rules.append(vim.cluster.RuleSpec(operation="add" if current is None else "edit", info=info))
 
 
+def _remove_drs_override(ctx: ApplyContext, batch: ClusterBatch, action: Action) -> None:
+    batch.drs.append(vim.cluster.DrsVmConfigSpec(operation="remove", removeKey=ctx.vm(action.address.owner)))
+
+
+def _remove_ha_override(ctx: ApplyContext, batch: ClusterBatch, action: Action) -> None:
+    batch.das.append(vim.cluster.DasVmConfigSpec(operation="remove", removeKey=ctx.vm(action.address.owner)))
+
+
 _BUILDERS: dict[ActionKind, Callable[[ApplyContext, ClusterBatch, Action], None]] = {
     ActionKind.SET_DRS_OVERRIDE: _drs_override,
     ActionKind.SET_HA_OVERRIDE: _ha_override,
     ActionKind.CREATE_RULE: _vm_rule,
     ActionKind.UPDATE_RULE: _vm_rule,
     ActionKind.DELETE_RULE: _vm_rule,
+    ActionKind.REMOVE_DRS_OVERRIDE: _remove_drs_override,
+    ActionKind.REMOVE_HA_OVERRIDE: _remove_ha_override,
 }
