@@ -91,6 +91,7 @@ def desired(directory: Path, name: str, **spec_changes: Any) -> Path:
 
 def vcenter_shows(monkeypatch, worlds: dict[str, Any]) -> None:
     """vCenter's one read of a run answered by the hand-built worlds, cluster by cluster."""
+
     def read(connection, targets, skip_guest):
         login = connection.settings()
         seen = {d.name: worlds[d.name] for d in targets.desired}
