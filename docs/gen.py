@@ -45,7 +45,7 @@ def rules_table() -> str:
         where = "vCenter" if r.needs_observed else "file"
         lines.append(
             f"| `{r.id}` | {r.severity.value} | {_cell(r.versions.text)} | {where} | {_cell(r.title)} | "
-            f"{_cell(r.source)} |"
+            f"{_cell(r.source_text)} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -61,7 +61,9 @@ Every rule has a stable ID, a severity, the vSphere versions it applies to and i
 **[ch]** the vSphere 4 book chapter the project started from, **[vmw X]** VMware's *Setup for
 Failover Clustering and Microsoft Cluster Service* guide for vSphere X, **[kb N]** a VMware
 knowledge-base article. Where the chapter and VMware's later guides disagree, each side is
-its own rule with its own version range, and the message says why.
+its own rule with its own version range, and the message says why. Where no VMware guide or
+KB for a rule's versions could be found to state the fact, the source says "no source found"
+and the rule is a warning, never an error.
 
 *file* rules run at `validate` and `plan`; *vCenter* rules need what vCenter shows and run at
 `plan`. A rule limited to some vSphere versions runs when the version is known: pinned in the

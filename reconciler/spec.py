@@ -50,6 +50,7 @@ class GuestOS(StrEnum):
     WINDOWS_2016 = "windows2016"
     WINDOWS_2019 = "windows2019"
     WINDOWS_2022 = "windows2022"
+    WINDOWS_2025 = "windows2025"
 
 
 class ControllerType(StrEnum):
