@@ -15,6 +15,7 @@ from reconciler.errors import MscsError, RuleViolation
 from reconciler.findings import Severity, has_errors
 from reconciler.kinds import ActionKind, Managed
 from reconciler.kinds.disk import RdmDiskPayload, VmdkDiskPayload
+from reconciler.kinds.facts import shared_controller
 from reconciler.kinds.ownership import disk_name_of_file, disk_users, users_of
 from reconciler.nic_slots import moved_nics, record_moved_nics
 from reconciler.observed import Observed
@@ -50,7 +51,7 @@ def build_plan(
     current, unmanaged = normalize.observed_tree(cluster, observed, ctx, managed)
     changes = diff_trees(current, desired)
     nodes = {vm: observed.vms[vm] for vm in [*ctx.vm_nodes, *ctx.former_nodes] if vm in observed.vms}
-    bus = cluster.spec.shared_disks.controller.bus
+    shared = {vm: shared_controller(cluster, n) for vm, n in nodes.items()}
     actions = plan_actions(
         cluster,
         ctx,
@@ -58,7 +59,7 @@ def build_plan(
         powered_on={vm: n.powered_on for vm, n in nodes.items()},
         tools_running={vm: n.tools_running for vm, n in nodes.items()},
         existing_files={d.file for n in nodes.values() for d in n.disks.values() if d.file},
-        shared_bus_sharing={vm: n.controllers[bus].sharing for vm, n in nodes.items() if bus in n.controllers},
+        shared_bus_sharing={vm: c.sharing for vm, c in shared.items() if c is not None},
     )
     actions += record_moved_nics(moved_nics(cluster, observed, managed or {}))
     return Plan(
@@ -174,10 +175,10 @@ def refuse_unproven_detaches(plan: Plan, observed: Observed) -> None:
         if action.kind is not ActionKind.DETACH_DISK or not isinstance(was, RdmDiskPayload | VmdkDiskPayload):
             continue
         vm = observed.vms.get(action.target)
-        disk = vm.disks.get(f"{was.bus}:{was.unit}") if vm is not None else None
+        disk = vm.disks.get(was.slot) if vm is not None else None
         if vm is None or disk is None or disk.file != was.file:
             continue  # detached already: apply skips it
-        controller = vm.controllers.get(disk.bus)
+        controller = vm.controller_on(disk.bus, nvme=disk.adapter == "nvme")
         shared = (controller is not None and controller.sharing != "none") or (vm.name, disk.bus) in shared_by_plan
         named = disk_name_of_file(plan.cluster, disk.file, disk.kind) == action.address.name
         same_lun = isinstance(was, RdmDiskPayload) and disk.kind == "rdm" and bool(disk.lun) and disk.lun == was.lun

@@ -57,6 +57,22 @@ class ControllerType(StrEnum):
     LSILOGIC = "lsilogic"
     LSILOGIC_SAS = "lsilogic-sas"
     PVSCSI = "pvscsi"
+    NVME = "nvme"  # vSphere 8.0 U2+, Windows Server 2022+, clustered VMDKs only
+
+    @property
+    def is_nvme(self) -> bool:
+        return self is ControllerType.NVME
+
+
+# The highest unit a controller of each type takes (the rules say which version allows what):
+# SCSI 0-15 (7 is the controller's own); PVSCSI up to 64 targets on hardware version 14+;
+# NVMe 15 namespaces (0-14).
+MAX_UNIT: dict[ControllerType, int] = {
+    ControllerType.LSILOGIC: 15,
+    ControllerType.LSILOGIC_SAS: 15,
+    ControllerType.PVSCSI: 64,
+    ControllerType.NVME: 14,
+}
 
 
 class BusSharing(StrEnum):
@@ -166,9 +182,11 @@ Node = Annotated[
 
 
 class SharedDiskController(_Model):
-    bus: int = Field(default=1, ge=0, le=3, description="SCSI bus number (0 holds the OS disk).")
+    bus: int = Field(default=1, ge=0, le=3, description="Bus number of the controller (SCSI bus 0 holds the OS disk).")
     type: ControllerType | None = Field(
-        default=None, description="Default: lsilogic for Windows 2003, lsilogic-sas later."
+        default=None,
+        description="Default: lsilogic for Windows 2003, lsilogic-sas later. `nvme` (vSphere 8.0 U2+, "
+        "Windows Server 2022+) only with clustered VMDKs.",
     )
     sharing: BusSharing | None = Field(
         default=None,
@@ -184,9 +202,7 @@ class RdmDisk(_Model):
         pattern=r"^(naa|eui|t10|mpx)\.[0-9A-Za-z.:_-]+$",
         description="Canonical name of the LUN, e.g. naa.6006016012345678000000000000a001.",
     )
-    unit: int | None = Field(
-        default=None, ge=0, le=15, description="SCSI unit on the shared controller; default: in order."
-    )
+    unit: int | None = Field(default=None, ge=0, le=64, description="Unit on the shared controller; default: in order.")
     compatibility: Compatibility | None = Field(
         default=None, description="RDM compatibility mode. Default from the topology."
     )
@@ -199,13 +215,29 @@ class SharedVmdk(_Model):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$", description="Name of the disk in plans and state.")
     size_gb: int = Field(alias="sizeGB", ge=1, le=62 * 1024, description="Size in GiB.")
     datastore: str = Field(min_length=1, description="Datastore that holds the shared VMDK.")
-    unit: int | None = Field(
-        default=None, ge=0, le=15, description="SCSI unit on the shared controller; default: in order."
+    unit: int | None = Field(default=None, ge=0, le=64, description="Unit on the shared controller; default: in order.")
+
+
+CLUSTERED_VMDK = "clusteredVmdk"
+
+
+class ClusteredVmdk(SharedVmdk):
+    """A clustered VMDK (cluster across boxes, vSphere 7.0+): a VMDK on a datastore with
+    clustered-VMDK support, whose SCSI-3 reservations ESXi arbitrates. Node 1 creates it
+    eager-zeroed thick, every other node attaches it at the same bus:unit."""
+
+    type: Literal["clusteredVmdk"] = Field(description="`clusteredVmdk`: what makes this disk a clustered VMDK.")
+    datastore: str = Field(
+        min_length=1,
+        description="VMFS6 datastore on Fibre Channel with clustered-VMDK support (enabled by the plan "
+        "where vCenter allows it).",
     )
 
 
 def _disk_kind(value: Any) -> str | None:
     if isinstance(value, dict):
+        if value.get("type") is not None:
+            return "clustered-vmdk" if value.get("type") == CLUSTERED_VMDK else None
         if "lun" in value:
             return "rdm"
         if "sizeGB" in value or "size_gb" in value:
@@ -213,17 +245,22 @@ def _disk_kind(value: Any) -> str | None:
         return None
     if isinstance(value, RdmDisk):
         return "rdm"
+    if isinstance(value, ClusteredVmdk):
+        return "clustered-vmdk"
     if isinstance(value, SharedVmdk):
         return "vmdk"
     return None
 
 
 SharedDisk = Annotated[
-    Annotated[RdmDisk, Tag("rdm")] | Annotated[SharedVmdk, Tag("vmdk")],
+    Annotated[RdmDisk, Tag("rdm")]
+    | Annotated[SharedVmdk, Tag("vmdk")]
+    | Annotated[ClusteredVmdk, Tag("clustered-vmdk")],
     Discriminator(
         _disk_kind,
         custom_error_type="disk_kind",
-        custom_error_message="a shared disk has either `lun:` (an RDM) or `sizeGB:` (a shared VMDK)",
+        custom_error_message="a shared disk has `lun:` (an RDM), `sizeGB:` (a shared VMDK) or "
+        "`type: clusteredVmdk` with `sizeGB:` (a clustered VMDK)",
     ),
 ]
 
@@ -234,7 +271,9 @@ class SharedDisks(_Model):
         description="The SCSI controller of the shared disks, the same on every node.",
     )
     disks: list[SharedDisk] = Field(
-        default_factory=list, description="Each shared disk: an RDM (`lun:`) or a shared VMDK (`sizeGB:`)."
+        default_factory=list,
+        description="Each shared disk: an RDM (`lun:`), a shared VMDK (`sizeGB:`) or a clustered VMDK "
+        "(`type: clusteredVmdk`).",
     )
 
 
@@ -295,7 +334,9 @@ class ClusterSpec(_Model):
         description="'auto' reads it from the hosts; or e.g. \"6.7\" to pin the rule set.",
     )
     nodes: list[Node] = Field(
-        default_factory=list, description="The two nodes: `vm: NAME`, or `physical: NAME` (physical-to-virtual)."
+        default_factory=list,
+        description="The nodes, node 1 first: `vm: NAME`, or `physical: NAME` (physical-to-virtual). "
+        "Two, or up to the vSphere version's node limit across boxes.",
     )
     shared_disks: SharedDisks = Field(default_factory=SharedDisks, description="The disks the nodes share.")
     networks: Networks = Field(
@@ -308,6 +349,11 @@ class ClusterSpec(_Model):
     placement: Placement = Field(
         default_factory=Placement, description="DRS/HA overrides for the nodes and their VM-VM rule."
     )
+
+    @property
+    def clustered_vmdks(self) -> list[tuple[int, ClusteredVmdk]]:
+        """The clustered VMDKs (`type: clusteredVmdk`), with their index in the file."""
+        return [(i, d) for i, d in enumerate(self.shared_disks.disks) if isinstance(d, ClusteredVmdk)]
 
     @property
     def vm_names(self) -> list[str]:
@@ -350,7 +396,7 @@ def with_defaults(cluster: FailoverCluster) -> FailoverCluster:
         }
     )
     used = {d.unit for d in spec.shared_disks.disks if d.unit is not None}
-    free = (u for u in range(16) if u != 7 and u not in used)
+    free = (u for u in range(MAX_UNIT[controller.type] + 1) if u != 7 and u not in used)
     disks = []
     for disk in spec.shared_disks.disks:
         update: dict[str, Any] = {}

@@ -22,6 +22,7 @@ from typing import Any
 from providers.vcenter.connection import ConnectionLost, Session
 from providers.vcenter.handlers import (
     controller,
+    datastore,
     disk,
     guest_setting,
     host_option,
@@ -68,6 +69,7 @@ def _vm_devices(ctx: ApplyContext, step: list[Action]) -> list[Outcome]:
 STEP_HANDLERS: dict[ActionKind, StepHandler] = {
     ActionKind.SET_HOST_OPTION: _each(host_option.set_option),
     ActionKind.RESERVE_LUN: _each(lun_reservation.reserve),
+    ActionKind.ENABLE_CLUSTERED_VMDK: _each(datastore.enable),
     **dict.fromkeys(placement.BATCH_ACTIONS, placement.reconfigure_cluster),
     ActionKind.POWER_OFF: _each(power.power_off),
     ActionKind.POWER_ON: _each(power.power_on),

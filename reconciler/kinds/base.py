@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 class ActionKind(StrEnum):
     SET_HOST_OPTION = "set-host-option"
     RESERVE_LUN = "reserve-lun"
+    ENABLE_CLUSTERED_VMDK = "enable-clustered-vmdk"
     SET_DRS_OVERRIDE = "set-drs-override"
     SET_HA_OVERRIDE = "set-ha-override"
     CREATE_RULE = "create-rule"

@@ -1,4 +1,6 @@
-"""The shared SCSI controller of a node: its type and bus sharing, the same on every node."""
+"""The shared controller of a node (SCSI, or NVMe from vSphere 8.0 U2): its type and bus sharing,
+the same on every node. An NVMe controller's number is its bus: `controller/1` is the NVMe
+controller 1 when the file's type is nvme, the SCSI controller on bus 1 otherwise."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ from collections.abc import Iterator
 
 from reconciler.address import Address, Scope
 from reconciler.kinds.base import ActionKind, Context, Managed, ObservedSide, Payload, ResourceKind, fixed
-from reconciler.kinds.facts import node_vms, owned
+from reconciler.kinds.facts import node_vms, owned, shared_controller
 from reconciler.observed import Observed
 from reconciler.spec import FailoverCluster
 
@@ -14,7 +16,7 @@ NAME = "controller"
 
 
 class ControllerPayload(Payload):
-    type: str  # lsilogic | lsilogic-sas | pvscsi
+    type: str  # lsilogic | lsilogic-sas | pvscsi | nvme
     sharing: str  # none | virtual | physical
 
 
@@ -32,7 +34,7 @@ def desired(cluster: FailoverCluster, ctx: Context, observed: Observed) -> Itera
 def observe(cluster: FailoverCluster, observed: Observed, ctx: Context, managed: Managed, out: ObservedSide) -> None:
     bus = cluster.spec.shared_disks.controller.bus
     for vm, node in node_vms(ctx, observed):
-        ctrl = node.controllers.get(bus)
+        ctrl = shared_controller(cluster, node)
         if ctrl is None:
             continue
         if cluster.spec.shared_disks.disks or owned(managed, cluster.name, vm, NAME):
@@ -43,7 +45,7 @@ def observe(cluster: FailoverCluster, observed: Observed, ctx: Context, managed:
 
 KIND = ResourceKind(
     name=NAME,
-    title="shared SCSI controller",
+    title="shared disk controller",
     scope=Scope.NODE,
     payload=ControllerPayload,
     state_kind=fixed("controller"),

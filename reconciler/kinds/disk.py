@@ -13,9 +13,9 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from reconciler.address import Address, Scope
 from reconciler.kinds.base import ActionKind, Context, Managed, ObservedSide, Payload, ResourceKind, Unmanaged
-from reconciler.kinds.facts import mapping_file, node_vms
+from reconciler.kinds.facts import mapping_file, node_vms, shared_adapter
 from reconciler.kinds.ownership import cluster_disk_of, owned_disk_name
-from reconciler.observed import Observed, ObservedDisk
+from reconciler.observed import Observed, ObservedDisk, disk_slot
 from reconciler.spec import FailoverCluster, RdmDisk, SharedVmdk
 
 NAME = "disk"
@@ -29,13 +29,26 @@ class RdmDiskPayload(Payload):
     compatibility: str | None
     file: str
 
+    @property
+    def slot(self) -> str:
+        return disk_slot(self.bus, self.unit)
+
 
 class VmdkDiskPayload(Payload):
+    """A shared or clustered VMDK; `adapter` nvme on an NVMe controller (absent: SCSI)."""
+
+    omit_when_none = frozenset({"adapter"})
+
     bus: int
     unit: int | None
     kind: Literal["vmdk"] = "vmdk"
     file: str
     size_gb: int | None = Field(alias="sizeGB")
+    adapter: str | None = None
+
+    @property
+    def slot(self) -> str:
+        return disk_slot(self.bus, self.unit, self.adapter)
 
 
 DiskPayload = Annotated[RdmDiskPayload | VmdkDiskPayload, Field(discriminator="kind")]
@@ -49,7 +62,9 @@ def desired_payload(cluster: FailoverCluster, disk: RdmDisk | SharedVmdk) -> Rdm
         return RdmDiskPayload(
             bus=bus, unit=unit, lun=disk.lun, compatibility=str(disk.compatibility), file=mapping_file(cluster, disk)
         )
-    return VmdkDiskPayload(bus=bus, unit=unit, file=mapping_file(cluster, disk), size_gb=disk.size_gb)
+    return VmdkDiskPayload(
+        bus=bus, unit=unit, file=mapping_file(cluster, disk), size_gb=disk.size_gb, adapter=shared_adapter(cluster)
+    )
 
 
 def observed_payload(disk: ObservedDisk) -> RdmDiskPayload | VmdkDiskPayload:
@@ -57,7 +72,8 @@ def observed_payload(disk: ObservedDisk) -> RdmDiskPayload | VmdkDiskPayload:
         return RdmDiskPayload(
             bus=disk.bus, unit=disk.unit, lun=disk.lun, compatibility=disk.compatibility, file=disk.file
         )
-    return VmdkDiskPayload(bus=disk.bus, unit=disk.unit, file=disk.file, size_gb=disk.size_gb)
+    adapter = "nvme" if disk.adapter == "nvme" else None
+    return VmdkDiskPayload(bus=disk.bus, unit=disk.unit, file=disk.file, size_gb=disk.size_gb, adapter=adapter)
 
 
 def desired(cluster: FailoverCluster, ctx: Context, observed: Observed) -> Iterator[tuple[Address, Payload]]:
@@ -72,6 +88,7 @@ def observe(cluster: FailoverCluster, observed: Observed, ctx: Context, managed:
     file), whatever the state says. Any other disk on the shared bus, and a second device of the
     same disk, is listed as unmanaged and never touched; so is the cluster's file on another bus."""
     bus = cluster.spec.shared_disks.controller.bus
+    adapter = shared_adapter(cluster) or "scsi"
     units = {d.name: d.unit for d in cluster.spec.shared_disks.disks}
     for vm, node in node_vms(ctx, observed, former=True):
         owned = [(slot, disk, owned_disk_name(cluster, disk)) for slot, disk in node.disks.items()]
@@ -81,7 +98,7 @@ def observe(cluster: FailoverCluster, observed: Observed, ctx: Context, managed:
             address = Address.node(cluster.name, vm, NAME, name) if name is not None else None
             if address is not None and address not in out.tree:
                 out.tree[address] = observed_payload(disk)
-            elif disk.bus == bus:
+            elif disk.bus == bus and disk.adapter == adapter:
                 second = f" (a second device of {name}: left alone)" if name is not None else ""
                 out.unmanaged.append(Unmanaged(vm, f"disk {slot} {disk.file or disk.lun or ''}".strip() + second))
             elif cluster_disk_of(cluster, disk) is not None and vm in ctx.vm_nodes:

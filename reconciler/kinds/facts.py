@@ -7,10 +7,20 @@ from collections.abc import Iterator
 from reconciler.address import Address, Scope
 from reconciler.kinds.base import Context, Managed
 from reconciler.kinds.ownership import former_nodes, mapping_file
-from reconciler.observed import Observed, ObservedNic, ObservedVm
+from reconciler.observed import Observed, ObservedController, ObservedNic, ObservedVm
 from reconciler.spec import NIC_ROLES, FailoverCluster, RdmDisk, Topology
 
-__all__ = ["NIC_ROLES", "context", "guest_plannable", "mapping_file", "nics_by_role", "rule_name", "wants_vm_rule"]
+__all__ = [
+    "NIC_ROLES",
+    "context",
+    "guest_plannable",
+    "mapping_file",
+    "nics_by_role",
+    "rule_name",
+    "shared_adapter",
+    "shared_controller",
+    "wants_vm_rule",
+]
 
 
 def rule_name(cluster: FailoverCluster) -> str:
@@ -57,9 +67,20 @@ def context(
     return Context(vm_nodes, node_hosts, vsphere_clusters, version, reservation_hosts(cluster, observed), former)
 
 
+def shared_adapter(cluster: FailoverCluster) -> str | None:
+    """`nvme` when the shared disks hang on an NVMe controller; None for SCSI (the payloads' default)."""
+    kind = cluster.spec.shared_disks.controller.type
+    return "nvme" if kind is not None and kind.is_nvme else None
+
+
+def shared_controller(cluster: FailoverCluster, vm: ObservedVm) -> ObservedController | None:
+    """The node's controller on the shared bus, of the kind the file asks for (SCSI or NVMe)."""
+    return vm.controller_on(cluster.spec.shared_disks.controller.bus, nvme=shared_adapter(cluster) == "nvme")
+
+
 def wants_vm_rule(cluster: FailoverCluster, ctx: Context) -> bool:
-    """A VM-VM rule from vSphere 6.0 on, for two VM nodes inside the same vSphere cluster."""
-    if len(ctx.vm_nodes) != 2 or cluster.spec.topology is Topology.PHYSICAL_TO_VIRTUAL:
+    """A VM-VM rule from vSphere 6.0 on, for the VM nodes (two or more) inside the same vSphere cluster."""
+    if len(ctx.vm_nodes) < 2 or cluster.spec.topology is Topology.PHYSICAL_TO_VIRTUAL:
         return False
     clusters = {ctx.vsphere_clusters.get(vm) for vm in ctx.vm_nodes}
     if len(clusters) != 1 or None in clusters:

@@ -78,7 +78,9 @@ def cluster_disk_of(cluster: FailoverCluster, disk: ObservedDisk) -> str | None:
 def owned_disk_name(cluster: FailoverCluster, disk: ObservedDisk) -> str | None:
     """The name of the cluster's disk a node's device provably is: on the shared bus, and the
     cluster's file or a LUN of the file. None: not the cluster's, never touched."""
-    if disk.bus != cluster.spec.shared_disks.controller.bus:
+    controller = cluster.spec.shared_disks.controller
+    nvme = controller.type is not None and controller.type.is_nvme
+    if disk.bus != controller.bus or (disk.adapter == "nvme") != nvme:
         return None
     return cluster_disk_of(cluster, disk)
 

@@ -15,7 +15,8 @@ Where the book and VMware's later guides disagree, there are two rules, each wit
 version range, and the message says which source applies and why.
 
 Adding a rule is adding one `@rule(...)` function in the subject module (`nodes`, `storage`,
-`network`, `guest`, `placement`, `hosts`, `inventory`, `safety`, `fleet`) and one failing-file test.
+`network`, `guest`, `placement`, `hosts`, `inventory`, `safety`, `fleet`, `clustered_vmdk`) and one
+failing-file test.
 
 The `safety` rules guard the data: what mscsctl may touch is proved in vCenter, never taken
 from the state alone, and a LUN serves one cluster. `fleet` rules look at every cluster of a
@@ -253,6 +254,7 @@ def _sort_key(rule_id: str) -> tuple[int, str, int]:
 def _load_subjects() -> None:
     # The subject modules register their rules when imported.
     from reconciler.rules import (  # noqa: F401
+        clustered_vmdk,
         disks,
         fleet,
         guest,

@@ -70,6 +70,8 @@ type HostSpec struct {
 	Name    string `yaml:"name"`
 	Version string `yaml:"version"`
 	Build   string `yaml:"build"`
+	// PatchLevel: config.product.patchLevel (API 7.0.2); default empty.
+	PatchLevel string `yaml:"patchLevel"`
 	// HBAs: presets "qlogic", "emulex", "iscsi" (software iSCSI), or full objects.
 	HBAs []HBASpec `yaml:"hbas"`
 	// Options overrides/extends the host advanced options (Disk.ResetOnFailure ...).
@@ -102,10 +104,13 @@ type LUNSpec struct {
 	Vendor      string  `yaml:"vendor"`
 	Model       string  `yaml:"model"`
 	// Transport: fc (default) or iscsi: the adapters through which hosts see the LUN.
-	Transport string   `yaml:"transport"`
-	LunNumber *int32   `yaml:"lunNumber"`
-	Hosts     []string `yaml:"hosts"`
-	Clusters  []string `yaml:"clusters"`
+	Transport string `yaml:"transport"`
+	// SectorFormat: 512n (default), 512e or 4kn: the LUN's scsiDiskType
+	// (native512, emulated512, native4k) and its VMFS extent's.
+	SectorFormat string   `yaml:"sectorFormat"`
+	LunNumber    *int32   `yaml:"lunNumber"`
+	Hosts        []string `yaml:"hosts"`
+	Clusters     []string `yaml:"clusters"`
 	// PerenniallyReserved: true/false for every host that sees the LUN, or a list of host names.
 	PerenniallyReserved any    `yaml:"perenniallyReserved"`
 	DisplayName         string `yaml:"displayName"`
@@ -114,12 +119,14 @@ type LUNSpec struct {
 type DatastoreSpec struct {
 	Name string `yaml:"name"`
 	// Type: vmfs (on LUN) or nfs.
-	Type       string   `yaml:"type"`
-	LUN        string   `yaml:"lun"`
-	RemoteHost string   `yaml:"remoteHost"`
-	RemotePath string   `yaml:"remotePath"`
-	Hosts      []string `yaml:"hosts"`
-	Clusters   []string `yaml:"clusters"`
+	Type string `yaml:"type"`
+	LUN  string `yaml:"lun"`
+	// VMFSVersion: 6 (default) or 5, info.vmfs.majorVersion.
+	VMFSVersion int      `yaml:"vmfsVersion"`
+	RemoteHost  string   `yaml:"remoteHost"`
+	RemotePath  string   `yaml:"remotePath"`
+	Hosts       []string `yaml:"hosts"`
+	Clusters    []string `yaml:"clusters"`
 }
 
 type VMSpec struct {
@@ -323,6 +330,12 @@ func (lf *LabFile) applyDefaults() error {
 		if l.Transport != "fc" && l.Transport != "iscsi" {
 			return fmt.Errorf("lun %s: transport must be fc or iscsi", l.NAA)
 		}
+		if l.SectorFormat == "" {
+			l.SectorFormat = "512n"
+		}
+		if sectorDiskType[l.SectorFormat] == "" {
+			return fmt.Errorf("lun %s: sectorFormat must be 512n, 512e or 4kn", l.NAA)
+		}
 		hs, err := resolveHosts("lun "+l.NAA, l.Hosts, l.Clusters)
 		if err != nil {
 			return err
@@ -367,6 +380,12 @@ func (lf *LabFile) applyDefaults() error {
 				return fmt.Errorf("datastore %s: unknown lun %q", d.Name, d.LUN)
 			}
 			d.LUN = l.NAA
+			if d.VMFSVersion == 0 {
+				d.VMFSVersion = 6
+			}
+			if d.VMFSVersion != 5 && d.VMFSVersion != 6 {
+				return fmt.Errorf("datastore %s: vmfsVersion must be 5 or 6", d.Name)
+			}
 			if len(d.Hosts) == 0 && len(d.Clusters) == 0 {
 				d.Hosts = l.Hosts
 			}
@@ -573,14 +592,25 @@ func apiVersionFor(version string) string {
 	return version
 }
 
+// sectorDiskType: a LUN's sector format as ESXi's scsiDiskType.
+var sectorDiskType = map[string]string{"512n": "native512", "512e": "emulated512", "4kn": "native4k"}
+
+// esxiBuildFor: the GA build of each ESXi release (8.0.2 is 8.0 Update 2,
+// 8.0.3 8.0 Update 3, 7.0.3 7.0 Update 3).
 func esxiBuildFor(version string) string {
 	switch version {
-	case "8.0.2":
-		return "22380479"
 	case "8.0.3":
 		return "24022510"
+	case "8.0.2":
+		return "22380479"
+	case "8.0.1":
+		return "21495797"
+	case "8.0.0":
+		return "20513097"
 	case "7.0.3":
 		return "21930508"
+	case "7.0.2":
+		return "17630552"
 	case "6.7.0":
 		return "17700523"
 	}

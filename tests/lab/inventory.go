@@ -214,6 +214,7 @@ func (l *Lab) build(ctx context.Context) error {
 			order = append(order, h)
 			l.hosts[ref.Value] = h
 			l.storageSystems[h.storage.Self.Value] = h
+			l.datastoreSystems[hobj.ConfigManager.DatastoreSystem.Value] = h
 		}
 	}
 
@@ -288,6 +289,9 @@ func (l *Lab) build(ctx context.Context) error {
 				}
 			}
 			vol, err = l.createVMFS(ctx, d.Name, dir, lun.NAA, int64(lun.CapacityGiB*float64(gib))-gib, false, hosts)
+			if err == nil {
+				l.shapeVMFS(vol, lun, d.VMFSVersion)
+			}
 		case "nfs":
 			vol, err = l.createNFS(ctx, d, dir, hosts)
 		}
@@ -432,6 +436,7 @@ func setProduct(h *labHost) {
 	p.FullName = fmt.Sprintf("VMware ESXi %s build-%s", h.spec.Version, h.spec.Build)
 	p.ApiVersion = apiVersionFor(h.spec.Version)
 	p.LicenseProductVersion = majorMinor(h.spec.Version)
+	p.PatchLevel = h.spec.PatchLevel
 	hobj.Summary.Config.Product = p
 }
 
@@ -592,6 +597,8 @@ func (l *Lab) createVMFS(ctx context.Context, name, dir, naa string, capacity in
 	ds.Summary.MultipleHostAccess = types.NewBool(!local)
 	ds.Capability.RawDiskMappingsSupported = true
 	ds.Capability.PerFileThinProvisioningSupported = true
+	// vSphere 7.0+: off until HostDatastoreSystem.EnableClusteredVmdkSupport
+	ds.Capability.ClusteredVmdkSupported = types.NewBool(false)
 	vol := &dsVolume{ref: ref, path: "/vmfs/volumes/" + uuid, vol: vmfs, hosts: hosts}
 	for i := range ds.Host {
 		ds.Host[i].MountInfo.Path = vol.path
@@ -636,6 +643,7 @@ func (l *Lab) createNFS(ctx context.Context, d DatastoreSpec, dir string, hosts 
 	ds.Summary.FreeSpace = free
 	ds.Summary.MultipleHostAccess = types.NewBool(true)
 	ds.Capability.RawDiskMappingsSupported = false
+	ds.Capability.ClusteredVmdkSupported = types.NewBool(false)
 	id := hexHash(d.Name, 16)
 	vol := &dsVolume{ref: ref, path: "/vmfs/volumes/" + id[:8] + "-" + id[8:16], vol: info.Nas, hosts: hosts}
 	for i := range ds.Host {

@@ -132,19 +132,20 @@ func run() error {
 	defer model.Remove()
 
 	l := &Lab{
-		file:           lf,
-		runDir:         runDir,
-		model:          model,
-		svc:            model.Service,
-		reg:            model.Map(),
-		hosts:          map[string]*labHost{},
-		storageSystems: map[string]*labHost{},
-		hostOptions:    map[string]*labHost{},
-		tools:          map[string]bool{},
-		vmSpecs:        map[string]*VMSpec{},
-		dsKind:         map[string]string{},
-		dsDirs:         map[string]string{},
-		extentLUNs:     map[string]string{},
+		file:             lf,
+		runDir:           runDir,
+		model:            model,
+		svc:              model.Service,
+		reg:              model.Map(),
+		hosts:            map[string]*labHost{},
+		storageSystems:   map[string]*labHost{},
+		datastoreSystems: map[string]*labHost{},
+		hostOptions:      map[string]*labHost{},
+		tools:            map[string]bool{},
+		vmSpecs:          map[string]*VMSpec{},
+		dsKind:           map[string]string{},
+		dsDirs:           map[string]string{},
+		extentLUNs:       map[string]string{},
 	}
 	l.faults = newFaultEngine(l)
 	l.traffic = newTrafficCounter()

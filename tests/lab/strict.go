@@ -237,16 +237,21 @@ func checkHotPlug(vm *simulator.VirtualMachine, spec *types.VirtualMachineConfig
 		return nil, ""
 	}
 	devices := object.VirtualDeviceList(vm.Config.Hardware.Device)
-	controllers := map[int32]types.BaseVirtualSCSIController{}
+	// SCSI and NVMe controllers by key (NVMe bus sharing: checkNVMe)
+	controllers := map[int32]types.BaseVirtualDevice{}
 	for _, d := range devices {
-		if c, ok := d.(types.BaseVirtualSCSIController); ok {
-			controllers[d.GetVirtualDevice().Key] = c
+		switch d.(type) {
+		case types.BaseVirtualSCSIController, *types.VirtualNVMEController:
+			controllers[d.GetVirtualDevice().Key] = d
 		}
 	}
 	for _, change := range spec.DeviceChange {
 		ds := change.GetVirtualDeviceConfigSpec()
-		if c, ok := ds.Device.(types.BaseVirtualSCSIController); ok && ds.Operation == types.VirtualDeviceConfigSpecOperationAdd {
-			controllers[ds.Device.GetVirtualDevice().Key] = c
+		switch ds.Device.(type) {
+		case types.BaseVirtualSCSIController, *types.VirtualNVMEController:
+			if ds.Operation == types.VirtualDeviceConfigSpecOperationAdd {
+				controllers[ds.Device.GetVirtualDevice().Key] = ds.Device
+			}
 		}
 	}
 	refuse := &types.InvalidPowerState{
@@ -293,7 +298,7 @@ func checkHotPlug(vm *simulator.VirtualMachine, spec *types.VirtualMachineConfig
 			default:
 				continue
 			}
-			if c := controllers[ckey]; c != nil && sharing(c) != types.VirtualSCSISharingNoSharing {
+			if c := controllers[ckey]; c != nil && controllerShared(c) {
 				return refuse, msg
 			}
 		}
@@ -470,6 +475,15 @@ func (h *vmHandler) ReconfigVMTask(ctx *simulator.Context, req *types.ReconfigVM
 	if fault, msg := checkHotPlug(vm, &req.Spec); fault != nil {
 		return fail(fault, msg)
 	}
+	if fault, msg := h.lab.checkNVMe(vm, &req.Spec); fault != nil {
+		return fail(fault, msg)
+	}
+	if fault, msg := checkDiskSharing(&req.Spec); fault != nil {
+		return fail(fault, msg)
+	}
+	if fault, msg := checkHotAddFlags(vm, &req.Spec); fault != nil {
+		return fail(fault, msg)
+	}
 	created, fault, msg := h.lab.prepareDisksTracked(vm, &req.Spec)
 	if fault != nil {
 		removeFiles(created)
@@ -518,8 +532,7 @@ func checkClusteredDisks(vm *simulator.VirtualMachine) (types.BaseMethodFault, s
 		if !ok {
 			continue
 		}
-		c, ok := devices.FindByKey(disk.ControllerKey).(types.BaseVirtualSCSIController)
-		if !ok || sharing(c) == types.VirtualSCSISharingNoSharing {
+		if !controllerShared(devices.FindByKey(disk.ControllerKey)) {
 			continue
 		}
 		b, ok := disk.Backing.(*types.VirtualDiskFlatVer2BackingInfo)
@@ -748,6 +761,14 @@ func (o *observer) PutObject(_ *simulator.Context, obj mo.Reference) {
 		}
 		if vm.Summary.Runtime.RecordReplayState == "" {
 			vm.Summary.Runtime.RecordReplayState = types.VirtualMachineRecordReplayStateInactive
+		}
+		// ESXi reports the hot-add switches, false unless set
+		if c := vm.Config; c != nil {
+			for _, b := range []**bool{&c.CpuHotAddEnabled, &c.CpuHotRemoveEnabled, &c.MemoryHotAddEnabled} {
+				if *b == nil {
+					*b = types.NewBool(false)
+				}
+			}
 		}
 	}
 }
