@@ -127,6 +127,12 @@ class ObservedVm(_Observed):
     hardware_version: str = ""
     guest_id: str = ""
     tools_running: bool = False
+    # Read for the node VMs only (None: not read): what a clustered node must not have.
+    guest_full_name: str = ""  # guest.guestFullName as VMware Tools report it; "" when they do not
+    snapshots: list[str] | None = None  # the names of the VM's snapshots, depth first
+    cpu_hot_add: bool | None = None  # config.cpuHotAddEnabled
+    memory_hot_add: bool | None = None  # config.memoryHotAddEnabled
+    fault_tolerance: str | None = None  # runtime.faultToleranceState: notConfigured, running, ...
     controllers: dict[int, ObservedController] = Field(default_factory=dict)  # SCSI, by bus
     nvme_controllers: dict[int, ObservedController] = Field(default_factory=dict)  # NVMe, by bus
     disks: dict[str, ObservedDisk] = Field(default_factory=dict)  # by slot: "bus:unit", NVMe "nvmeBUS:unit"
@@ -154,6 +160,7 @@ class ObservedCluster(_Observed):
     name: str
     moref: str
     drs_enabled: bool = False
+    drs_default_behavior: str = "fullyAutomated"  # drsConfig.defaultVmBehavior: a VM without an override
     ha_enabled: bool = False
     rules: dict[str, ObservedVmRule] = Field(default_factory=dict)  # by rule name
     drs_overrides: dict[str, str] = Field(default_factory=dict)  # vm -> DrsBehavior value

@@ -57,6 +57,16 @@ VM_PATHS = [
     "runtime.host",
     "guest.toolsRunningStatus",
 ]
+#: read of the node VMs only: the settings a clustered node must not have, and the guest OS the
+#: tools report
+NODE_VM_PATHS = [
+    *VM_PATHS,
+    "snapshot",
+    "config.cpuHotAddEnabled",
+    "config.memoryHotAddEnabled",
+    "runtime.faultToleranceState",
+    "guest.guestFullName",
+]
 HOST_PATHS = [
     "name",
     "parent",
@@ -158,7 +168,7 @@ def _observe(
             pc,
             specs,
             {
-                vim.VirtualMachine: VM_PATHS,
+                vim.VirtualMachine: NODE_VM_PATHS,
                 vim.HostSystem: HOST_PATHS,
                 vim.ClusterComputeResource: CLUSTER_PATHS,
                 vim.Datastore: DATASTORE_PATHS,
@@ -278,7 +288,7 @@ def _observe(
     for obj, props in detail.items():
         if isinstance(obj, vim.VirtualMachine):
             vm = _vm(obj, props, host_names, host_cluster, net_names, lun_names)
-            obs_vms[vm.name] = vm
+            obs_vms[vm.name] = vm.model_copy(update=node_settings(props))
         elif isinstance(obj, vim.ClusterComputeResource):
             cl = observed_cluster(obj, props, vm_name_by_moref, host_names)
             obs_clusters[cl.name] = cl
@@ -585,6 +595,24 @@ def _vm(
     )
 
 
+def node_settings(props: dict[str, Any]) -> dict[str, Any]:
+    """A node VM's `NODE_VM_PATHS` beyond `VM_PATHS`, as `ObservedVm` fields."""
+    info = props.get("snapshot")
+    names: list[str] = []
+    stack = list(reversed(getattr(info, "rootSnapshotList", None) or []))
+    while stack:
+        tree = stack.pop()
+        names.append(str(tree.name))
+        stack.extend(reversed(tree.childSnapshotList or []))
+    return {
+        "guest_full_name": props.get("guest.guestFullName") or "",
+        "snapshots": names,
+        "cpu_hot_add": bool(props.get("config.cpuHotAddEnabled")),
+        "memory_hot_add": bool(props.get("config.memoryHotAddEnabled")),
+        "fault_tolerance": str(props.get("runtime.faultToleranceState") or "notConfigured"),
+    }
+
+
 def observed_cluster(
     obj: Any, props: dict[str, Any], vm_names: dict[str, str], host_names: dict[str, str]
 ) -> ObservedCluster:
@@ -595,8 +623,10 @@ def observed_cluster(
     drs: dict[str, str] = {}
     ha: dict[str, str] = {}
     drs_enabled = ha_enabled = False
+    default_behavior = "fullyAutomated"
     if cfg is not None:
         drs_enabled = bool(getattr(cfg.drsConfig, "enabled", False)) if cfg.drsConfig else False
+        default_behavior = str(getattr(cfg.drsConfig, "defaultVmBehavior", None) or default_behavior)
         ha_enabled = bool(getattr(cfg.dasConfig, "enabled", False)) if cfg.dasConfig else False
         for rule in cfg.rule or []:
             kind = (
@@ -629,6 +659,7 @@ def observed_cluster(
         name=props["name"],
         moref=obj._moId,
         drs_enabled=drs_enabled,
+        drs_default_behavior=default_behavior,
         ha_enabled=ha_enabled,
         rules=rules,
         drs_overrides=drs,

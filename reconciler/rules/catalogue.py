@@ -15,8 +15,10 @@ Where the book and VMware's later guides disagree, there are two rules, each wit
 version range, and the message says which source applies and why.
 
 Adding a rule is adding one `@rule(...)` function in the subject module (`nodes`, `storage`,
-`network`, `guest`, `placement`, `hosts`, `inventory`, `safety`, `fleet`, `clustered_vmdk`) and one
-failing-file test.
+`network`, `guest`, `placement`, `hosts`, `inventory`, `safety`, `fleet`, `clustered_vmdk`,
+`forbidden`) and one failing-file test. The `forbidden` rules (MSCS-VM-*) judge the node VMs'
+own settings as vCenter shows them (snapshots, hot-add, multi-writer, FT, the guest OS); drift
+reports them too.
 
 The `safety` rules guard the data: what mscsctl may touch is proved in vCenter, never taken
 from the state alone, and a LUN serves one cluster. `fleet` rules look at every cluster of a
@@ -241,7 +243,7 @@ def get_rule(rule_id: str) -> Rule:
 
 
 # Catalogue order: the file's own subjects first, then what needs vCenter.
-_PREFIX_ORDER = ("NODE", "DISK", "NET", "GUEST", "PLACE", "HOST", "STOR", "INV", "SAFE")
+_PREFIX_ORDER = ("NODE", "DISK", "NET", "GUEST", "PLACE", "HOST", "STOR", "VM", "INV", "SAFE")
 
 
 def _sort_key(rule_id: str) -> tuple[int, str, int]:
@@ -257,6 +259,7 @@ def _load_subjects() -> None:
         clustered_vmdk,
         disks,
         fleet,
+        forbidden,
         guest,
         hosts,
         inventory,

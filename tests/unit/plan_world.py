@@ -99,7 +99,7 @@ def fresh_vm(name: str, host_name: str, power: str = "poweredOn") -> ObservedVm:
         power_state=power,
         change_version="2026-01-01T00:00:00.000000Z",
         hardware_version="vmx-13",
-        guest_id="windows8Server64Guest",
+        guest_id="windows9Server64Guest",  # Windows Server 2016, as the files say
         tools_running=power == "poweredOn",
         controllers={0: ObservedController(key=1000, bus=0, type="lsilogic-sas", sharing="none", pci_slot=160)},
         disks={
