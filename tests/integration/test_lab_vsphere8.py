@@ -5,7 +5,7 @@ controllers, snapshots refused with bus sharing, hot-add switches, multi-writer.
 from __future__ import annotations
 
 import pytest
-from pyVmomi import vim
+from pyVmomi import vim, vmodl
 
 from labctl import VSPHERE7_LAB, VSPHERE8_LAB, find, prop, props, wait
 
@@ -303,3 +303,138 @@ def test_multi_writer_sharing_is_stored(v8):
     assert boot.backing.sharing in (None, "sharingNone")
     with pytest.raises(vim.fault.InvalidDeviceSpec):
         reconfigure(vm, new_disk(scsi0.key, 2, "SAN-VMFS-01", sharing="sharingEveryone", key=-401))
+
+
+# ---- disk locks (diskLocks: true) ----------------------------------------------------------
+
+
+def attach(vm, controller_key, unit, file_name, key=-500) -> None:
+    backing = Dev.VirtualDisk.FlatVer2BackingInfo(fileName=file_name, diskMode="independent_persistent")
+    disk = Dev.VirtualDisk(key=key, controllerKey=controller_key, unitNumber=unit, backing=backing)
+    reconfigure(vm, Spec(operation="add", device=disk))
+
+
+def test_cross_host_clustered_vmdk_opens_only_with_clustered_vmdk_support(v8):
+    si = v8.connect()
+    n1, n2, n3 = (find(si, vim.VirtualMachine, f"WSFC-NODE{i}") for i in (1, 2, 3))
+    for vm in (n1, n2, n3):
+        power_off(vm)
+        reconfigure(vm, add_nvme(bus=1, sharing="physicalSharing"))
+    key = {vm: nvme_controllers(si, vm)[0].key for vm in (n1, n2, n3)}
+    reconfigure(n1, new_disk(key[n1], 0, "CVMDK-01"))
+    path = next(
+        d.backing.fileName for d in devices(si, n1) if isinstance(d, Dev.VirtualDisk) and d.controllerKey == key[n1]
+    )
+    assert path.startswith("[CVMDK-01] WSFC-NODE1/")
+    for vm in (n2, n3):
+        attach(vm, key[vm], 0, path)
+    wait(n1.PowerOnVM_Task())
+    task = n2.PowerOnVM_Task()
+    with pytest.raises(vim.fault.GenericVmConfigFault) as err:
+        wait(task)
+    assert "failed to lock the file" in err.value.msg and "no clustered VMDK support" in err.value.msg
+    assert prop(si, n2, "runtime.powerState") == "poweredOff"
+
+    enable(si, "esx-a1.lab.local", find(si, vim.Datastore, "CVMDK-01"))
+    for vm in (n2, n3):
+        wait(vm.PowerOnVM_Task())
+        assert prop(si, vm, "runtime.powerState") == "poweredOn"
+    # support cannot be taken away while the nodes run
+    with pytest.raises(vim.fault.HostConfigFault):
+        find(si, vim.HostSystem, "esx-a1.lab.local").configManager.datastoreSystem.DisableClusteredVmdkSupport(
+            datastore=find(si, vim.Datastore, "CVMDK-01")
+        )
+
+
+def test_unshared_vmdk_in_two_vms_locked_multi_writer_not(v8):
+    si = v8.connect()
+    n1, n3 = (find(si, vim.VirtualMachine, f"WSFC-NODE{i}") for i in (1, 3))
+    power_off(n3)
+    scsi = {vm: next(d for d in devices(si, vm) if isinstance(d, Dev.VirtualSCSIController)).key for vm in (n1, n3)}
+    reconfigure(n1, new_disk(scsi[n1], 1, "SAN-VMFS-01"))
+    reconfigure(n1, new_disk(scsi[n1], 2, "SAN-VMFS-01", sharing="sharingMultiWriter", key=-401))
+    files = {
+        d.unitNumber: d.backing.fileName
+        for d in devices(si, n1)
+        if isinstance(d, Dev.VirtualDisk) and d.controllerKey == scsi[n1]
+    }
+    attach(n3, scsi[n3], 2, files[2])
+    n3_multi = next(d for d in devices(si, n3) if isinstance(d, Dev.VirtualDisk) and d.unitNumber == 2)
+    n3_multi.backing.sharing = "sharingMultiWriter"
+    reconfigure(n3, Spec(operation="edit", device=n3_multi))
+    wait(n3.PowerOnVM_Task())  # multi-writer on both sides: opens
+    power_off(n3)
+    attach(n3, scsi[n3], 1, files[1], key=-501)
+    with pytest.raises(vim.fault.GenericVmConfigFault) as err:
+        wait(n3.PowerOnVM_Task())
+    assert f"'{files[1]}'" in err.value.msg and "WSFC-NODE1" in err.value.msg
+
+
+# ---- per-host versions and bad requests ---------------------------------------------------
+
+
+def test_8_0_u3_and_7_0_u3_hosts_side_by_side(lab_factory):
+    lab = lab_factory(
+        {
+            "clusters": [
+                {
+                    "name": "Mixed",
+                    "hosts": [
+                        {"name": "esx-u3.lab.local", "version": "8.0.3"},
+                        {"name": "esx-u2.lab.local", "version": "8.0.2", "patchLevel": "0.0"},
+                        {"name": "esx-70.lab.local", "version": "7.0.3"},
+                    ],
+                }
+            ]
+        }
+    )
+    si = lab.connect()
+    got = {
+        h.name: (h.config.product.version, h.config.product.build, h.config.product.apiVersion)
+        for h in (find(si, vim.HostSystem, n) for n in ("esx-u3.lab.local", "esx-u2.lab.local", "esx-70.lab.local"))
+    }
+    assert got == {
+        "esx-u3.lab.local": ("8.0.3", "24022510", "8.0.3.0"),
+        "esx-u2.lab.local": ("8.0.2", "22380479", "8.0.2.0"),
+        "esx-70.lab.local": ("7.0.3", "21930508", "7.0.3.0"),
+    }
+    assert find(si, vim.HostSystem, "esx-u2.lab.local").config.product.patchLevel == "0.0"
+
+
+def test_bad_requests_answer_faults(v8):
+    si = v8.connect()
+    dss = find(si, vim.HostSystem, "esx-a1.lab.local").configManager.datastoreSystem
+    ghost = vim.Datastore("datastore-99999", si._stub)
+    with pytest.raises((vim.fault.NotFound, vmodl.fault.ManagedObjectNotFound)):
+        dss.EnableClusteredVmdkSupport(datastore=ghost)
+    with pytest.raises((vim.fault.NotFound, vmodl.fault.ManagedObjectNotFound)):
+        dss.DisableClusteredVmdkSupport(datastore=ghost)
+    with pytest.raises(RuntimeError, match="400"):
+        v8.control("POST", "vms/WSFC-NODE1/snapshots", {"nam": "typo"})
+    # the lab still serves
+    assert prop(si, find(si, vim.Datastore, "CVMDK-01"), "capability.clusteredVmdkSupported") is False
+
+
+def test_create_vm_with_nvme_checked_like_a_reconfiguration(v8):
+    si = v8.connect()
+    dc = find(si, vim.Datacenter, "DC1")
+    host = find(si, vim.HostSystem, "esx-a4.lab.local")
+    pool = host.parent.resourcePool
+
+    def create(name, version, sharing):
+        ctrl = Dev.VirtualNVMEController(key=-300, busNumber=0, sharedBus=sharing)
+        spec = vim.vm.ConfigSpec(
+            name=name,
+            version=version,
+            guestId="windows2019srvNext_64Guest",
+            files=vim.vm.FileInfo(vmPathName="[SAN-VMFS-01]"),
+            deviceChange=[Spec(operation="add", device=ctrl)],
+        )
+        return wait(dc.vmFolder.CreateVM_Task(config=spec, pool=pool, host=host))
+
+    with pytest.raises(vim.fault.DeviceUnsupportedForVmVersion):
+        create("NEW-OLD", "vmx-11", "noSharing")
+    with pytest.raises(vim.fault.DeviceUnsupportedForVmVersion):
+        create("NEW-19", "vmx-19", "physicalSharing")
+    vm = create("NEW-21", "vmx-21", "physicalSharing")
+    assert [c.sharedBus for c in nvme_controllers(si, vm)] == ["physicalSharing"]

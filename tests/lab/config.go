@@ -27,13 +27,16 @@ type LabFile struct {
 	GuestCredentials CredentialsSpec `yaml:"guestCredentials"`
 	Datacenter       string          `yaml:"datacenter"`
 	// LocalDatastores gives every host a local VMFS datastore "<shortname>-local" (default true).
-	LocalDatastores *bool           `yaml:"localDatastores"`
-	PortGroups      []PortGroupSpec `yaml:"portgroups"`
-	Clusters        []ClusterSpec   `yaml:"clusters"`
-	LUNs            []LUNSpec       `yaml:"luns"`
-	Datastores      []DatastoreSpec `yaml:"datastores"`
-	VMs             []VMSpec        `yaml:"vms"`
-	Faults          []FaultSpec     `yaml:"faults"`
+	LocalDatastores *bool `yaml:"localDatastores"`
+	// DiskLocks: a VMDK open in a powered-on VM is locked as ESXi locks it
+	// (vsphere8.go): default false.
+	DiskLocks  bool            `yaml:"diskLocks"`
+	PortGroups []PortGroupSpec `yaml:"portgroups"`
+	Clusters   []ClusterSpec   `yaml:"clusters"`
+	LUNs       []LUNSpec       `yaml:"luns"`
+	Datastores []DatastoreSpec `yaml:"datastores"`
+	VMs        []VMSpec        `yaml:"vms"`
+	Faults     []FaultSpec     `yaml:"faults"`
 }
 
 type VCenterSpec struct {

@@ -336,6 +336,16 @@ func (h *folderHandler) CreateVMTask(ctx *simulator.Context, req *types.CreateVM
 	if fault, msg := checkDevices(ctx, dc, spec.DeviceChange); fault != nil {
 		return fail(fault, msg)
 	}
+	var target *labHost
+	if req.Host != nil {
+		target = l.hosts[req.Host.Value]
+	}
+	if fault, msg := l.checkNVMe(nil, target, spec); fault != nil {
+		return fail(fault, msg)
+	}
+	if fault, msg := checkDiskSharing(spec); fault != nil {
+		return fail(fault, msg)
+	}
 	if req.Host != nil {
 		if host, ok := ctx.Map.Get(*req.Host).(*simulator.HostSystem); ok {
 			if fault, msg := checkHostDatastores(ctx, dc, host, spec.Files.VmPathName, spec.DeviceChange); fault != nil {

@@ -475,7 +475,7 @@ func (h *vmHandler) ReconfigVMTask(ctx *simulator.Context, req *types.ReconfigVM
 	if fault, msg := checkHotPlug(vm, &req.Spec); fault != nil {
 		return fail(fault, msg)
 	}
-	if fault, msg := h.lab.checkNVMe(vm, &req.Spec); fault != nil {
+	if fault, msg := h.lab.checkNVMe(vm, nil, &req.Spec); fault != nil {
 		return fail(fault, msg)
 	}
 	if fault, msg := checkDiskSharing(&req.Spec); fault != nil {
@@ -512,7 +512,11 @@ func removeFiles(files []string) {
 func (h *vmHandler) PowerOnVMTask(ctx *simulator.Context, req *types.PowerOnVM_Task) soap.HasFault {
 	vm := h.VirtualMachine
 	if vm.Runtime.PowerState == types.VirtualMachinePowerStatePoweredOff && !vm.Config.Template {
-		if fault, msg := checkClusteredDisks(vm); fault != nil {
+		fault, msg := checkClusteredDisks(vm)
+		if fault == nil && h.lab.file.DiskLocks {
+			fault, msg = h.lab.checkDiskLocks(ctx, vm)
+		}
+		if fault != nil {
 			return &methods.PowerOnVM_TaskBody{Res: &types.PowerOnVM_TaskResponse{
 				Returnval: h.lab.failedTask(ctx, vm.Self, "PowerOnVM_Task", fault, msg, false),
 			}}

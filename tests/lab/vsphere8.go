@@ -209,8 +209,9 @@ func (d *datastoreSystemHandler) DisableClusteredVmdkSupport(ctx *simulator.Cont
 		body.Fault_ = simulator.Fault(fmt.Sprintf("Cannot disable clustered VMDK support. Datastore '%s' is not a VMFS datastore.", ds.Name), &types.HostConfigFault{})
 		return body
 	}
-	for _, ref := range ds.Vm {
-		vm, ok := ctx.Map.Get(ref).(*simulator.VirtualMachine)
+	// every VM: Datastore.vm lists those whose files are there, not their disks
+	for _, obj := range d.lab.reg.All("VirtualMachine") {
+		vm, ok := obj.(*simulator.VirtualMachine)
 		if !ok || vm.Runtime.PowerState != types.VirtualMachinePowerStatePoweredOn {
 			continue
 		}
@@ -273,6 +274,23 @@ const (
 	nvmeSharedMinHW = 21
 )
 
+// newestHardware: the hardware version a VM created without one gets, the
+// newest its host runs (vmx-21 from ESXi 8.0 U2, vmx-20 on 8.0, vmx-19 from
+// 7.0 U2, vmx-17 on 7.0, vmx-15 on 6.7 U2 ...).
+func newestHardware(h *labHost) string {
+	switch {
+	case h == nil || hostVersionAtLeast(h, 8, 0, 2):
+		return "vmx-21"
+	case hostVersionAtLeast(h, 8, 0):
+		return "vmx-20"
+	case hostVersionAtLeast(h, 7, 0, 2):
+		return "vmx-19"
+	case hostVersionAtLeast(h, 7, 0):
+		return "vmx-17"
+	}
+	return "vmx-15"
+}
+
 func nvmeUnits(hw int) int32 {
 	if hw >= nvmeSharedMinHW {
 		return 64
@@ -292,23 +310,32 @@ func unsupportedForVersion(index int, label string, current string, expected int
 			index, label, current, expected)
 }
 
-// checkNVMe refuses, in a ReconfigVM_Task, the NVMe controllers and disks
-// ESXi refuses: a controller on a VM below hardware version 13, on a bus
-// number outside 0-3 or already used by another NVMe controller, a sharedBus
-// other than noSharing/physicalSharing, physicalSharing below hardware
-// version 21 or on a host before ESXi 8.0 U2, a sharedBus change on a
-// running VM, and a disk on a namespace (unit number) the controller does
-// not have.
-func (l *Lab) checkNVMe(vm *simulator.VirtualMachine, spec *types.VirtualMachineConfigSpec) (types.BaseMethodFault, string) {
-	devices := object.VirtualDeviceList(vm.Config.Hardware.Device)
-	hw := hwVersion(vm.Config.Version)
-	if spec.Version != "" {
-		hw = hwVersion(spec.Version)
+// checkNVMe refuses, in a ReconfigVM_Task (or a CreateVM_Task: vm nil,
+// the version the spec's, host where the VM goes), the NVMe controllers and
+// disks ESXi refuses: a controller on a VM below hardware version 13, on a
+// bus number outside 0-3 or already used by another NVMe controller, a
+// sharedBus other than noSharing/physicalSharing, physicalSharing below
+// hardware version 21 or on a host before ESXi 8.0 U2, bus sharing added or
+// changed on a running VM, and a disk on a namespace (unit number) the
+// controller does not have.
+func (l *Lab) checkNVMe(vm *simulator.VirtualMachine, host *labHost, spec *types.VirtualMachineConfigSpec) (types.BaseMethodFault, string) {
+	var devices object.VirtualDeviceList
+	version := spec.Version
+	state := types.VirtualMachinePowerStatePoweredOff
+	if vm != nil {
+		devices = vm.Config.Hardware.Device
+		if version == "" {
+			version = vm.Config.Version
+		}
+		state = vm.Runtime.PowerState
+		if vm.Runtime.Host != nil {
+			host = l.hosts[vm.Runtime.Host.Value]
+		}
 	}
-	var host *labHost
-	if vm.Runtime.Host != nil {
-		host = l.hosts[vm.Runtime.Host.Value]
+	if version == "" {
+		version = newestHardware(host)
 	}
+	hw := hwVersion(version)
 	removed := map[int32]bool{}
 	for _, change := range spec.DeviceChange {
 		ds := change.GetVirtualDeviceConfigSpec()
@@ -324,7 +351,7 @@ func (l *Lab) checkNVMe(vm *simulator.VirtualMachine, spec *types.VirtualMachine
 			nvme[c.Key] = true
 		}
 	}
-	running := vm.Runtime.PowerState != types.VirtualMachinePowerStatePoweredOff
+	running := state != types.VirtualMachinePowerStatePoweredOff
 	for i, change := range spec.DeviceChange {
 		ds := change.GetVirtualDeviceConfigSpec()
 		c, ok := ds.Device.(*types.VirtualNVMEController)
@@ -333,13 +360,13 @@ func (l *Lab) checkNVMe(vm *simulator.VirtualMachine, spec *types.VirtualMachine
 		}
 		label := "NVMe controller"
 		if hw < nvmeMinHW {
-			return unsupportedForVersion(i, label, vm.Config.Version, nvmeMinHW)
+			return unsupportedForVersion(i, label, version, nvmeMinHW)
 		}
 		switch c.SharedBus {
 		case "", string(types.VirtualNVMEControllerSharingNoSharing):
 		case string(types.VirtualNVMEControllerSharingPhysicalSharing):
 			if hw < nvmeSharedMinHW {
-				return unsupportedForVersion(i, "An NVMe controller with bus sharing", vm.Config.Version, nvmeSharedMinHW)
+				return unsupportedForVersion(i, "An NVMe controller with bus sharing", version, nvmeSharedMinHW)
 			}
 			if host != nil && !hostVersionAtLeast(host, 8, 0, 2) {
 				return &types.NotSupported{}, fmt.Sprintf("Invalid configuration for device '%d'. NVMe bus sharing is not supported on host %s (ESXi %s): it needs ESXi 8.0 Update 2 or later.", i, host.spec.Name, host.spec.Version)
@@ -358,12 +385,12 @@ func (l *Lab) checkNVMe(vm *simulator.VirtualMachine, spec *types.VirtualMachine
 			buses[c.BusNumber] = true
 			nvme[c.Key] = true
 			if running && controllerShared(c) {
-				return &types.InvalidPowerState{RequestedState: types.VirtualMachinePowerStatePoweredOff, ExistingState: vm.Runtime.PowerState}, poweredOnMsg
+				return &types.InvalidPowerState{RequestedState: types.VirtualMachinePowerStatePoweredOff, ExistingState: state}, poweredOnMsg
 			}
 		case types.VirtualDeviceConfigSpecOperationEdit:
 			old, ok := devices.FindByKey(c.Key).(*types.VirtualNVMEController)
 			if ok && running && controllerShared(old) != controllerShared(c) {
-				return &types.InvalidPowerState{RequestedState: types.VirtualMachinePowerStatePoweredOff, ExistingState: vm.Runtime.PowerState}, poweredOnMsg
+				return &types.InvalidPowerState{RequestedState: types.VirtualMachinePowerStatePoweredOff, ExistingState: state}, poweredOnMsg
 			}
 		}
 	}
@@ -375,7 +402,7 @@ func (l *Lab) checkNVMe(vm *simulator.VirtualMachine, spec *types.VirtualMachine
 			continue
 		}
 		if u := *disk.UnitNumber; u < 0 || u >= max {
-			return invalidDevice(i, fmt.Sprintf("NVMe unit number %d is not available (0-%d at virtual machine version %s).", u, max-1, vm.Config.Version))
+			return invalidDevice(i, fmt.Sprintf("NVMe unit number %d is not available (0-%d at virtual machine version %s).", u, max-1, version))
 		}
 	}
 	return nil, ""
@@ -556,4 +583,106 @@ func (l *Lab) vmNamed(name string) *simulator.VirtualMachine {
 		}
 	}
 	return nil
+}
+
+// ---- disk locks -------------------------------------------------------------------
+
+// vmdkUse is how a VM opens one of its VMDKs.
+type vmdkUse struct {
+	file    string
+	sharing string // the controller's: noSharing, virtualSharing, physicalSharing
+	multi   bool   // backing.sharing sharingMultiWriter
+}
+
+func vmdkUses(vm *simulator.VirtualMachine) []vmdkUse {
+	devices := object.VirtualDeviceList(vm.Config.Hardware.Device)
+	var out []vmdkUse
+	for _, d := range devices {
+		disk, ok := d.(*types.VirtualDisk)
+		if !ok {
+			continue
+		}
+		b, ok := disk.Backing.(*types.VirtualDiskFlatVer2BackingInfo)
+		if !ok || b.FileName == "" {
+			continue
+		}
+		u := vmdkUse{file: b.FileName, sharing: string(types.VirtualSCSISharingNoSharing), multi: b.Sharing == string(types.VirtualDiskSharingSharingMultiWriter)}
+		switch c := devices.FindByKey(disk.ControllerKey).(type) {
+		case types.BaseVirtualSCSIController:
+			u.sharing = string(sharing(c))
+		case *types.VirtualNVMEController:
+			if controllerShared(c) {
+				u.sharing = string(types.VirtualSCSISharingPhysicalSharing)
+			}
+		}
+		out = append(out, u)
+	}
+	return out
+}
+
+// checkDiskLocks (lab files with diskLocks: true): ESXi opens a VMDK for one
+// VM at a time unless the VMs share it the way it allows: both on a
+// controller with bus sharing (virtualSharing: on the same host only;
+// physicalSharing: on the same host, or across hosts when the datastore has
+// clustered VMDK support enabled), or both with multi-writer sharing. A VM
+// whose disk another powered-on VM holds otherwise does not power on.
+func (l *Lab) checkDiskLocks(ctx *simulator.Context, vm *simulator.VirtualMachine) (types.BaseMethodFault, string) {
+	mine := vmdkUses(vm)
+	if len(mine) == 0 {
+		return nil, ""
+	}
+	for _, obj := range l.reg.All("VirtualMachine") {
+		other, ok := obj.(*simulator.VirtualMachine)
+		if !ok || other.Self == vm.Self || other.Runtime.PowerState != types.VirtualMachinePowerStatePoweredOn {
+			continue
+		}
+		theirs := map[string]vmdkUse{}
+		for _, u := range vmdkUses(other) {
+			theirs[u.file] = u
+		}
+		sameHost := other.Runtime.Host != nil && vm.Runtime.Host != nil && *other.Runtime.Host == *vm.Runtime.Host
+		for _, u := range mine {
+			t, ok := theirs[u.file]
+			if !ok || (u.multi && t.multi) {
+				continue
+			}
+			shared := u.sharing != string(types.VirtualSCSISharingNoSharing) && t.sharing != string(types.VirtualSCSISharingNoSharing)
+			if shared && sameHost {
+				continue
+			}
+			why := "it is open in virtual machine '" + other.Name + "'"
+			if shared && u.sharing == string(types.VirtualSCSISharingPhysicalSharing) && t.sharing == u.sharing {
+				var p object.DatastorePath
+				p.FromString(u.file)
+				if l.clusteredVmdkEnabled(ctx, vm, p.Datastore) {
+					continue
+				}
+				why = fmt.Sprintf("it is open in virtual machine '%s' on another host and datastore '%s' has no clustered VMDK support", other.Name, p.Datastore)
+			}
+			msg := fmt.Sprintf("Cannot open the disk '%s' or one of the snapshot disks it depends on: failed to lock the file (%s).", u.file, why)
+			return &types.GenericVmConfigFault{Reason: msg}, msg
+		}
+	}
+	return nil, ""
+}
+
+// clusteredVmdkEnabled: the VM's host mounts the datastore and its
+// capability.clusteredVmdkSupported is set.
+func (l *Lab) clusteredVmdkEnabled(ctx *simulator.Context, vm *simulator.VirtualMachine, name string) bool {
+	if vm.Runtime.Host == nil {
+		return false
+	}
+	host, ok := ctx.Map.Get(*vm.Runtime.Host).(*simulator.HostSystem)
+	if !ok {
+		return false
+	}
+	ds, ok := ctx.Map.FindByName(name, host.Datastore).(*simulator.Datastore)
+	if !ok {
+		return false
+	}
+	on := false
+	ctx.WithLock(ds, func() {
+		on = ds.Capability.ClusteredVmdkSupported != nil && *ds.Capability.ClusteredVmdkSupported
+	})
+	return on
 }
