@@ -1,0 +1,136 @@
+"""Settings VMware does not support on a clustered node, made by hand through pyvmomi after an
+apply of the cross-box example: each is a drift finding with its severity and fix (the rule
+in the fix), and the plan refuses with the rule located in the file. The guest OS the lab's
+VMs report (windows8Server64Guest, Windows Server 2012) is not the file's windows2016: the
+plan warns, drift notes it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pyVmomi import vim
+
+from labctl import find, prop, wait
+from tests.integration.cli import example, run
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def applied(lab, tmp_path):
+    desired = example("cluster-across-boxes", tmp_path)
+    result = run(lab, "apply", str(desired), "--auto-approve")
+    assert result.code == 0, result
+    clean = run(lab, "drift", str(desired))
+    assert clean.code == 0 and "no drift" in clean.out, clean
+    return lab, desired
+
+
+def _findings(lab, desired):
+    result = run(lab, "drift", str(desired), "--json")
+    assert result.code == 2, result
+    return [f for r in json.loads(result.out)["reports"] for f in r["findings"]]
+
+
+def _refused(lab, desired, rule_id):
+    """`plan` stops with the rule, located in the desired file, and reads no "no changes"."""
+    result = run(lab, "plan", str(desired))
+    assert result.code == 1, result
+    assert rule_id in result.err and f"{desired}:" in result.err, result
+    assert "no changes" not in result.out + result.err, result
+    return result
+
+
+def _reconfigure_off(si, vm, spec):
+    """As an administrator does it: power the node off, reconfigure, power it on."""
+    wait(vm.PowerOffVM_Task())
+    wait(vm.ReconfigVM_Task(spec=spec))
+    wait(vm.PowerOnVM_Task())
+
+
+def test_a_snapshot_left_on_a_node_is_critical_drift_and_stops_the_plan(applied):
+    lab, desired = applied
+    si = lab.connect()
+    vm = find(si, vim.VirtualMachine, "SQLNODE1")
+    # ESXi refuses to snapshot a VM with a bus-sharing controller; one left from before is planted.
+    with pytest.raises(vim.fault.SnapshotIncompatibleDeviceInVm):
+        wait(vm.CreateSnapshot_Task(name="nightly", memory=False, quiesce=False))
+    lab.plant_snapshot("SQLNODE1", "before-patch")
+    [f] = _findings(lab, desired)
+    assert f["address"] == "sql-prod-01/node/SQLNODE1/snapshot"
+    assert (f["field"], f["observed"], f["desired"]) == ("names", ["before-patch"], "none")
+    assert f["severity"] == "critical" and f["rule"] == "MSCS-VM-001"
+    assert "Delete All" in f["fix"] and "[MSCS-VM-001]" in f["fix"]
+    text = run(lab, "drift", str(desired))
+    assert text.code == 2 and "no drift" not in text.out and "fix: delete every snapshot of SQLNODE1" in text.out
+    refused = _refused(lab, desired, "MSCS-VM-001")
+    assert "SQLNODE1 has 1 snapshot(s) (before-patch)" in refused.err
+    # Nothing was changed: the snapshot is still there, the node still runs.
+    assert prop(si, vm, "runtime.powerState") == "poweredOn"
+    assert [s.name for s in prop(si, vm, "snapshot").rootSnapshotList] == ["before-patch"]
+
+
+def test_cpu_hot_add_enabled_by_hand_is_a_warning_with_its_fix(applied):
+    lab, desired = applied
+    si = lab.connect()
+    vm = find(si, vim.VirtualMachine, "SQLNODE2")
+    _reconfigure_off(si, vm, vim.vm.ConfigSpec(cpuHotAddEnabled=True))
+    assert prop(si, vm, "config.cpuHotAddEnabled") is True
+    [f] = _findings(lab, desired)
+    assert (f["address"], f["field"], f["observed"], f["desired"]) == (
+        "sql-prod-01/node/SQLNODE2/hotadd",
+        "cpu",
+        True,
+        False,
+    )
+    assert f["severity"] == "warning" and f["rule"] == "MSCS-VM-002"
+    assert "clear CPU Hot Plug" in f["fix"] and "power SQLNODE2 off" in f["fix"]
+    _refused(lab, desired, "MSCS-VM-002")
+    # The administrator's fix clears it: drift is clean again.
+    _reconfigure_off(si, vm, vim.vm.ConfigSpec(cpuHotAddEnabled=False))
+    assert run(lab, "drift", str(desired)).code == 0
+
+
+def test_multi_writer_on_a_clustered_disk_is_critical_drift(applied):
+    lab, desired = applied
+    si = lab.connect()
+    vm = find(si, vim.VirtualMachine, "SQLNODE2")
+    devices = prop(si, vm, "config.hardware.device")
+    shared = next(d for d in devices if isinstance(d, vim.vm.device.VirtualSCSIController) and d.busNumber == 1)
+    quorum = next(
+        d
+        for d in devices
+        if isinstance(d, vim.vm.device.VirtualDisk) and d.controllerKey == shared.key and d.unitNumber == 0
+    )
+    quorum.backing.sharing = "sharingMultiWriter"
+    _reconfigure_off(
+        si, vm, vim.vm.ConfigSpec(deviceChange=[vim.vm.device.VirtualDeviceSpec(operation="edit", device=quorum)])
+    )
+    findings = _findings(lab, desired)
+    [f] = [f for f in findings if f.get("rule") == "MSCS-VM-003"]
+    assert f["address"] == "sql-prod-01/node/SQLNODE2/disk/quorum"
+    assert (f["field"], f["observed"], f["desired"]) == ("multiWriter", "sharingMultiWriter", "sharingNone")
+    assert f["severity"] == "critical" and "No sharing" in f["fix"]
+    _refused(lab, desired, "MSCS-VM-003")
+
+
+def test_a_guest_id_other_than_the_files_guest_os_is_reported(applied):
+    lab, desired = applied
+    si = lab.connect()
+    vm = find(si, vim.VirtualMachine, "SQLNODE1")
+    assert prop(si, vm, "config.guestId") == "windows8Server64Guest"  # the lab's VMs: Windows Server 2012
+    plan = run(lab, "plan", str(desired))
+    assert plan.code == 0, plan
+    shown = plan.out + plan.err
+    [line] = [x for x in shown.splitlines() if "SQLNODE1: config.guestId windows8Server64Guest" in x]
+    assert "spec.guestOS: warning:" in line and "not windows2016" in line and line.endswith("[MSCS-VM-006]")
+    drift = run(lab, "drift", str(desired), "--json")
+    assert drift.code == 0, drift  # a note, not drift: mscsctl changes neither side
+    [report] = json.loads(drift.out)["reports"]
+    notes = [n for n in report["notes"] if "MSCS-VM-006" in n]
+    assert {n.split(":")[0] for n in notes} == {"SQLNODE1", "SQLNODE2"}
+    # Against a file that says Windows Server 2012, the same VMs are what it says.
+    matching = example("cluster-across-boxes", desired.parent, guestOS="windows2012")
+    again = run(lab, "plan", str(matching))
+    assert "MSCS-VM-006" not in again.out + again.err, again
