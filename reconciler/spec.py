@@ -66,12 +66,12 @@ class ControllerType(StrEnum):
 
 # The highest unit a controller of each type takes (the rules say which version allows what):
 # SCSI 0-15 (7 is the controller's own); PVSCSI up to 64 targets on hardware version 14+;
-# NVMe 15 namespaces (0-14).
+# NVMe 64 namespaces on hardware version 21 (the one a shared NVMe controller needs), 15 before.
 MAX_UNIT: dict[ControllerType, int] = {
     ControllerType.LSILOGIC: 15,
     ControllerType.LSILOGIC_SAS: 15,
     ControllerType.PVSCSI: 64,
-    ControllerType.NVME: 14,
+    ControllerType.NVME: 63,
 }
 
 

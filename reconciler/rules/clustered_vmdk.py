@@ -169,8 +169,9 @@ def nvme_clustered_only(ctx: RuleContext) -> Iterator[Finding]:
 
 @rule(
     "MSCS-DISK-106",
-    title="An NVMe controller takes 15 disks: units 0-14",
-    source="[vmw 8.0] configuration maximums: 4 NVMe controllers a VM, 15 namespaces each",
+    title="A shared NVMe controller takes 64 disks: units 0-63",
+    source="[vmw 8.0] configuration maximums: 4 NVMe controllers a VM, 64 namespaces each on virtual hardware 21 "
+    "(15 before)",
 )
 def nvme_units(ctx: RuleContext) -> Iterator[Finding]:
     if ctx.spec.shared_disks.controller.type is not ControllerType.NVME:
@@ -179,7 +180,7 @@ def nvme_units(ctx: RuleContext) -> Iterator[Finding]:
     seen: dict[int, str] = {}
     for index, disk in enumerate(ctx.spec.shared_disks.disks):
         if disk.unit is None:
-            yield ctx.finding(paths.disk(index), f"{disk.name}: no free unit left: an NVMe controller takes 15 disks")
+            yield ctx.finding(paths.disk(index), f"{disk.name}: no free unit left: an NVMe controller takes 64 disks")
         elif disk.unit > top:
             yield ctx.finding(
                 paths.disk(index, "unit"), f"{disk.name}: unit {disk.unit}: an NVMe controller has 0-{top}"
@@ -194,6 +195,30 @@ def nvme_units(ctx: RuleContext) -> Iterator[Finding]:
 
 
 # --------------------------------------------------------------------------- what vCenter shows
+
+NVME_SHARED_HARDWARE = 21  # the virtual hardware of vSphere 8.0 U2, where NVMe bus sharing arrives
+
+
+@rule(
+    "MSCS-DISK-107",
+    title="A shared NVMe controller needs virtual hardware 21 (vSphere 8.0 U2) on every VM node",
+    source="[vmw 8.0] NVMe with clustered VMDKs from 8.0 U2; vSphere API 8.0.2 VirtualNVMEController.sharedBus "
+    "(virtual hardware 21)",
+    needs_observed=True,
+)
+def nvme_needs_hardware_21(ctx: RuleContext) -> Iterator[Finding]:
+    assert ctx.observed is not None
+    if ctx.spec.shared_disks.controller.type is not ControllerType.NVME:
+        return
+    for index, node in ctx.vm_nodes:
+        vm = ctx.observed.vms.get(node.vm)
+        digits = vm.hardware_version.removeprefix("vmx-") if vm is not None else ""
+        if digits.isdigit() and int(digits) < NVME_SHARED_HARDWARE:
+            yield ctx.finding(
+                paths.node(index, node),
+                f"{node.vm} is on virtual hardware {digits}: an NVMe controller shares its bus from hardware "
+                f"{NVME_SHARED_HARDWARE} (vSphere 8.0 U2); upgrade the VM's compatibility (powered off) or use pvscsi",
+            )
 
 
 @rule(

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.drift import detect_drift
 from reconciler.findings import Severity
 from reconciler.kinds import ActionKind
 from reconciler.loader import load_file, load_text
 from reconciler.observed import Observed, ObservedDatastore, ObservedDisk, ObservedHost, ObservedLun, ObservedVm
-from reconciler.planner import build_plan
+from reconciler.planner import build_plan, refuse_unproven_detaches
 from reconciler.rules import run_rules
 from reconciler.spec import with_defaults
 from tests.unit.plan_world import as_applied, cab_world, fresh_vm, host
@@ -244,3 +245,46 @@ def nvme_applied(world: Observed, plan) -> Observed:
         vms[name] = vm.model_copy(update={"controllers": controllers, "nvme_controllers": nvme, "disks": disks})
     ds = world.datastores["CVMDK-01"].model_copy(update={"clustered_vmdk_supported": True})
     return world.model_copy(update={"vms": vms, "datastores": {**world.datastores, "CVMDK-01": ds}})
+
+
+def test_a_clustered_vmdk_dropped_from_the_file_is_detached_from_every_node_at_its_nvme_slot():
+    cluster, world = three_node(), cv_world()
+    plan = build_plan(cluster, world)
+    after = nvme_applied(as_applied(cluster, world, plan), plan)
+    doc = load_file(THREE)
+    assert doc.cluster is not None
+    spec = doc.cluster.spec
+    fewer = doc.cluster.model_copy(
+        update={
+            "spec": spec.model_copy(
+                update={"shared_disks": spec.shared_disks.model_copy(update={"disks": spec.shared_disks.disks[:1]})}
+            )
+        }
+    )
+    again = build_plan(with_defaults(fewer), after)
+    detaches = [a for a in again.actions if a.kind is ActionKind.DETACH_DISK]
+    assert sorted(a.target for a in detaches) == list(NODES)
+    assert {a.before.slot for a in detaches} == {"nvme1:1"}
+    refuse_unproven_detaches(again, after)  # vCenter shows each one as the cluster's own: no refusal
+
+
+def test_support_turned_off_by_hand_is_critical_drift():
+    cluster, world = three_node(), cv_world()
+    plan = build_plan(cluster, world)
+    after = nvme_applied(as_applied(cluster, world, plan), plan)
+    clean = detect_drift(cluster, after, None, desired_file="three-node.yaml", checked_at="now")
+    assert [f for f in clean.findings if "datastore" in str(f.address)] == []
+    off = after.datastores["CVMDK-01"].model_copy(update={"clustered_vmdk_supported": False})
+    drifted = after.model_copy(update={"datastores": {**after.datastores, "CVMDK-01": off}})
+    report = detect_drift(cluster, drifted, None, desired_file="three-node.yaml", checked_at="now")
+    [finding] = [f for f in report.findings if str(f.address) == "sql-three-01/datastore/CVMDK-01"]
+    assert finding.severity == "critical"
+
+
+def test_disk_107_a_shared_nvme_controller_on_hardware_before_21():
+    world = cv_world()
+    old = world.vms["WSFC-NODE2"].model_copy(update={"hardware_version": "vmx-19"})
+    found = findings(THREE, world.model_copy(update={"vms": {**world.vms, "WSFC-NODE2": old}}))
+    assert errors(found) == ["MSCS-DISK-107"]
+    [hit] = [f for f in found if f.rule_id == "MSCS-DISK-107"]
+    assert hit.line == line_of(THREE, "- vm: WSFC-NODE2") and "hardware 19" in hit.message
