@@ -438,3 +438,19 @@ def test_create_vm_with_nvme_checked_like_a_reconfiguration(v8):
         create("NEW-19", "vmx-19", "physicalSharing")
     vm = create("NEW-21", "vmx-21", "physicalSharing")
     assert [c.sharedBus for c in nvme_controllers(si, vm)] == ["physicalSharing"]
+
+
+def test_pvscsi_takes_64_disks_from_hardware_14(v8):
+    si = v8.connect()
+    vm = find(si, vim.VirtualMachine, "WSFC-NODE1")
+    old = find(si, vim.VirtualMachine, "OLD-VM1")
+    for target in (vm, old):
+        pv = Dev.ParaVirtualSCSIController(key=-100, busNumber=1, sharedBus="noSharing")
+        reconfigure(target, Spec(operation="add", device=pv))
+    key = {t: next(d.key for d in devices(si, t) if isinstance(d, Dev.ParaVirtualSCSIController)) for t in (vm, old)}
+    reconfigure(vm, new_disk(key[vm], 64, "SAN-VMFS-01"))
+    assert any(isinstance(d, Dev.VirtualDisk) and d.unitNumber == 64 for d in devices(si, vm))
+    with pytest.raises(vim.fault.InvalidDeviceSpec, match="0-64"):
+        reconfigure(vm, new_disk(key[vm], 65, "SAN-VMFS-01", key=-401))
+    with pytest.raises(vim.fault.InvalidDeviceSpec, match="0-15"):
+        reconfigure(old, new_disk(key[old], 16, "SAN-VMFS-01"))

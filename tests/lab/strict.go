@@ -306,6 +306,16 @@ func checkHotPlug(vm *simulator.VirtualMachine, spec *types.VirtualMachineConfig
 	return nil, ""
 }
 
+// scsiLastUnit: the highest SCSI unit number of a controller: 15, or 64 on
+// a VMware Paravirtual controller of a VM of hardware version 14 (ESXi 6.7)
+// or later, which takes 64 disks.
+func scsiLastUnit(c types.BaseVirtualDevice, version string) int32 {
+	if _, ok := c.(*types.ParaVirtualSCSIController); ok && hwVersion(version) >= 14 {
+		return 64
+	}
+	return 15
+}
+
 func invalidDevice(index int, msg string) (types.BaseMethodFault, string) {
 	return &types.InvalidDeviceSpec{
 		InvalidVmConfig: types.InvalidVmConfig{Property: "virtualDeviceSpec.device"},
@@ -316,7 +326,8 @@ func invalidDevice(index int, msg string) (types.BaseMethodFault, string) {
 // checkDeviceLayout refuses what vCenter refuses and the simulator lets
 // through: a SCSI controller on a bus number outside 0-3 or already used, a
 // disk on a controller that does not exist, a SCSI disk on unit 7 (the
-// controller's own) or beyond 15.
+// controller's own) or beyond 15 (64 on a VMware Paravirtual controller from
+// hardware version 14).
 func checkDeviceLayout(vm *simulator.VirtualMachine, spec *types.VirtualMachineConfigSpec) (types.BaseMethodFault, string) {
 	devices := object.VirtualDeviceList(vm.Config.Hardware.Device)
 	removed := map[int32]bool{}
@@ -394,8 +405,9 @@ func checkDeviceLayout(vm *simulator.VirtualMachine, spec *types.VirtualMachineC
 			if reserved == 0 {
 				reserved = 7
 			}
-			if unit < 0 || unit > 15 || unit == reserved {
-				return invalidDevice(i, fmt.Sprintf("SCSI unit number %d is not available (0-15, %d is the controller's).", unit, reserved))
+			last := scsiLastUnit(c, vm.Config.Version)
+			if unit < 0 || unit > last || unit == reserved {
+				return invalidDevice(i, fmt.Sprintf("SCSI unit number %d is not available (0-%d, %d is the controller's).", unit, last, reserved))
 			}
 		}
 	}
