@@ -147,6 +147,20 @@ class ObservedVm(_Observed):
         return (self.nvme_controllers if nvme else self.controllers).get(bus)
 
 
+class ObservedVmHostRule(_Observed):
+    """A VM-Host rule with its two DRS groups' members (by name)."""
+
+    name: str
+    key: int
+    vm_group: str
+    host_group: str
+    vms: list[str] = Field(default_factory=list)
+    hosts: list[str] = Field(default_factory=list)
+    enabled: bool = True
+    mandatory: bool = False
+    affine: bool = True  # "must/should run on" (false: "must/should not run on")
+
+
 class ObservedVmRule(_Observed):
     name: str
     key: int
@@ -166,6 +180,10 @@ class ObservedCluster(_Observed):
     drs_overrides: dict[str, str] = Field(default_factory=dict)  # vm -> DrsBehavior value
     ha_overrides: dict[str, str] = Field(default_factory=dict)  # vm -> HaRestart value
     hosts: list[str] = Field(default_factory=list)
+    # configurationEx.dasConfig.option and .drsConfig.option, key -> value as vCenter shows it
+    das_options: dict[str, str] = Field(default_factory=dict)
+    drs_options: dict[str, str] = Field(default_factory=dict)
+    vm_host_rules: dict[str, ObservedVmHostRule] = Field(default_factory=dict)  # by rule name
 
 
 class ObservedGuest(_Observed):

@@ -33,7 +33,7 @@ from reconciler.kinds.disk import VmdkDiskPayload
 from reconciler.kinds.guest import address as guest_address
 from reconciler.kinds.host import LUN, OPTION
 from reconciler.kinds.nic import NAME as NIC
-from reconciler.kinds.placement import DRS, HA, RULE
+from reconciler.kinds.placement import DRS, HA, RULE, setting_action
 from reconciler.kinds.power import NAME as POWER
 from reconciler.kinds.power import PowerPayload
 from reconciler.rules.catalogue import get_rule
@@ -383,6 +383,11 @@ def _cluster_actions(ctx: Context, changes: list[Change]) -> list[Action]:
             batch = f"{VCLUSTER_BATCH}{ctx.vsphere_clusters.get(address.owner, '')}"
             rule = _override_rule(address.kind, ctx.version)
             out.append(_from_change(change, kind, address.owner, rule=rule, batch=batch))
+        elif not address.on_node and not address.on_host and change.op is not Op.DELETE:
+            setting = setting_action(address.kind, address.name)  # the VM-Host rule, HA/DRS options
+            if setting is not None:
+                batch = f"{VCLUSTER_BATCH}{vsphere_cluster or ''}"
+                out.append(_from_change(change, setting[0], address.name, rule=setting[1], batch=batch))
     return out
 
 

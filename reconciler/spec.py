@@ -304,13 +304,45 @@ class Guest(_Model):
     )
 
 
+# VMware supports HA and DRS for clustered VMs from the vSphere 4.1 guide on (KB 2147661 for
+# 6.x, the 7.x/8.x guides): the nodes' HA restart is on by default from there.
+HA_SUPPORTED_SINCE = (4, 1)
+
+
+def default_ha(version: tuple[int, int] | None) -> HaRestart:
+    """The nodes' HA restart when the file leaves it out: on where VMware supports HA for
+    clustered VMs (and when the version is not known yet: every supported release does)."""
+    return HaRestart.DISABLED if version is not None and version < HA_SUPPORTED_SINCE else HaRestart.ENABLED
+
+
 class Placement(_Model):
     drs: DrsBehavior = Field(default=DrsBehavior.DISABLED, description="Per-VM DRS automation.")
-    ha: HaRestart = Field(default=HaRestart.DISABLED, description="Per-VM HA restart.")
+    ha: HaRestart | None = Field(
+        default=None,
+        description="Per-VM HA restart. Default from the vSphere version: enabled from 4.1 (VMware "
+        "supports HA for clustered VMs), disabled before.",
+    )
     separate_hosts: bool | None = Field(
         default=None,
         description="true: VM-VM anti-affinity rule (across boxes); false: affinity (in a box). "
         "Default from the topology.",
+    )
+    vm_host_rule: bool | None = Field(
+        default=None,
+        description="A VM-Host rule: the nodes (a VM group) must run on the hosts that reach their shared "
+        "disks (a host group). vSphere HA does not obey VM-VM rules; it obeys this one. Default: true "
+        "from vSphere 6.5 where the nodes' vSphere cluster has HA on.",
+    )
+    respect_vm_vm_anti_affinity_rules: bool | None = Field(
+        default=None,
+        description="Set the vSphere cluster's HA option das.respectVmVmAntiAffinityRules (vSphere 5.5+), so "
+        "that HA keeps the nodes apart on failover. A setting of the whole vSphere cluster: left alone "
+        "unless written (true sets it to true, false to false).",
+    )
+    force_affine_poweron: bool | None = Field(
+        default=None,
+        description="Set the vSphere cluster's DRS option ForceAffinePoweron (1: power-on obeys affinity "
+        "rules strictly). A setting of the whole vSphere cluster: left alone unless written.",
     )
 
 
@@ -382,8 +414,11 @@ def parse_version(text: str) -> tuple[int, int]:
     return int(major), int(minor)
 
 
-def with_defaults(cluster: FailoverCluster) -> FailoverCluster:
-    """Fill every default that depends on the topology or the guest OS."""
+def with_defaults(cluster: FailoverCluster, version: tuple[int, int] | None = None) -> FailoverCluster:
+    """Fill every default that depends on the topology or the guest OS, and, when the vSphere
+    version is known (`version`, or pinned in the file), those that depend on it (HA)."""
+    if version is None and cluster.spec.vsphere_version != "auto":
+        version = parse_version(cluster.spec.vsphere_version)
     spec = cluster.spec
     topo = spec.topology
     controller = spec.shared_disks.controller
@@ -410,6 +445,8 @@ def with_defaults(cluster: FailoverCluster) -> FailoverCluster:
     placement = spec.placement
     if placement.separate_hosts is None:
         placement = placement.model_copy(update={"separate_hosts": topo is Topology.CLUSTER_ACROSS_BOXES})
+    if placement.ha is None and version is not None:
+        placement = placement.model_copy(update={"ha": default_ha(version)})
     new_spec = spec.model_copy(
         update={
             "shared_disks": SharedDisks(controller=controller, disks=disks),

@@ -43,6 +43,7 @@ from reconciler.observed import (
     ObservedHost,
     ObservedLun,
     ObservedVm,
+    ObservedVmHostRule,
     ObservedVmRule,
 )
 from reconciler.spec import DEFAULT_HOST_OPTIONS
@@ -665,7 +666,46 @@ def observed_cluster(
         drs_overrides=drs,
         ha_overrides=ha,
         hosts=sorted(host_names.get(h._moId, h._moId) for h in props.get("host") or []),
+        **cluster_ha_drs(cfg, vm_names, host_names),
     )
+
+
+def cluster_ha_drs(cfg: Any, vm_names: dict[str, str], host_names: dict[str, str]) -> dict[str, Any]:
+    """A vSphere cluster's HA and DRS advanced options and its VM-Host rules (with their groups'
+    members by name), as `ObservedCluster` fields."""
+    if cfg is None:
+        return {}
+
+    def options(config: Any) -> dict[str, str]:
+        return {str(o.key): str(o.value) for o in getattr(config, "option", None) or [] if o.key}
+
+    groups = {g.name: g for g in cfg.group or []}
+
+    def members(group_name: str, attr: str, names: dict[str, str]) -> list[str]:
+        group = groups.get(group_name)
+        return sorted(names.get(m._moId, m._moId) for m in getattr(group, attr, None) or [])
+
+    vm_host_rules = {}
+    for rule in cfg.rule or []:
+        if not isinstance(rule, vim.cluster.VmHostRuleInfo):
+            continue
+        host_group = rule.affineHostGroupName or rule.antiAffineHostGroupName or ""
+        vm_host_rules[rule.name] = ObservedVmHostRule(
+            name=rule.name,
+            key=rule.key,
+            vm_group=rule.vmGroupName or "",
+            host_group=host_group,
+            vms=members(rule.vmGroupName or "", "vm", vm_names),
+            hosts=members(host_group, "host", host_names),
+            enabled=bool(rule.enabled),
+            mandatory=bool(rule.mandatory),
+            affine=bool(rule.affineHostGroupName),
+        )
+    return {
+        "das_options": options(cfg.dasConfig),
+        "drs_options": options(cfg.drsConfig),
+        "vm_host_rules": vm_host_rules,
+    }
 
 
 def _datastore(obj: Any, props: dict[str, Any], host_names: dict[str, str]) -> ObservedDatastore:

@@ -30,6 +30,8 @@ KINDS: tuple[ResourceKind, ...] = (
     placement.DRS_KIND,
     placement.HA_KIND,
     placement.RULE_KIND,
+    placement.VM_HOST_RULE_KIND,
+    placement.CLUSTER_OPTION_KIND,
     power.KIND,
     controller.KIND,
     disk.KIND,

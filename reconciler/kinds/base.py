@@ -32,6 +32,8 @@ class ActionKind(StrEnum):
     CREATE_RULE = "create-rule"
     UPDATE_RULE = "update-rule"
     DELETE_RULE = "delete-rule"
+    SET_CLUSTER_OPTION = "set-cluster-option"  # a vSphere cluster's HA (das.*) or DRS advanced option
+    SET_VM_HOST_RULE = "set-vm-host-rule"  # the nodes' VM-Host rule and its two DRS groups
     POWER_OFF = "power-off"
     ADD_CONTROLLER = "add-controller"
     EDIT_CONTROLLER = "edit-controller"

@@ -309,7 +309,7 @@ def run_rules(
         version = target_version(cluster, observed)
     base = RuleContext(
         cluster=cluster,
-        effective=with_defaults(cluster),
+        effective=with_defaults(cluster, version),
         version=version,
         observed=observed,
         managed=managed or {},

@@ -25,7 +25,9 @@ from reconciler.findings import FieldPath, Finding, Severity
 from reconciler.observed import Observed, ObservedDisk, ObservedVm
 from reconciler.rules import paths
 from reconciler.rules.catalogue import ALL, RuleContext, Version, Versions, get_rule, rule, since
-from reconciler.spec import Compatibility, FailoverCluster, RdmDisk, VmNode, with_defaults
+from reconciler.spec import Compatibility, FailoverCluster, RdmDisk, Topology, VmNode, with_defaults
+
+CAB = Topology.CLUSTER_ACROSS_BOXES
 
 _7 = '[vmw 7.0] [vmw 8.0] "vSphere WSFC Setup Limitations"'
 _CVMDK = '[vmw 7.0] [vmw 8.0] "Clustered VMDK support for WSFC" limitations'
@@ -233,20 +235,27 @@ def no_fault_tolerance(ctx: RuleContext, drift: bool) -> Iterator[ForbiddenSetti
         )
 
 
-_MOVES = "fullyAutomated"
+STILL = "disabled"  # the only DRS automation level at which DRS moves no node (as MSCS-PLACE-008 counts)
 
 
 @_forbidden(
     "MSCS-VM-005",
-    title="A node with a virtual-compatibility RDM is not one DRS moves on its own",
+    title="A node DRS may move has no virtual-compatibility RDM on its shared controller",
     source="[vmw 6.0] vMotion of clustered VMs with pass-through (physical) RDMs only; "
     f'{_7}: "vMotion of clustered virtual machines using vRDMs" not supported',
     versions=since(6, 0),
 )
 def no_vrdm_moved_by_drs(ctx: RuleContext, drift: bool) -> Iterator[ForbiddenSetting]:
-    """DRS fully automated vMotions a node on its own. The plan judges by the automation level
-    the file sets (apply sets it); drift by the one vCenter shows."""
+    """The virtual RDMs vCenter shows on the nodes' shared controllers, where DRS is on and the
+    node's automation level is not disabled. The plan judges by the level the file sets (apply
+    sets it) and leaves the virtual RDMs the file itself asks for across boxes to MSCS-PLACE-008;
+    drift judges by the level vCenter shows (the override, else the vSphere cluster's default)."""
     assert ctx.observed is not None
+    declared = {
+        d.lun
+        for d in ctx.spec.shared_disks.disks
+        if isinstance(d, RdmDisk) and d.compatibility is Compatibility.VIRTUAL and ctx.spec.topology is CAB
+    }
     for *_, vm in _nodes(ctx):
         cluster = ctx.observed.clusters.get(vm.cluster) if vm.cluster else None
         if cluster is None or not cluster.drs_enabled:
@@ -255,10 +264,12 @@ def no_vrdm_moved_by_drs(ctx: RuleContext, drift: bool) -> Iterator[ForbiddenSet
             behavior = cluster.drs_overrides.get(vm.name, cluster.drs_default_behavior)
         else:
             behavior = str(ctx.spec.placement.drs)
-        if behavior != _MOVES:
+        if behavior == STILL:
             continue
         for path, name, disk in _clustered_disks(ctx, vm):
             if disk.kind != "rdm" or disk.compatibility != Compatibility.VIRTUAL.value:
+                continue
+            if not drift and disk.lun in declared:
                 continue
             yield _setting(
                 ctx,
@@ -268,12 +279,11 @@ def no_vrdm_moved_by_drs(ctx: RuleContext, drift: bool) -> Iterator[ForbiddenSet
                 name=name,
                 field="compatibility",
                 observed=f"virtual, DRS {behavior} in {cluster.name}",
-                desired="physical, or DRS partiallyAutomated / manual / disabled",
-                message=f"{name} on {vm.name} is a virtual-compatibility RDM and DRS in {cluster.name} moves "
-                f"{vm.name} on its own ({behavior}): VMware does not support vMotion of clustered VMs "
-                "with virtual RDMs",
-                fix=f"keep DRS from moving {vm.name}: placement.drs partiallyAutomated (or manual, disabled) "
-                "in the file, then mscsctl apply; or share the LUN as a physical-compatibility RDM",
+                desired="physical, or DRS disabled for the node",
+                message=f"{name} on {vm.name} is a virtual-compatibility RDM and DRS in {cluster.name} may move "
+                f"{vm.name} ({behavior}): VMware does not support vMotion of clustered VMs with virtual RDMs",
+                fix=f"keep DRS from moving {vm.name}: placement.drs disabled in the file, then mscsctl apply; "
+                "or share the LUN as a physical-compatibility RDM",
             )
 
 

@@ -49,7 +49,7 @@ def no_drs_ha_before_five(ctx: RuleContext) -> Iterator[Finding]:
             f"drs {placement.drs} under vSphere {ctx.version_text}: clustered VMs cannot be part of a DRS "
             "cluster before vSphere 4.1; keep drs: disabled",
         )
-    if placement.ha is not HaRestart.DISABLED:
+    if placement.ha is HaRestart.ENABLED:
         yield ctx.finding(
             (*paths.PLACEMENT, "ha"),
             f"ha {placement.ha} under vSphere {ctx.version_text}: clustered VMs cannot be part of an HA "
@@ -226,3 +226,69 @@ def vmotion_needs_hardware_11(ctx: RuleContext) -> Iterator[Finding]:
                 f"it: vMotion of a clustered VM needs hardware {VMOTION_MIN_HARDWARE} or later; upgrade it "
                 "(powered off) or set drs: disabled",
             )
+
+
+VM_HOST_SOURCE = (
+    '[vmw 6.5] [vmw 6.7] [vmw 7.0] [vmw 8.0] "You must use VM-Host affinity rules because vSphere HA does not '
+    'obey VM-VM affinity rules"; [kb 2147661] HA supported, DRS affinity rules required'
+)
+
+
+@rule(
+    "MSCS-PLACE-010",
+    title="From vSphere 6.5, in an HA-enabled vSphere cluster the nodes have a VM-Host rule",
+    source=VM_HOST_SOURCE,
+    versions=since(6, 5),
+    needs_observed=True,
+)
+def vm_host_rule_under_ha(ctx: RuleContext) -> Iterator[Finding]:
+    assert ctx.observed is not None
+    if ctx.written.placement.vm_host_rule is not False:
+        return  # mscsctl keeps the rule (the default)
+    clusters = sorted(
+        {vm.cluster for _, node in ctx.vm_nodes if (vm := ctx.observed.vms.get(node.vm)) is not None and vm.cluster}
+    )
+    with_ha = [name for name in clusters if (c := ctx.observed.clusters.get(name)) is not None and c.ha_enabled]
+    if with_ha:
+        yield ctx.finding(
+            (*paths.PLACEMENT, "vmHostRule"),
+            f"vmHostRule: false, and vSphere cluster {', '.join(with_ha)} has HA on: HA does not obey the VM-VM "
+            "rule, so after a host failure it may restart the nodes together or where the shared disks are not "
+            "reachable; VMware asks for a VM-Host rule (remove vmHostRule: false)",
+        )
+
+
+@rule(
+    "MSCS-PLACE-011",
+    severity=Severity.WARNING,
+    title="From vSphere 5.5, across boxes HA is not told to ignore the VM-VM anti-affinity rule",
+    source='[vmw 6.x] "Use MSCS in a vSphere HA and vSphere DRS environment": HA respects the anti-affinity '
+    'rule; [vmw 6.7] availability guide: das.respectVmVmAntiAffinityRules ("HA must respect VM anti-affinity '
+    'rules during failover"), an option from 5.5',
+    versions=since(5, 5),
+)
+def ha_respects_anti_affinity(ctx: RuleContext) -> Iterator[Finding]:
+    if ctx.spec.topology is CAB and ctx.written.placement.respect_vm_vm_anti_affinity_rules is False:
+        yield ctx.finding(
+            (*paths.PLACEMENT, "respectVmVmAntiAffinityRules"),
+            "respectVmVmAntiAffinityRules: false lets HA restart the nodes of a cluster across boxes on one "
+            "host after a failure, where one more host failure takes the whole cluster down; VMware's "
+            "HA/DRS chapter has HA respect the anti-affinity rule (true)",
+        )
+
+
+@rule(
+    "MSCS-PLACE-012",
+    severity=Severity.WARNING,
+    title="From vSphere 4.1, DRS enforces the nodes' affinity rules strictly at power-on (ForceAffinePoweron)",
+    source='[vmw 4.1] [vmw 6.0] [vmw 6.7] "set the advanced option ForceAffinePoweron to 1" for strict '
+    "enforcement of the affinity and anti-affinity rules",
+    versions=since(*HA_DRS_SINCE),
+)
+def force_affine_poweron(ctx: RuleContext) -> Iterator[Finding]:
+    if ctx.written.placement.force_affine_poweron is False:
+        yield ctx.finding(
+            (*paths.PLACEMENT, "forceAffinePoweron"),
+            "forceAffinePoweron: false lets DRS power a node on where its VM-VM rule says it must not run; "
+            "VMware's HA/DRS chapter sets ForceAffinePoweron to 1 (true)",
+        )

@@ -573,3 +573,92 @@ def test_safe_005_a_vm_in_two_clusters_of_the_run():
         ("MSCS-SAFE-005", str(P2V)),
     ]
     assert next(f for f in found if f.file == str(CAB)).line == line_of(CAB, "- vm: SQLNODE2")
+
+
+# --------------------------------------------------------------------------- HA and DRS per version
+
+
+def test_place_010_vm_host_rule_turned_off_under_ha():
+    text = CAB.read_text().replace("    separateHosts: true\n", "    separateHosts: true\n    vmHostRule: false\n")
+    [f] = only(observed_findings(CAB, world(drs=True, ha=True), text=text), "MSCS-PLACE-010")
+    assert f.line == len(CAB.read_text().splitlines()) + 1  # the added vmHostRule line
+    assert "Cluster-A has HA on" in f.message
+    assert only_errors(observed_findings(CAB, world(drs=True, ha=False), text=text)) == []
+    assert only_errors(observed_findings(CAB, world(drs=True, ha=True), text=text, version=(6, 0))) == []
+
+
+def plan_of(version: str, **placement):
+    from reconciler.planner import build_plan
+    from tests.unit.plan_world import cab_cluster, cab_world
+
+    return build_plan(cab_cluster(vsphereVersion=version, placement=placement), cab_world())
+
+
+def test_ha_restart_follows_the_vsphere_version_unless_written():
+    from reconciler.plan import ActionKind
+
+    def restarts(plan):
+        return {a.target: a.after.restart for a in plan.actions if a.kind is ActionKind.SET_HA_OVERRIDE}
+
+    assert restarts(plan_of("8.0")) == {"SQLNODE1": "enabled", "SQLNODE2": "enabled"}
+    assert restarts(plan_of("6.7")) == {"SQLNODE1": "enabled", "SQLNODE2": "enabled"}
+    from reconciler.spec import HaRestart
+    from tests.unit.plan_world import cab_cluster
+
+    assert with_defaults(cab_cluster(), (4, 0)).spec.placement.ha is HaRestart.DISABLED  # before the 4.1 guide
+    assert with_defaults(cab_cluster(vsphereVersion="4.1")).spec.placement.ha is HaRestart.ENABLED
+    assert restarts(plan_of("8.0", ha="disabled")) == {"SQLNODE1": "disabled", "SQLNODE2": "disabled"}
+
+
+def test_the_vm_host_rule_from_six_five_in_an_ha_cluster():
+    from reconciler.plan import ActionKind
+
+    [action] = [a for a in plan_of("8.0").actions if a.kind is ActionKind.SET_VM_HOST_RULE]
+    assert str(action.address) == "sql-prod-01/vm-host-rule/mscsctl-sql-prod-01-on-hosts"
+    assert action.rule == "MSCS-PLACE-010" and action.batch == "vcluster/Cluster-A"
+    assert action.after.model_dump(by_alias=True) == {
+        "vmGroup": "mscsctl-sql-prod-01-nodes",
+        "hostGroup": "mscsctl-sql-prod-01-hosts",
+        "vms": ["SQLNODE1", "SQLNODE2"],
+        "hosts": ["esx-a1.lab.local", "esx-a2.lab.local", "esx-a3.lab.local"],
+        "mandatory": True,
+        "enabled": True,
+    }
+    assert [a for a in plan_of("6.0").actions if a.kind is ActionKind.SET_VM_HOST_RULE] == []
+    from reconciler.errors import RuleViolation
+
+    with pytest.raises(RuleViolation, match="MSCS-PLACE-010"):  # turned off while HA is on: refused
+        plan_of("8.0", vmHostRule=False)
+
+
+def test_cluster_options_only_when_written_and_from_their_versions():
+    from reconciler.plan import ActionKind
+
+    def options(plan):
+        return {
+            (str(a.address), a.after.value, a.rule) for a in plan.actions if a.kind is ActionKind.SET_CLUSTER_OPTION
+        }
+
+    assert options(plan_of("8.0")) == set()  # settings of the whole vSphere cluster: only when asked
+    both = {"respectVmVmAntiAffinityRules": True, "forceAffinePoweron": True}
+    assert options(plan_of("8.0", **both)) == {
+        ("sql-prod-01/cluster-option/das.respectVmVmAntiAffinityRules", "true", "MSCS-PLACE-011"),
+        ("sql-prod-01/cluster-option/drs.ForceAffinePoweron", "1", "MSCS-PLACE-012"),
+    }
+    force = ("sql-prod-01/cluster-option/drs.ForceAffinePoweron", "1", "MSCS-PLACE-012")
+    assert options(plan_of("5.1", **both)) == {force}  # das.respectVmVmAntiAffinityRules: 5.5+
+
+
+def test_applied_vm_host_rule_and_options_plan_no_changes_and_a_hand_change_is_planned_back():
+    from reconciler.planner import build_plan
+    from tests.unit.plan_world import as_applied, cab_cluster, cab_world
+
+    cluster = cab_cluster(
+        vsphereVersion="8.0", placement={"respectVmVmAntiAffinityRules": True, "forceAffinePoweron": True}
+    )
+    world = as_applied(cluster, cab_world(), build_plan(cluster, cab_world()))
+    assert build_plan(cluster, world).actions == []
+    vsc = world.clusters["Cluster-A"]
+    hand = vsc.model_copy(update={"das_options": {**vsc.das_options, "das.respectVmVmAntiAffinityRules": "false"}})
+    [action] = build_plan(cluster, world.model_copy(update={"clusters": {"Cluster-A": hand}})).actions
+    assert (action.before.value, action.after.value) == ("false", "true")

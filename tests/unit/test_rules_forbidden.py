@@ -14,7 +14,7 @@ from reconciler.planner import build_plan
 from reconciler.rules import get_rule, run_rules
 from reconciler.rules.forbidden import GUEST_IDS, forbidden_settings
 from reconciler.spec import FailoverCluster
-from tests.unit.plan_world import LUN1, as_applied, cab_cluster, cab_world, state_after, with_vm
+from tests.unit.plan_world import CAB_YAML, LUN1, as_applied, cab_cluster, cab_world, state_after, with_vm
 
 DESIRED = "clusters/sql-prod-01.yaml"
 
@@ -176,15 +176,29 @@ def test_vm_005_a_virtual_rdm_on_a_node_drs_moves():
             "clusters": {"Cluster-A": bare.clusters["Cluster-A"].model_copy(update={"drs_default_behavior": "manual"})}
         }
     )
-    assert not [s for s in forbidden_settings(cluster, manual, (8, 0)) if s.rule_id == "MSCS-VM-005"]
+    # Manual still lets DRS move the node (an administrator applies its recommendations).
+    assert [s.vm for s in forbidden_settings(cluster, manual, (8, 0)) if s.rule_id == "MSCS-VM-005"] == ["SQLNODE1"]
+    off = moved.model_copy(update={"clusters": {"Cluster-A": vc.model_copy(update={"drs_enabled": False})}})
+    assert not [s for s in forbidden_settings(cluster, off, (8, 0)) if s.rule_id == "MSCS-VM-005"]
 
 
 def test_vm_005_the_plan_judges_by_the_drs_level_the_file_sets():
-    cluster = cab_cluster(placement={"drs": "fullyAutomated"})
     world = _virtual_rdm(applied()[1], "SQLNODE2")
-    [f] = [f for f in run_rules(cluster, observed=world) if f.rule_id == "MSCS-VM-005"]
-    assert f.path == ("spec", "placement", "drs") and "SQLNODE2" in f.message
-    assert "MSCS-VM-005" not in ids(run_rules(cluster, observed=world, version=(5, 5)))
+    for drs in ("fullyAutomated", "partiallyAutomated", "manual"):
+        cluster = cab_cluster(placement={"drs": drs})
+        [f] = [f for f in run_rules(cluster, observed=world) if f.rule_id == "MSCS-VM-005"]
+        assert f.path == ("spec", "placement", "drs") and "SQLNODE2" in f.message and drs in f.message
+    assert "MSCS-VM-005" not in ids(run_rules(cab_cluster(), observed=world))  # drs: disabled
+    assert "MSCS-VM-005" not in ids(run_rules(cab_cluster(placement={"drs": "manual"}), observed=world, version=(5, 5)))
+
+
+def test_vm_005_leaves_the_virtual_rdms_the_file_asks_for_to_place_008():
+    disks = [dict(d) for d in CAB_YAML["spec"]["sharedDisks"]["disks"]]
+    disks[0]["compatibility"] = "virtual"
+    cluster = cab_cluster(guestOS="windows2003", placement={"drs": "manual"}, sharedDisks={"disks": disks})
+    world = _virtual_rdm(applied()[1], "SQLNODE2")
+    assert "MSCS-VM-005" not in ids(run_rules(cluster, observed=world))
+    assert "MSCS-PLACE-008" in ids(run_rules(cluster, observed=world))
 
 
 def test_vm_006_guest_os_mismatch_is_a_plan_warning_and_a_drift_note():
