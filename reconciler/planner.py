@@ -15,10 +15,10 @@ from reconciler.errors import MscsError, RuleViolation
 from reconciler.findings import Severity, has_errors
 from reconciler.kinds import ActionKind, Managed
 from reconciler.kinds.disk import RdmDiskPayload, VmdkDiskPayload
-from reconciler.kinds.facts import shared_controller
+from reconciler.kinds.facts import shared_controllers
 from reconciler.kinds.ownership import disk_name_of_file, disk_users, users_of
 from reconciler.nic_slots import moved_nics, record_moved_nics
-from reconciler.observed import Observed
+from reconciler.observed import Observed, ObservedVm
 from reconciler.plan import NodeFingerprint, Plan, UncheckedPart, plan_actions, unmanaged_lines
 from reconciler.rules import run_rules
 from reconciler.rules.catalogue import target_version
@@ -51,7 +51,7 @@ def build_plan(
     current, unmanaged = normalize.observed_tree(cluster, observed, ctx, managed)
     changes = diff_trees(current, desired)
     nodes = {vm: observed.vms[vm] for vm in [*ctx.vm_nodes, *ctx.former_nodes] if vm in observed.vms}
-    shared = {vm: shared_controller(cluster, n) for vm, n in nodes.items()}
+    shared = {vm: _sharing_now(cluster, n) for vm, n in nodes.items()}
     actions = plan_actions(
         cluster,
         ctx,
@@ -59,7 +59,7 @@ def build_plan(
         powered_on={vm: n.powered_on for vm, n in nodes.items()},
         tools_running={vm: n.tools_running for vm, n in nodes.items()},
         existing_files={d.file for n in nodes.values() for d in n.disks.values() if d.file},
-        shared_bus_sharing={vm: c.sharing for vm, c in shared.items() if c is not None},
+        shared_bus_sharing={vm: sharing for vm, sharing in shared.items() if sharing is not None},
     )
     actions += record_moved_nics(moved_nics(cluster, observed, managed or {}))
     return Plan(
@@ -84,6 +84,13 @@ def build_plan(
         notes=guest_notes(cluster, observed),
         unchecked=unchecked_guests(cluster, observed, powered_off_planned=True),
     )
+
+
+def _sharing_now(cluster: FailoverCluster, vm: ObservedVm) -> str | None:
+    """The bus sharing vCenter shows on the node's shared controllers (a sharing one wins); None:
+    no shared controller yet."""
+    found = [c.sharing for _, c in sorted(shared_controllers(cluster, vm).items())]
+    return next((s for s in found if s != "none"), found[0] if found else None)
 
 
 def guest_notes(cluster: FailoverCluster, observed: Observed) -> list[str]:

@@ -203,6 +203,13 @@ class RdmDisk(_Model):
         description="Canonical name of the LUN, e.g. naa.6006016012345678000000000000a001.",
     )
     unit: int | None = Field(default=None, ge=0, le=64, description="Unit on the shared controller; default: in order.")
+    bus: int | None = Field(
+        default=None,
+        ge=0,
+        le=3,
+        description="Bus of the shared controller the disk sits on. Default: the controller's bus, the "
+        "next one once it is full. Each bus in use gets a controller like `controller`, on every node.",
+    )
     compatibility: Compatibility | None = Field(
         default=None, description="RDM compatibility mode. Default from the topology."
     )
@@ -216,6 +223,13 @@ class SharedVmdk(_Model):
     size_gb: int = Field(alias="sizeGB", ge=1, le=62 * 1024, description="Size in GiB.")
     datastore: str = Field(min_length=1, description="Datastore that holds the shared VMDK.")
     unit: int | None = Field(default=None, ge=0, le=64, description="Unit on the shared controller; default: in order.")
+    bus: int | None = Field(
+        default=None,
+        ge=0,
+        le=3,
+        description="Bus of the shared controller the disk sits on. Default: the controller's bus, the "
+        "next one once it is full. Each bus in use gets a controller like `controller`, on every node.",
+    )
 
 
 CLUSTERED_VMDK = "clusteredVmdk"
@@ -383,6 +397,13 @@ class ClusterSpec(_Model):
     )
 
     @property
+    def shared_buses(self) -> list[int]:
+        """The buses of the shared controllers, the controller's own first: every bus a disk sits on
+        (disks without a bus: the controller's)."""
+        own = self.shared_disks.controller.bus
+        return [own, *sorted({d.bus for d in self.shared_disks.disks if d.bus is not None} - {own})]
+
+    @property
     def clustered_vmdks(self) -> list[tuple[int, ClusteredVmdk]]:
         """The clustered VMDKs (`type: clusteredVmdk`), with their index in the file."""
         return [(i, d) for i, d in enumerate(self.shared_disks.disks) if isinstance(d, ClusteredVmdk)]
@@ -414,6 +435,24 @@ def parse_version(text: str) -> tuple[int, int]:
     return int(major), int(minor)
 
 
+class _Slots:
+    """The free units of the shared buses, for disks the file gives no unit: in file order, on the
+    disk's bus, or (no bus written) on the controller's bus and then the next buses once it is full."""
+
+    def __init__(self, bus: int, top: int, disks: list[Any]) -> None:
+        self.bus, self.top = bus, top
+        self.used = {(d.bus if d.bus is not None else bus, d.unit) for d in disks if d.unit is not None}
+
+    def next_free(self, bus: int | None) -> tuple[int | None, int | None]:
+        buses = [bus] if bus is not None else [self.bus, *(b for b in range(1, 4) if b > self.bus)]
+        for candidate in buses:
+            unit = next((u for u in range(self.top + 1) if u != 7 and (candidate, u) not in self.used), None)
+            if unit is not None:
+                self.used.add((candidate, unit))
+                return candidate, unit
+        return buses[0], None
+
+
 def with_defaults(cluster: FailoverCluster, version: tuple[int, int] | None = None) -> FailoverCluster:
     """Fill every default that depends on the topology or the guest OS, and, when the vSphere
     version is known (`version`, or pinned in the file), those that depend on it (HA)."""
@@ -430,13 +469,14 @@ def with_defaults(cluster: FailoverCluster, version: tuple[int, int] | None = No
             or (BusSharing.VIRTUAL if topo is Topology.CLUSTER_IN_A_BOX else BusSharing.PHYSICAL),
         }
     )
-    used = {d.unit for d in spec.shared_disks.disks if d.unit is not None}
-    free = (u for u in range(MAX_UNIT[controller.type] + 1) if u != 7 and u not in used)
+    slots = _Slots(controller.bus, MAX_UNIT[controller.type], spec.shared_disks.disks)
     disks = []
     for disk in spec.shared_disks.disks:
         update: dict[str, Any] = {}
         if disk.unit is None:
-            update["unit"] = next(free, None)
+            update["bus"], update["unit"] = slots.next_free(disk.bus)
+        elif disk.bus is None:
+            update["bus"] = controller.bus
         if isinstance(disk, RdmDisk) and disk.compatibility is None:
             update["compatibility"] = (
                 Compatibility.VIRTUAL if topo is Topology.CLUSTER_IN_A_BOX else Compatibility.PHYSICAL

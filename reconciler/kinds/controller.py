@@ -1,6 +1,7 @@
-"""The shared controller of a node (SCSI, or NVMe from vSphere 8.0 U2): its type and bus sharing,
-the same on every node. An NVMe controller's number is its bus: `controller/1` is the NVMe
-controller 1 when the file's type is nvme, the SCSI controller on bus 1 otherwise."""
+"""The shared controllers of a node (SCSI, or NVMe from vSphere 8.0 U2): one on each bus the
+shared disks sit on, all of the file's type and bus sharing, the same on every node. An NVMe
+controller's number is its bus: `controller/1` is the NVMe controller 1 when the file's type is
+nvme, the SCSI controller on bus 1 otherwise."""
 
 from __future__ import annotations
 
@@ -25,22 +26,24 @@ def desired(cluster: FailoverCluster, ctx: Context, observed: Observed) -> Itera
     if not cluster.spec.shared_disks.disks:
         return
     for vm in ctx.vm_nodes:
-        yield (
-            Address.node(cluster.name, vm, NAME, controller.bus),
-            ControllerPayload(type=str(controller.type), sharing=str(controller.sharing)),
-        )
+        for bus in cluster.spec.shared_buses:
+            yield (
+                Address.node(cluster.name, vm, NAME, bus),
+                ControllerPayload(type=str(controller.type), sharing=str(controller.sharing)),
+            )
 
 
 def observe(cluster: FailoverCluster, observed: Observed, ctx: Context, managed: Managed, out: ObservedSide) -> None:
-    bus = cluster.spec.shared_disks.controller.bus
     for vm, node in node_vms(ctx, observed):
-        ctrl = shared_controller(cluster, node)
-        if ctrl is None:
-            continue
-        if cluster.spec.shared_disks.disks or owned(managed, cluster.name, vm, NAME):
-            out.tree[Address.node(cluster.name, vm, NAME, bus)] = ControllerPayload(
-                type=ctrl.type, sharing=ctrl.sharing
-            )
+        recorded = owned(managed, cluster.name, vm, NAME)
+        buses = cluster.spec.shared_buses if cluster.spec.shared_disks.disks else []
+        buses = [*buses, *sorted({int(a.name) for a in recorded if a.name.isdigit()} - set(buses))]
+        for bus in buses:
+            ctrl = shared_controller(cluster, node, bus)
+            if ctrl is not None:
+                out.tree[Address.node(cluster.name, vm, NAME, bus)] = ControllerPayload(
+                    type=ctrl.type, sharing=ctrl.sharing
+                )
 
 
 KIND = ResourceKind(
@@ -54,5 +57,5 @@ KIND = ResourceKind(
     observed=observe,
     critical_fields=frozenset({"sharing", "type"}),
     critical_presence=True,
-    doc="Added once per node on the shared bus; edited in place (cold); never removed, its disks may hold data.",
+    doc="Added once per node on each shared bus; edited in place (cold); never removed, its disks may hold data.",
 )

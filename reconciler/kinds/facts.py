@@ -19,6 +19,7 @@ __all__ = [
     "rule_name",
     "shared_adapter",
     "shared_controller",
+    "shared_controllers",
     "wants_vm_rule",
 ]
 
@@ -73,9 +74,17 @@ def shared_adapter(cluster: FailoverCluster) -> str | None:
     return "nvme" if kind is not None and kind.is_nvme else None
 
 
-def shared_controller(cluster: FailoverCluster, vm: ObservedVm) -> ObservedController | None:
-    """The node's controller on the shared bus, of the kind the file asks for (SCSI or NVMe)."""
-    return vm.controller_on(cluster.spec.shared_disks.controller.bus, nvme=shared_adapter(cluster) == "nvme")
+def shared_controller(cluster: FailoverCluster, vm: ObservedVm, bus: int | None = None) -> ObservedController | None:
+    """The node's controller on a shared bus (default: the controller's own), of the kind the file
+    asks for (SCSI or NVMe)."""
+    bus = cluster.spec.shared_disks.controller.bus if bus is None else bus
+    return vm.controller_on(bus, nvme=shared_adapter(cluster) == "nvme")
+
+
+def shared_controllers(cluster: FailoverCluster, vm: ObservedVm) -> dict[int, ObservedController]:
+    """The node's controllers on the file's shared buses, by bus (those it has)."""
+    found = {bus: shared_controller(cluster, vm, bus) for bus in cluster.spec.shared_buses}
+    return {bus: c for bus, c in found.items() if c is not None}
 
 
 def wants_vm_rule(cluster: FailoverCluster, ctx: Context) -> bool:

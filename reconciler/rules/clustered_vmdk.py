@@ -177,7 +177,7 @@ def nvme_units(ctx: RuleContext) -> Iterator[Finding]:
     if ctx.spec.shared_disks.controller.type is not ControllerType.NVME:
         return
     top = MAX_UNIT[ControllerType.NVME]
-    seen: dict[int, str] = {}
+    seen: dict[tuple[int | None, int], str] = {}
     for index, disk in enumerate(ctx.spec.shared_disks.disks):
         if disk.unit is None:
             yield ctx.finding(paths.disk(index), f"{disk.name}: no free unit left: an NVMe controller takes 64 disks")
@@ -185,13 +185,14 @@ def nvme_units(ctx: RuleContext) -> Iterator[Finding]:
             yield ctx.finding(
                 paths.disk(index, "unit"), f"{disk.name}: unit {disk.unit}: an NVMe controller has 0-{top}"
             )
-        elif disk.unit in seen:
+        elif (disk.bus, disk.unit) in seen:
             yield ctx.finding(
                 paths.disk(index, "unit"),
-                f"{disk.name}: unit {disk.unit} is already {seen[disk.unit]}'s; each shared disk needs its own",
+                f"{disk.name}: unit {disk.unit} is already {seen[(disk.bus, disk.unit)]}'s; each shared disk "
+                "needs its own",
             )
         else:
-            seen[disk.unit] = disk.name
+            seen[(disk.bus, disk.unit)] = disk.name
 
 
 # --------------------------------------------------------------------------- what vCenter shows

@@ -39,6 +39,14 @@ def controller_not_bus_zero(ctx: RuleContext) -> Iterator[Finding]:
             (*paths.CONTROLLER, "bus"),
             "bus 0 holds the operating-system disk; shared disks need a controller of their own (bus 1, 2 or 3)",
         )
+        return
+    for index, disk in enumerate(ctx.written.shared_disks.disks):
+        if disk.bus == 0:
+            yield ctx.finding(
+                paths.disk(index, "bus"),
+                f"{disk.name}: bus 0 holds the operating-system disk; shared disks sit on controllers of "
+                "their own (bus 1, 2 or 3)",
+            )
 
 
 @rule(
@@ -216,13 +224,13 @@ def units(ctx: RuleContext) -> Iterator[Finding]:
     assert kind is not None
     top = max_unit(kind, ctx.version)
     wide = " (PVSCSI on hardware 14+)" if top > SCSI_MAX_UNIT else ""
-    seen: dict[int, str] = {}
+    seen: dict[tuple[int | None, int], str] = {}
     for index, disk in enumerate(ctx.spec.shared_disks.disks):
         path = paths.disk(index, "unit")
         if disk.unit is None:
             yield ctx.finding(
                 paths.disk(index),
-                f"{disk.name}: no free unit left on the shared controller; a {kind} controller holds "
+                f"{disk.name}: no free unit left on the shared controllers; a {kind} controller holds "
                 f"{top} disks (units 0-{top} but 7){wide}",
             )
             continue
@@ -235,13 +243,13 @@ def units(ctx: RuleContext) -> Iterator[Finding]:
                 else f"a {kind} controller has units 0-{SCSI_MAX_UNIT}; PVSCSI on hardware 14+ takes 64 disks"
             )
             yield ctx.finding(path, f"{disk.name}: unit {disk.unit} under vSphere {ctx.version_text}: {why}")
-        elif disk.unit in seen:
+        elif (disk.bus, disk.unit) in seen:
             yield ctx.finding(
                 path,
-                f"{disk.name}: unit {disk.unit} is already {seen[disk.unit]}'s; every node sees each "
-                "shared disk at the same bus:unit, so each disk needs its own",
+                f"{disk.name}: unit {disk.unit} is already {seen[(disk.bus, disk.unit)]}'s; every node sees "
+                "each shared disk at the same bus:unit, so each disk needs its own",
             )
-        seen.setdefault(disk.unit, disk.name)
+        seen.setdefault((disk.bus, disk.unit), disk.name)
 
 
 @rule(

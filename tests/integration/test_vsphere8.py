@@ -31,9 +31,9 @@ def three_node(tmp_path: Path, **disk_changes: str) -> Path:
     return path
 
 
-def nvme_devices(si, name: str):
+def nvme_devices(si, name: str, bus: int = 1):
     devices = prop(si, find(si, vim.VirtualMachine, name), "config.hardware.device")
-    controllers = [d for d in devices if isinstance(d, vim.vm.device.VirtualNVMEController) and d.busNumber == 1]
+    controllers = [d for d in devices if isinstance(d, vim.vm.device.VirtualNVMEController) and d.busNumber == bus]
     disks = {
         d.unitNumber: d
         for d in devices
@@ -84,6 +84,24 @@ def test_three_nodes_on_nvme_clustered_vmdks_plan_apply_replan_and_drift_clean(l
     assert again.code == 0 and "no changes" in again.out, again
     drift = run(lab, "drift", str(desired), "--skip-guest")
     assert drift.code == 0 and "no drift" in drift.out, drift
+
+
+def test_a_disk_on_a_second_bus_gets_a_second_shared_controller_on_every_node(lab_factory, tmp_path):
+    lab = lab_factory(VSPHERE8_LAB)
+    doc = yaml.safe_load(three_node(tmp_path).read_text())
+    doc["spec"]["sharedDisks"]["disks"][1].update({"bus": 2, "unit": 0})
+    desired = tmp_path / "two-controllers.yaml"
+    desired.write_text(yaml.safe_dump(doc, sort_keys=False))
+    applied = run(lab, "apply", str(desired), "--auto-approve", "--skip-guest")
+    assert applied.code == 0, applied
+    si = lab.connect()
+    for name in NODES:
+        for bus, unit, file in ((1, 0, FILES[0]), (2, 0, FILES[1])):
+            controllers, disks = nvme_devices(si, name, bus)
+            assert [c.sharedBus for c in controllers] == ["physicalSharing"], (name, bus)
+            assert [(u, d.backing.fileName) for u, d in disks.items()] == [(unit, file)], (name, bus)
+    again = run(lab, "plan", str(desired), "--skip-guest", "--detailed-exitcode")
+    assert again.code == 0 and "no changes" in again.out, again
 
 
 def refused_untouched(lab, desired: Path, *rule_ids: str) -> None:

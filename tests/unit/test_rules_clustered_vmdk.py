@@ -288,3 +288,47 @@ def test_disk_107_a_shared_nvme_controller_on_hardware_before_21():
     assert errors(found) == ["MSCS-DISK-107"]
     [hit] = [f for f in found if f.rule_id == "MSCS-DISK-107"]
     assert hit.line == line_of(THREE, "- vm: WSFC-NODE2") and "hardware 19" in hit.message
+
+
+# --------------------------------------------------------------------------- several shared controllers
+
+
+def many_disks(count: int) -> str:
+    """The three-node example with `count` clustered VMDKs and no units: the defaults place them."""
+    doc = THREE.read_text().split("    disks:\n")[0] + "    disks:\n"
+    for n in range(count):
+        doc += f"      - {{name: d{n}, type: clusteredVmdk, sizeGB: 1, datastore: CVMDK-01}}\n"
+    rest = THREE.read_text().split("  networks:\n")[1]
+    doc += "\n  networks:\n" + rest
+    return doc
+
+
+def test_disks_that_fill_a_controller_spill_onto_a_second_one_on_every_node():
+    loaded = load_text(many_disks(66), "many.yaml")
+    assert loaded.cluster is not None
+    cluster = with_defaults(loaded.cluster)
+    placed = [(d.bus, d.unit) for d in cluster.spec.shared_disks.disks]
+    assert placed[62] == (1, 63) and placed[63] == (2, 0) and placed[65] == (2, 2)  # NVMe: 0-63 but 7
+    assert cluster.spec.shared_buses == [1, 2]
+    assert errors(run_rules(loaded.cluster, observed=cv_world())) == []
+    plan = build_plan(cluster, cv_world())
+    added = sorted((a.target, a.address.name) for a in plan.actions if a.kind is ActionKind.ADD_CONTROLLER)
+    assert added == [(n, bus) for n in NODES for bus in ("1", "2")]
+    on_two = {a.after.slot for a in plan.actions if a.kind is ActionKind.CREATE_DISK and a.after.bus == 2}
+    assert on_two == {"nvme2:0", "nvme2:1", "nvme2:2"}
+    # The second controller joins the first one's reconfigure, before the disks on it.
+    first = [a.kind for a in plan.actions if a.target == "WSFC-NODE1" and a.batch == "WSFC-NODE1/devices"]
+    assert first[:2] == [ActionKind.ADD_CONTROLLER, ActionKind.ADD_CONTROLLER]
+
+
+def test_the_same_unit_on_two_buses_is_two_disks_and_bus_zero_is_refused():
+    text = THREE.read_text().replace("        unit: 1\n", "        unit: 0\n        bus: 2\n", 1)
+    loaded = load_text(text, "two-buses.yaml")
+    assert loaded.cluster is not None
+    assert errors(run_rules(loaded.cluster, observed=cv_world())) == []
+    plan = build_plan(with_defaults(loaded.cluster), cv_world())
+    assert {a.after.slot for a in plan.actions if a.kind is ActionKind.CREATE_DISK} == {"nvme1:0", "nvme2:0"}
+    zero = THREE.read_text().replace("        unit: 1\n", "        unit: 1\n        bus: 0\n", 1)
+    found = findings(THREE, cv_world(), text=zero)
+    assert errors(found) == ["MSCS-DISK-002"]
+    assert [f.line for f in found if f.rule_id == "MSCS-DISK-002"] == [line_of(THREE, "unit: 1") + 1]
