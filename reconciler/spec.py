@@ -194,6 +194,16 @@ class SharedDiskController(_Model):
     )
 
 
+def _disk_bus() -> Any:
+    return Field(
+        default=None,
+        ge=0,
+        le=3,
+        description="Bus of the shared controller the disk sits on. Default: the controller's bus, the "
+        "next one once it is full. Each bus in use gets a controller like `controller`, on every node.",
+    )
+
+
 class RdmDisk(_Model):
     """A SAN LUN mapped as a raw device mapping: node 1 creates the mapping file, node 2 attaches it."""
 
@@ -203,13 +213,7 @@ class RdmDisk(_Model):
         description="Canonical name of the LUN, e.g. naa.6006016012345678000000000000a001.",
     )
     unit: int | None = Field(default=None, ge=0, le=64, description="Unit on the shared controller; default: in order.")
-    bus: int | None = Field(
-        default=None,
-        ge=0,
-        le=3,
-        description="Bus of the shared controller the disk sits on. Default: the controller's bus, the "
-        "next one once it is full. Each bus in use gets a controller like `controller`, on every node.",
-    )
+    bus: int | None = _disk_bus()
     compatibility: Compatibility | None = Field(
         default=None, description="RDM compatibility mode. Default from the topology."
     )
@@ -223,13 +227,7 @@ class SharedVmdk(_Model):
     size_gb: int = Field(alias="sizeGB", ge=1, le=62 * 1024, description="Size in GiB.")
     datastore: str = Field(min_length=1, description="Datastore that holds the shared VMDK.")
     unit: int | None = Field(default=None, ge=0, le=64, description="Unit on the shared controller; default: in order.")
-    bus: int | None = Field(
-        default=None,
-        ge=0,
-        le=3,
-        description="Bus of the shared controller the disk sits on. Default: the controller's bus, the "
-        "next one once it is full. Each bus in use gets a controller like `controller`, on every node.",
-    )
+    bus: int | None = _disk_bus()
 
 
 CLUSTERED_VMDK = "clusteredVmdk"
