@@ -99,16 +99,18 @@ def _setting(ctx: RuleContext, vm: ObservedVm, **fields: Any) -> ForbiddenSettin
 
 def _clustered_disks(ctx: RuleContext, vm: ObservedVm) -> Iterator[tuple[FieldPath, str, ObservedDisk]]:
     """The node's disks on a bus-sharing controller (SCSI or NVMe), each with the file's disk it
-    is (by unit, and LUN for an RDM) or, for one the file does not list, its bus:unit."""
-    nvme = getattr(vm, "nvme_controllers", {})
-    for disk in sorted(vm.disks.values(), key=lambda d: (getattr(d, "adapter", "scsi"), d.bus, d.unit)):
-        controllers = nvme if getattr(disk, "adapter", "scsi") == "nvme" else vm.controllers
-        controller = controllers.get(disk.bus)
+    is (by bus and unit, and LUN for an RDM) or, for one the file does not list, its slot."""
+    own_bus = ctx.spec.shared_disks.controller.bus
+    for disk in sorted(vm.disks.values(), key=lambda d: (d.adapter, d.bus, d.unit)):
+        controller = vm.controller_on(disk.bus, nvme=disk.adapter == "nvme")
         if controller is None or controller.sharing == "none":
             continue
-        path, name = paths.DISKS, f"{disk.bus}:{disk.unit}"
+        path, name = paths.DISKS, disk.slot
         for index, wanted in enumerate(ctx.spec.shared_disks.disks):
-            if wanted.unit == disk.unit and (not isinstance(wanted, RdmDisk) or wanted.lun == disk.lun):
+            bus = wanted.bus if wanted.bus is not None else own_bus
+            if (bus, wanted.unit) == (disk.bus, disk.unit) and (
+                not isinstance(wanted, RdmDisk) or wanted.lun == disk.lun
+            ):
                 path, name = paths.disk(index), wanted.name
                 break
         yield path, name, disk

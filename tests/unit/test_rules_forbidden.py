@@ -9,7 +9,7 @@ import pytest
 from reconciler.drift import DriftSeverity, detect_drift
 from reconciler.errors import RuleViolation
 from reconciler.findings import Severity
-from reconciler.observed import Observed
+from reconciler.observed import Observed, ObservedController, ObservedDisk
 from reconciler.planner import build_plan
 from reconciler.rules import get_rule, run_rules
 from reconciler.rules.forbidden import GUEST_IDS, forbidden_settings
@@ -254,3 +254,32 @@ def test_guest_ids_are_ids_pyvmomi_knows():
 
     known = set(vim.vm.GuestOsDescriptor.GuestOsIdentifier.values)
     assert set().union(*GUEST_IDS.values()) <= known
+
+
+def test_vm_003_multi_writer_on_a_clustered_vmdk_of_a_shared_nvme_controller():
+    cluster = cab_cluster(
+        guestOS="windows2022",
+        sharedDisks={
+            "controller": {"bus": 1, "type": "nvme"},
+            "disks": [{"name": "quorum", "type": "clusteredVmdk", "sizeGB": 1, "datastore": "CVMDK-01", "unit": 0}],
+        },
+    )
+    world = cab_world()
+    node = world.vms["SQLNODE1"]
+    nvme = ObservedController(key=31000, bus=1, type="nvme", sharing="physical")
+    disk = ObservedDisk(
+        key=32000, bus=1, unit=0, kind="vmdk", file="[CVMDK-01] sql-prod-01/quorum.vmdk", adapter="nvme"
+    )
+    shared = disk.model_copy(update={"sharing": "sharingMultiWriter"})
+    for candidate, found in ((disk, []), (shared, ["quorum"])):
+        vm = node.model_copy(update={"nvme_controllers": {1: nvme}, "disks": {**node.disks, candidate.slot: candidate}})
+        settings = forbidden_settings(cluster, with_vm(world, vm), (8, 0))
+        assert [s.name for s in settings if s.rule_id == "MSCS-VM-003"] == found
+    # The same disk on an unshared controller is not the cluster's.
+    alone = node.model_copy(
+        update={
+            "nvme_controllers": {1: nvme.model_copy(update={"sharing": "none"})},
+            "disks": {**node.disks, shared.slot: shared},
+        }
+    )
+    assert not [s for s in forbidden_settings(cluster, with_vm(world, alone), (8, 0)) if s.rule_id == "MSCS-VM-003"]
