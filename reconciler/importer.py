@@ -608,8 +608,13 @@ def _identity(cluster: FailoverCluster, observed: Observed, address: Address, pa
     if address.scope is Scope.HOST:
         return OutcomeRecord(host_moref=observed.hosts[address.owner].moref)
     if address.scope is Scope.VSPHERE_CLUSTER:
-        vsc = next(c for c in observed.clusters.values() if address.name in c.rules)
-        return OutcomeRecord(cluster_moref=vsc.moref, rule_key=vsc.rules[address.name].key)
+        vsc = next((c for c in observed.clusters.values() if address.name in c.rules), None)
+        if vsc is not None:
+            return OutcomeRecord(cluster_moref=vsc.moref, rule_key=vsc.rules[address.name].key)
+        # The VM-Host rule and the HA/DRS options: the nodes' vSphere cluster, as apply records them.
+        names = {observed.vms[v].cluster for v in cluster.spec.vm_names if v in observed.vms}
+        vsc = next(c for c in observed.clusters.values() if c.name in names)
+        return OutcomeRecord(cluster_moref=vsc.moref)
     vm = observed.vms[address.owner]
     if isinstance(payload, RdmDiskPayload | VmdkDiskPayload):
         disk = vm.disks[f"{payload.bus}:{payload.unit}"]

@@ -202,7 +202,10 @@ def test_import_cluster_across_boxes_built_by_hand(lab, tmp_path):
     assert imported.code == 0, imported
     assert _writes(lab) == {}, "import changed vCenter"
     assert [prop(si, vm, "config.changeVersion") for vm in vms] == versions
-    assert "shows no changes" in imported.out, imported
+    # A cluster built by hand has no VM-Host rule; Cluster-A has HA on (8.0): the next plan adds the
+    # one VMware asks for (MSCS-PLACE-010), and nothing else.
+    assert "The next plan still changes 1 thing(s)" in imported.out, imported
+    assert "set-vm-host-rule sql-prod-01/vm-host-rule/mscsctl-sql-prod-01-on-hosts" in imported.out, imported
 
     doc = yaml.safe_load(desired.read_text())
     assert doc["metadata"]["name"] == "sql-prod-01"  # the folder of the mapping files
@@ -225,9 +228,12 @@ def test_import_cluster_across_boxes_built_by_hand(lab, tmp_path):
 
     validated = run(lab, "validate", str(desired))
     assert validated.code == 0, validated
-    planned = run(lab, "plan", str(desired), "--detailed-exitcode")
-    assert planned.code == 0, planned
-    assert "no changes" in planned.out
+    planned = run(lab, "plan", str(desired), "--detailed-exitcode", "--json")
+    assert planned.code == 2, planned
+    assert [a["kind"] for a in json.loads(planned.out)["actions"]] == ["set-vm-host-rule"]
+    added = run(lab, "apply", str(desired), "--auto-approve")
+    assert added.code == 0, added
+    assert "no changes" in run(lab, "plan", str(desired)).out
 
     shown = run(lab, "show", str(desired))
     assert shown.code == 0, shown
@@ -299,8 +305,10 @@ def test_import_cluster_in_a_box_picked_by_pattern(lab, tmp_path):
     assert spec["placement"]["separateHosts"] is False
 
     assert run(lab, "validate", str(desired)).code == 0
-    planned = run(lab, "plan", str(desired), "--detailed-exitcode", "--state-dir", states)
-    assert planned.code == 0, planned
+    planned = run(lab, "plan", str(desired), "--detailed-exitcode", "--state-dir", states, "--json")
+    assert planned.code == 2, planned  # only the VM-Host rule HA obeys (Cluster-A has HA on)
+    assert [a["kind"] for a in json.loads(planned.out)["actions"]] == ["set-vm-host-rule"]
+    assert run(lab, "apply", str(desired), "--auto-approve", "--state-dir", states).code == 0
     shown = run(lab, "show", str(desired), "--state-dir", states)
     assert "cib-test-01/node/CIB-NODE2/disk/data  (shared-vmdk, [esx-a1-local] cib-test-01/data.vmdk)" in shown.out
 
