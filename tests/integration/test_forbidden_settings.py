@@ -16,6 +16,8 @@ from tests.integration.cli import example, run
 
 pytestmark = pytest.mark.slow
 
+MUTATING = ("ReconfigVM_Task", "PowerOffVM_Task", "PowerOnVM_Task", "ShutdownGuest")
+
 
 @pytest.fixture
 def applied(lab, tmp_path):
@@ -134,3 +136,21 @@ def test_a_guest_id_other_than_the_files_guest_os_is_reported(applied):
     matching = example("cluster-across-boxes", desired.parent, guestOS="windows2012")
     again = run(lab, "plan", str(matching))
     assert "MSCS-VM-006" not in again.out + again.err, again
+
+
+def test_a_node_with_a_snapshot_is_not_touched_by_its_first_apply(lab, tmp_path):
+    """Before the first apply the node has no shared controller, so ESXi takes the snapshot; it
+    would then refuse to share the node's bus. apply stops before any change: no power-off of a
+    node it could not bring back clustered."""
+    si = lab.connect()
+    vm = find(si, vim.VirtualMachine, "SQLNODE2")
+    wait(vm.CreateSnapshot_Task(name="before-clustering", memory=False, quiesce=False))
+    desired = example("cluster-across-boxes", tmp_path)
+    lab.reset_calls()
+    result = run(lab, "apply", str(desired), "--auto-approve")
+    assert result.code == 1, result
+    [line] = [x for x in result.err.splitlines() if "[MSCS-VM-001]" in x]
+    assert f"{desired}:" in line and "SQLNODE2 has 1 snapshot(s) (before-clustering)" in line, line
+    calls = lab.calls()
+    assert {m: calls[m] for m in MUTATING if calls.get(m)} == {}
+    assert prop(si, vm, "runtime.powerState") == "poweredOn"
