@@ -76,7 +76,7 @@ def _forbidden(
 def forbidden_settings(cluster: FailoverCluster, observed: Observed, version: Version | None) -> list[ForbiddenSetting]:
     """Every forbidden setting vCenter shows on the nodes, for drift: the rules of this module
     whose versions apply, judged by what vCenter shows now (not by what apply would set)."""
-    base = RuleContext(cluster=cluster, effective=with_defaults(cluster), version=version, observed=observed)
+    base = RuleContext(cluster=cluster, effective=with_defaults(cluster, version), version=version, observed=observed)
     found: list[ForbiddenSetting] = []
     for rule_id, detect in sorted(_DETECTORS.items()):
         r = get_rule(rule_id)
