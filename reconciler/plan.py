@@ -392,7 +392,7 @@ def _cluster_actions(ctx: Context, changes: list[Change]) -> list[Action]:
 
 
 # The rules behind a DRS or HA override, most specific first; each limited to some versions.
-_OVERRIDE_RULES = {DRS: ("MSCS-PLACE-004", "MSCS-PLACE-002"), HA: ("MSCS-PLACE-002",)}
+_OVERRIDE_RULES = {DRS: ("MSCS-PLACE-004", "MSCS-PLACE-007", "MSCS-PLACE-002"), HA: ("MSCS-PLACE-002",)}
 
 
 def _override_rule(which: str, version: tuple[int, int] | None) -> str | None:
