@@ -119,8 +119,9 @@ def _clustered_disks(ctx: RuleContext, vm: ObservedVm) -> Iterator[tuple[FieldPa
 @_forbidden(
     "MSCS-VM-001",
     title="A clustered node has no snapshot",
-    source='[vmw 6.0] [vmw 6.5] VM administration "Snapshot Limitations": no snapshots of VMs configured '
-    f"for bus sharing; {_CVMDK}: snapshots not supported",
+    source='[vmw 6.0] [vmw 6.5] [vmw 6.7] [vmw 7.0] VM administration "Snapshot Limitations": no snapshots '
+    f"of VMs configured for bus sharing, delete them to configure it; {_CVMDK}: snapshots not supported",
+    versions=since(6, 0),
 )
 def no_snapshots(ctx: RuleContext, drift: bool) -> Iterator[ForbiddenSetting]:
     """ESXi does not snapshot a VM with a bus-sharing controller, nor share the bus of a VM that
@@ -215,7 +216,8 @@ def no_multi_writer(ctx: RuleContext, drift: bool) -> Iterator[ForbiddenSetting]
     "MSCS-VM-004",
     title="Fault Tolerance is off on a clustered node",
     source='[vmw 5.0] [vmw 6.7] "Use of MSCS in conjunction with vSphere Fault Tolerance" not supported; '
-    f"{_7}: FT not supported; {_CVMDK}: FT not supported",
+    '[vmw 7.0] [vmw 8.0] "vSphere WSFC Setup Limitations" and the clustered-VMDK limitations: FT not supported',
+    versions=since(5, 0),
 )
 def no_fault_tolerance(ctx: RuleContext, drift: bool) -> Iterator[ForbiddenSetting]:
     for index, node, vm in _nodes(ctx):

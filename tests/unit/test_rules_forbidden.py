@@ -86,6 +86,23 @@ def test_vm_001_no_snapshot_read_is_no_finding():
         assert "MSCS-VM-001" not in ids(run_rules(cluster, observed=changed(world, "SQLNODE1", snapshots=value)))
 
 
+def test_versions_are_those_of_the_guides_found():
+    # Snapshot limitations found in the 6.0-7.0 VM administration guides, FT in the 5.0-8.0 WSFC
+    # guides, hot-add in the 7.0/8.0 lists, virtual RDM vMotion from 6.0; multi-writer: never.
+    assert {r: get_rule(r).versions.text for r in sorted(ids_of_module())} == {
+        "MSCS-VM-001": ">= 6.0",
+        "MSCS-VM-002": ">= 7.0",
+        "MSCS-VM-003": "all",
+        "MSCS-VM-004": ">= 5.0",
+        "MSCS-VM-005": ">= 6.0",
+        "MSCS-VM-006": "all",
+    }
+    cluster, world = applied()
+    snapped = changed(world, "SQLNODE1", snapshots=["old"], fault_tolerance="running")
+    assert not ids(run_rules(cluster, observed=snapped, version=(4, 1))) & {"MSCS-VM-001", "MSCS-VM-004"}
+    assert {"MSCS-VM-001", "MSCS-VM-004"} <= ids(run_rules(cluster, observed=snapped, version=(6, 0)))
+
+
 def test_vm_002_cpu_hot_add_from_vsphere_7():
     cluster, world = applied()
     hot = changed(world, "SQLNODE1", cpu_hot_add=True)
