@@ -24,10 +24,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from reconciler.findings import Finding, Severity
+from reconciler.kinds.ownership import mapping_file
 from reconciler.observed import ObservedDatastore
 from reconciler.rules import paths
 from reconciler.rules.catalogue import RuleContext, rule, since
-from reconciler.spec import MAX_UNIT, ClusteredVmdk, ControllerType, GuestOS, Topology
+from reconciler.spec import MAX_UNIT, ClusteredVmdk, ControllerType, GuestOS, SharedVmdk, Topology
 
 GUIDE_70 = "[vmw 7.0] Clustered VMDK support for WSFC"
 GUIDE_80 = "[vmw 8.0] Clustered VMDK support for WSFC"
@@ -379,8 +380,6 @@ def seven_plus_hosts_only(ctx: RuleContext) -> Iterator[Finding]:
 )
 def eager_zeroed(ctx: RuleContext) -> Iterator[Finding]:
     assert ctx.observed is not None
-    from reconciler.kinds.ownership import mapping_file
-
     files = {mapping_file(ctx.effective, disk): (index, disk) for index, disk in _clustered(ctx)}
     reported: set[str] = set()
     for _, node in ctx.vm_nodes:
@@ -396,4 +395,35 @@ def eager_zeroed(ctx: RuleContext) -> Iterator[Finding]:
                     paths.disk(index),
                     f"{disk.name}: {found.file} on {node.vm} is {how}; clustered VMDKs must be eager-zeroed thick. "
                     "mscsctl does not convert it: inflate it (powered off) or create it anew",
+                )
+
+
+@rule(
+    "MSCS-STOR-108",
+    title="A shared or clustered VMDK that exists keeps its size: mscsctl does not extend shared disks",
+    source=f"{LIMITS}: hot expansion of a VMDK of a clustered VM is not supported; mscsctl: attaching the "
+    "file again does not resize it",
+    needs_observed=True,
+)
+def size_unchanged(ctx: RuleContext) -> Iterator[Finding]:
+    assert ctx.observed is not None
+    wanted = {
+        mapping_file(ctx.effective, disk): (index, disk)
+        for index, disk in enumerate(ctx.spec.shared_disks.disks)
+        if isinstance(disk, SharedVmdk)
+    }
+    reported: set[str] = set()
+    for _, node in ctx.vm_nodes:
+        vm = ctx.observed.vms.get(node.vm)
+        for found in vm.disks.values() if vm is not None else ():
+            if found.file not in wanted or found.file in reported or found.size_gb is None:
+                continue
+            index, disk = wanted[found.file]
+            if found.size_gb != disk.size_gb:
+                reported.add(found.file)
+                yield ctx.finding(
+                    paths.disk(index, "sizeGB"),
+                    f"{disk.name}: {found.file} is {found.size_gb} GiB on {node.vm}, the file asks for {disk.size_gb}; "
+                    "VMware does not support extending a clustered VM's shared VMDK, and mscsctl does not resize "
+                    f"it: write sizeGB: {found.size_gb} again",
                 )

@@ -332,3 +332,14 @@ def test_the_same_unit_on_two_buses_is_two_disks_and_bus_zero_is_refused():
     found = findings(THREE, cv_world(), text=zero)
     assert errors(found) == ["MSCS-DISK-002"]
     assert [f.line for f in found if f.rule_id == "MSCS-DISK-002"] == [line_of(THREE, "unit: 1") + 1]
+
+
+def test_stor_108_a_clustered_vmdk_written_bigger_is_refused_not_replaced():
+    cluster, world = three_node(), cv_world()
+    after = nvme_applied(as_applied(cluster, world, build_plan(cluster, world)), None)
+    bigger = THREE.read_text().replace("sizeGB: 20", "sizeGB: 30")
+    found = findings(THREE, after, text=bigger)
+    assert errors(found) == ["MSCS-STOR-108"]
+    [hit] = [f for f in found if f.rule_id == "MSCS-STOR-108"]
+    assert hit.line == line_of(THREE, "sizeGB: 20") and "is 20 GiB" in hit.message and "sizeGB: 20" in hit.message
+    assert errors(findings(THREE, after)) == []
