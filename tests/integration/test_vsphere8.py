@@ -22,8 +22,9 @@ NODES = ["WSFC-NODE1", "WSFC-NODE2", "WSFC-NODE3"]
 FILES = {0: "[CVMDK-01] sql-three-01/quorum.vmdk", 1: "[CVMDK-01] sql-three-01/data.vmdk"}
 
 
-def three_node(tmp_path: Path, **disk_changes: str) -> Path:
+def three_node(tmp_path: Path, controller: str = "nvme", **disk_changes: str) -> Path:
     doc = yaml.safe_load((EXAMPLES / "three-node.yaml").read_text())
+    doc["spec"]["sharedDisks"]["controller"]["type"] = controller
     for disk in doc["spec"]["sharedDisks"]["disks"]:
         disk.update(disk_changes)
     path = tmp_path / "three-node.yaml"
@@ -148,3 +149,34 @@ def test_make_demo_runs_the_vsphere8_examples_against_the_lab_they_name(lab_bina
     exits = [line for line in done.stdout.splitlines() if line.startswith("(exit ")]
     assert exits == ["(exit 0)", "(exit 2)", "(exit 0)", "(exit 0)", "(exit 0)"], done.stdout
     assert "enable-clustered-vmdk" in done.stdout
+
+
+def test_on_seven_hosts_the_same_cluster_on_pvscsi_applies_and_converges(lab_factory, tmp_path):
+    lab = lab_factory(VSPHERE7_LAB)
+    desired = three_node(tmp_path, controller="pvscsi")
+    applied = run(lab, "apply", str(desired), "--auto-approve", "--skip-guest")
+    assert applied.code == 0, applied
+    si = lab.connect()
+    assert clustered_vmdk_supported(si)
+    for name in NODES:
+        devices = prop(si, find(si, vim.VirtualMachine, name), "config.hardware.device")
+        [ctrl] = [d for d in devices if isinstance(d, vim.vm.device.ParaVirtualSCSIController) and d.busNumber == 1]
+        assert ctrl.sharedBus == "physicalSharing"
+        files = sorted(d.backing.fileName for d in devices if getattr(d, "controllerKey", None) == ctrl.key)
+        assert files == sorted(FILES.values()), name
+    again = run(lab, "plan", str(desired), "--skip-guest", "--detailed-exitcode")
+    assert again.code == 0 and "no changes" in again.out, again
+
+
+def test_a_datastore_whose_lun_a_six_seven_host_sees_is_refused_before_any_change(lab_factory, tmp_path):
+    lab = lab_factory(VSPHERE7_LAB)
+    desired = three_node(tmp_path, controller="pvscsi", datastore="MIXED-VMFS-01")
+    for command in (["plan", str(desired), "--skip-guest"], ["apply", str(desired), "--auto-approve", "--skip-guest"]):
+        result = run(lab, *command)
+        assert result.code == 1 and "[MSCS-STOR-106]" in result.out + result.err, result
+        assert "esx-l1.lab.local (6.7.0)" in result.out + result.err
+    si = lab.connect()
+    assert not clustered_vmdk_supported(si, "MIXED-VMFS-01")
+    for name in NODES:
+        devices = prop(si, find(si, vim.VirtualMachine, name), "config.hardware.device")
+        assert not [d for d in devices if isinstance(d, vim.vm.device.ParaVirtualSCSIController)], name
