@@ -12,27 +12,15 @@ import pytest
 from pyVmomi import vim
 
 from labctl import find, prop, wait
+from tests.integration import test_drift
 from tests.integration.cli import example, run
 
 pytestmark = pytest.mark.slow
 
+applied = test_drift.applied  # the fixture: the cross-box example applied, drift clean
+_findings = test_drift._drift  # drift --json exits 2: its findings
+
 MUTATING = ("ReconfigVM_Task", "PowerOffVM_Task", "PowerOnVM_Task", "ShutdownGuest")
-
-
-@pytest.fixture
-def applied(lab, tmp_path):
-    desired = example("cluster-across-boxes", tmp_path)
-    result = run(lab, "apply", str(desired), "--auto-approve")
-    assert result.code == 0, result
-    clean = run(lab, "drift", str(desired))
-    assert clean.code == 0 and "no drift" in clean.out, clean
-    return lab, desired
-
-
-def _findings(lab, desired):
-    result = run(lab, "drift", str(desired), "--json")
-    assert result.code == 2, result
-    return [f for r in json.loads(result.out)["reports"] for f in r["findings"]]
 
 
 def _refused(lab, desired, rule_id):
