@@ -300,3 +300,31 @@ def test_vm_003_multi_writer_on_a_clustered_vmdk_of_a_shared_nvme_controller():
         }
     )
     assert not [s for s in forbidden_settings(cluster, with_vm(world, alone), (8, 0)) if s.rule_id == "MSCS-VM-003"]
+
+
+def test_observe_reads_a_snapshot_tree_depth_first_and_the_switches_as_set():
+    from pyVmomi import vim
+
+    from providers.vcenter.observe import NODE_VM_PATHS, VM_PATHS, node_settings
+
+    def tree(name, *children):
+        return vim.vm.SnapshotTree(name=name, childSnapshotList=list(children))
+
+    info = vim.vm.SnapshotInfo(rootSnapshotList=[tree("a", tree("a1", tree("a1x")), tree("a2")), tree("b")])
+    props = {"snapshot": info, "config.cpuHotAddEnabled": True, "runtime.faultToleranceState": "running"}
+    assert node_settings(props) == {
+        "guest_full_name": "",
+        "snapshots": ["a", "a1", "a1x", "a2", "b"],
+        "cpu_hot_add": True,
+        "memory_hot_add": False,  # unset in vCenter: off
+        "fault_tolerance": "running",
+    }
+    assert node_settings({})["snapshots"] == [] and node_settings({})["fault_tolerance"] == "notConfigured"
+    # What the node VMs are read for beyond VM_PATHS, the paths the VMs around them are read for.
+    assert set(NODE_VM_PATHS) - set(VM_PATHS) == {
+        "snapshot",
+        "config.cpuHotAddEnabled",
+        "config.memoryHotAddEnabled",
+        "runtime.faultToleranceState",
+        "guest.guestFullName",
+    }
