@@ -343,3 +343,13 @@ def test_stor_108_a_clustered_vmdk_written_bigger_is_refused_not_replaced():
     [hit] = [f for f in found if f.rule_id == "MSCS-STOR-108"]
     assert hit.line == line_of(THREE, "sizeGB: 20") and "is 20 GiB" in hit.message and "sizeGB: 20" in hit.message
     assert errors(findings(THREE, after)) == []
+
+
+def test_the_topology_graph_names_nvme_controllers_and_slots():
+    from reconciler.topology import ClusterView, topology_graph
+
+    cluster, world = three_node(), cv_world()
+    after = nvme_applied(as_applied(cluster, world, build_plan(cluster, world)), None)
+    text = topology_graph(ClusterView(cluster, after), "mermaid")
+    assert "NVMe controller 1<br/>nvme, bus sharing physical" in text
+    assert "NVMe 1:1, shared VMDK 20 GB" in text and "SCSI 1:" not in text
