@@ -203,7 +203,13 @@ def _observe(
     )
     others = [o for o, _ in hosts if o._moId not in read_hosts]
     outside = [h for h in others if h._moId in outside_mounts]
-    named_ds = [o for o in detail if isinstance(o, vim.Datastore) and detail[o].get("name") in named_datastores]
+    # A vCenter before 7.0 has no `capability.clusteredVmdkSupported`: asking for it would fail
+    # the whole retrieve, so it is not asked there (the rules then see the capability unknown).
+    named_ds = (
+        [o for o in detail if isinstance(o, vim.Datastore) and detail[o].get("name") in named_datastores]
+        if _api_at_least(content, (7, 0))
+        else []
+    )
     mounting_outside = {
         m.key._moId for o in named_ds for m in detail[o].get("host") or [] if m.key._moId not in read_hosts
     }
@@ -538,6 +544,13 @@ def observed_lun(lun: Any, transport: dict[str, str] | None = None) -> ObservedL
         perennially_reserved=bool(getattr(lun, "perenniallyReserved", False)),
         transport=(transport or {}).get(lun.key, "unknown"),
     )
+
+
+def _api_at_least(content: Any, version: tuple[int, int]) -> bool:
+    """vCenter's API version (`about.apiVersion`, part of the service content already read) is at least `version`."""
+    text = str(getattr(getattr(content, "about", None), "apiVersion", "") or "")
+    parts = [int(p) for p in text.split(".")[:2] if p.isdigit()]
+    return len(parts) == 2 and (parts[0], parts[1]) >= version
 
 
 def _moref(obj: Any) -> str | None:

@@ -353,3 +353,12 @@ def test_the_topology_graph_names_nvme_controllers_and_slots():
     text = topology_graph(ClusterView(cluster, after), "mermaid")
     assert "NVMe controller 1<br/>nvme, bus sharing physical" in text
     assert "NVMe 1:1, shared VMDK 20 GB" in text and "SCSI 1:" not in text
+
+
+@pytest.mark.parametrize("api,asked", [("6.7.3", False), ("7.0.0.0", True), ("8.0.2.0", True), ("", False)])
+def test_the_capability_is_asked_only_of_a_vcenter_that_has_it(api, asked):
+    from types import SimpleNamespace
+
+    from providers.vcenter.observe import _api_at_least
+
+    assert _api_at_least(SimpleNamespace(about=SimpleNamespace(apiVersion=api)), (7, 0)) is asked
