@@ -11,7 +11,7 @@ import json
 import pytest
 from pyVmomi import vim
 
-from labctl import find, prop, wait
+from labctl import VSPHERE8_LAB, find, prop, wait
 from tests.integration import test_drift
 from tests.integration.cli import example, run
 
@@ -142,3 +142,26 @@ def test_a_node_with_a_snapshot_is_not_touched_by_its_first_apply(lab, tmp_path)
     calls = lab.calls()
     assert {m: calls[m] for m in MUTATING if calls.get(m)} == {}
     assert prop(si, vm, "runtime.powerState") == "poweredOn"
+
+
+def test_windows_server_2022_nodes_match_a_windows2022_file(lab_factory, tmp_path):
+    """The vSphere 8 lab's nodes report windows2019srvNext_64Guest, vSphere's id for Windows
+    Server 2022: the clustered-VMDK example (guestOS windows2022) plans without MSCS-VM-006."""
+    lab = lab_factory(VSPHERE8_LAB)
+    si = lab.connect()
+    assert prop(si, find(si, vim.VirtualMachine, "WSFC-NODE1"), "config.guestId") == "windows2019srvNext_64Guest"
+    desired = example("vsphere8-clustered-vmdk", tmp_path)
+    planned = run(lab, "plan", str(desired), "--json")
+    assert planned.code == 0, planned
+    assert [f for f in json.loads(planned.out)["findings"] if f["rule_id"].startswith("MSCS-VM-")] == []
+    # A node whose guest OS setting says Windows Server 2019 is reported.
+    _reconfigure_off(
+        si, find(si, vim.VirtualMachine, "WSFC-NODE2"), vim.vm.ConfigSpec(guestId="windows2019srv_64Guest")
+    )
+    warned = run(lab, "plan", str(desired), "--json")
+    assert warned.code == 0, warned
+    [f] = [f for f in json.loads(warned.out)["findings"] if f["rule_id"] == "MSCS-VM-006"]
+    assert (
+        f["message"].startswith("WSFC-NODE2: config.guestId windows2019srv_64Guest")
+        and "not windows2022" in f["message"]
+    )
