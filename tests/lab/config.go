@@ -19,24 +19,46 @@ const (
 	defaultGuestPassword = "Guest-Passw0rd!"
 )
 
-// LabFile is the root of a lab description.
+// LabFile is the root of a lab description: one vCenter, its first
+// datacenter (the inline Inventory) and any further ones (Datacenters).
 type LabFile struct {
 	VCenter     VCenterSpec     `yaml:"vcenter"`
 	Credentials CredentialsSpec `yaml:"credentials"`
 	// GuestCredentials: the guest login (VMware Tools guest operations) of every VM.
 	GuestCredentials CredentialsSpec `yaml:"guestCredentials"`
-	Datacenter       string          `yaml:"datacenter"`
-	// LocalDatastores gives every host a local VMFS datastore "<shortname>-local" (default true).
-	LocalDatastores *bool `yaml:"localDatastores"`
+	Inventory        `yaml:",inline"`
+	// Datacenters: more datacenters of the same vCenter, each with an
+	// inventory of its own. Their vSphere clusters, port groups and VMs may
+	// have the names of another datacenter's (vCenter allows it); hosts,
+	// LUNs and datastores are named once in the whole lab.
+	Datacenters []Inventory `yaml:"datacenters"`
+	// ScaleSecondDatacenter false: --scale adds no second datacenter (scale.go); default true.
+	ScaleSecondDatacenter *bool `yaml:"scaleSecondDatacenter"`
 	// DiskLocks: a VMDK open in a powered-on VM is locked as ESXi locks it
 	// (vsphere8.go): default false.
-	DiskLocks  bool            `yaml:"diskLocks"`
-	PortGroups []PortGroupSpec `yaml:"portgroups"`
-	Clusters   []ClusterSpec   `yaml:"clusters"`
-	LUNs       []LUNSpec       `yaml:"luns"`
-	Datastores []DatastoreSpec `yaml:"datastores"`
-	VMs        []VMSpec        `yaml:"vms"`
-	Faults     []FaultSpec     `yaml:"faults"`
+	DiskLocks bool        `yaml:"diskLocks"`
+	Faults    []FaultSpec `yaml:"faults"`
+}
+
+// Inventory is what one datacenter holds.
+type Inventory struct {
+	Datacenter string `yaml:"datacenter"`
+	// LocalDatastores gives every host a local VMFS datastore "<shortname>-local" (default true).
+	LocalDatastores *bool           `yaml:"localDatastores"`
+	PortGroups      []PortGroupSpec `yaml:"portgroups"`
+	Clusters        []ClusterSpec   `yaml:"clusters"`
+	LUNs            []LUNSpec       `yaml:"luns"`
+	Datastores      []DatastoreSpec `yaml:"datastores"`
+	VMs             []VMSpec        `yaml:"vms"`
+}
+
+// inventories: the lab's datacenters, the first one first.
+func (lf *LabFile) inventories() []*Inventory {
+	out := []*Inventory{&lf.Inventory}
+	for i := range lf.Datacenters {
+		out = append(out, &lf.Datacenters[i])
+	}
+	return out
 }
 
 type VCenterSpec struct {
@@ -157,6 +179,8 @@ type VMSpec struct {
 	// DiskTimeout seeds HKLM\System\CurrentControlSet\Services\Disk\TimeOutValue
 	// in the guest: a number as REG_DWORD, a string as REG_SZ; absent by default.
 	DiskTimeout any `yaml:"diskTimeout"`
+	// datacenter: the (escaped) name of the VM's datacenter, once built
+	datacenter string
 }
 
 var naaRE = regexp.MustCompile(`^naa\.[0-9a-f]{32}$`)
@@ -192,9 +216,6 @@ func shortName(host string) string {
 
 // applyDefaults fills unset fields and validates cross references.
 func (lf *LabFile) applyDefaults() error {
-	if lf.Datacenter == "" {
-		lf.Datacenter = "DC1"
-	}
 	if lf.Credentials.Username == "" {
 		lf.Credentials.Username = defaultUser
 	}
@@ -216,6 +237,44 @@ func (lf *LabFile) applyDefaults() error {
 	if lf.VCenter.APIVersion == "" {
 		lf.VCenter.APIVersion = apiVersionFor(lf.VCenter.Version)
 	}
+	names := labNames{hosts: map[string]bool{}, luns: map[string]bool{}, datastores: map[string]bool{}}
+	datacenters := map[string]bool{}
+	for i, inv := range lf.inventories() {
+		if inv.Datacenter == "" && i == 0 {
+			inv.Datacenter = "DC1"
+		}
+		if inv.Datacenter == "" {
+			return fmt.Errorf("datacenters[%d]: datacenter (its name) missing", i-1)
+		}
+		if datacenters[inv.Datacenter] {
+			return fmt.Errorf("datacenter %q defined twice", inv.Datacenter)
+		}
+		datacenters[inv.Datacenter] = true
+		if err := inv.applyDefaults(names); err != nil {
+			if i > 0 {
+				return fmt.Errorf("datacenter %s: %w", inv.Datacenter, err)
+			}
+			return err
+		}
+	}
+	for i := range lf.Faults {
+		if err := lf.Faults[i].validate(); err != nil {
+			return fmt.Errorf("faults[%d]: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// labNames: the names the lab holds once, whatever the datacenter.
+type labNames struct {
+	hosts      map[string]bool
+	luns       map[string]bool
+	datastores map[string]bool
+}
+
+// applyDefaults fills unset fields of one datacenter's inventory and
+// validates its cross references (within the datacenter).
+func (lf *Inventory) applyDefaults(names labNames) error {
 	if lf.LocalDatastores == nil {
 		lf.LocalDatastores = new(bool)
 		*lf.LocalDatastores = true
@@ -237,10 +296,11 @@ func (lf *LabFile) applyDefaults() error {
 			if h.Name == "" {
 				return fmt.Errorf("cluster %s: host %d: name missing", c.Name, j)
 			}
-			if hosts[h.Name] != nil {
+			if names.hosts[h.Name] {
 				return fmt.Errorf("host %q defined twice", h.Name)
 			}
 			hosts[h.Name] = h
+			names.hosts[h.Name] = true
 			if h.Version == "" {
 				h.Version = "8.0.2"
 			}
@@ -314,10 +374,11 @@ func (lf *LabFile) applyDefaults() error {
 		if !naaRE.MatchString(l.NAA) {
 			return fmt.Errorf("lun %q: canonical name must be naa. followed by 32 hex digits", l.NAA)
 		}
-		if luns[l.NAA] != nil {
+		if names.luns[l.NAA] {
 			return fmt.Errorf("lun %q defined twice", l.NAA)
 		}
 		luns[l.NAA] = l
+		names.luns[l.NAA] = true
 		if l.CapacityGiB == 0 {
 			l.CapacityGiB = 10
 		}
@@ -366,13 +427,15 @@ func (lf *LabFile) applyDefaults() error {
 		}
 	}
 
-	dsNames := map[string]bool{}
 	for i := range lf.Datastores {
 		d := &lf.Datastores[i]
 		if d.Name == "" {
 			return fmt.Errorf("datastore %d: name missing", i)
 		}
-		dsNames[d.Name] = true
+		if names.datastores[d.Name] {
+			return fmt.Errorf("datastore %q defined twice", d.Name)
+		}
+		names.datastores[d.Name] = true
 		if d.Type == "" {
 			d.Type = "vmfs"
 		}
@@ -471,11 +534,6 @@ func (lf *LabFile) applyDefaults() error {
 			return fmt.Errorf("vm %s: diskTimeout must be a number (REG_DWORD) or a string (REG_SZ)", v.Name)
 		}
 	}
-	for i := range lf.Faults {
-		if err := lf.Faults[i].validate(); err != nil {
-			return fmt.Errorf("faults[%d]: %w", i, err)
-		}
-	}
 	lf.escapeNames()
 	return nil
 }
@@ -485,7 +543,7 @@ func (lf *LabFile) applyDefaults() error {
 // vCenter returns it (names.go): a lab file holds names as a user types
 // them. The port groups' names on the hosts and the VMs' typed names stay in
 // Typed.
-func (lf *LabFile) escapeNames() {
+func (lf *Inventory) escapeNames() {
 	all := func(names []string) {
 		for i := range names {
 			names[i] = escapeName(names[i])

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vmware/govmomi/object"
@@ -70,6 +71,38 @@ func optionDef(key string, v any) (types.OptionDef, bool) {
 	return def, true
 }
 
+// optionDefs: the definitions optionDef made, one per option and value,
+// shared by every host that holds the option with that value (a lab of
+// realistic size holds a thousand options on each of hundreds of hosts).
+var optionDefs = struct {
+	sync.Mutex
+	m map[optionValue]types.OptionDef
+}{m: map[optionValue]types.OptionDef{}}
+
+type optionValue struct {
+	key string
+	val any // comparable: int64, int32, string, bool
+}
+
+func sharedOptionDef(key string, v any) (types.OptionDef, bool) {
+	switch v.(type) {
+	case int64, int32, string, bool:
+	default:
+		return optionDef(key, v)
+	}
+	k := optionValue{key, v}
+	optionDefs.Lock()
+	defer optionDefs.Unlock()
+	if d, ok := optionDefs.m[k]; ok {
+		return d, true
+	}
+	d, ok := optionDef(key, v)
+	if ok {
+		optionDefs.m[k] = d
+	}
+	return d, ok
+}
+
 // hostOptionDefs is a host's OptionManager.supportedOption: a definition for
 // every option it holds, in the order of its settings.
 func hostOptionDefs(settings []types.BaseOptionValue) []types.OptionDef {
@@ -88,7 +121,7 @@ func hostOptionDefs(settings []types.BaseOptionValue) []types.OptionDef {
 		v := s.GetOptionValue()
 		if d, ok := known[v.Key]; ok {
 			defs = append(defs, d)
-		} else if d, ok := optionDef(v.Key, v.Value); ok {
+		} else if d, ok := sharedOptionDef(v.Key, v.Value); ok {
 			defs = append(defs, d)
 		}
 	}
@@ -152,8 +185,22 @@ func checkOptionValue(def types.BaseOptionType, v any) string {
 	return ""
 }
 
+// build creates the lab file's datacenters, the first one first.
 func (l *Lab) build(ctx context.Context) error {
-	lf := l.file
+	hostIndex := 0 // over the whole lab: each host's adapters have WWPNs of their own
+	for _, inv := range l.file.inventories() {
+		if err := l.buildDatacenter(ctx, inv, &hostIndex); err != nil {
+			if inv != &l.file.Inventory {
+				return fmt.Errorf("datacenter %s: %w", inv.Datacenter, err)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// buildDatacenter creates one datacenter and its inventory.
+func (l *Lab) buildDatacenter(ctx context.Context, lf *Inventory, hostIndex *int) error {
 	c := l.client
 
 	root := object.NewRootFolder(c)
@@ -234,8 +281,9 @@ func (l *Lab) build(ctx context.Context) error {
 			views[hn] = append(views[hn], lunView{spec: ls, number: number, reserved: perenniallyReserved(ls, hn)})
 		}
 	}
-	for i, h := range order {
-		l.buildHostStorage(h, i+1, views[h.spec.Name])
+	for _, h := range order {
+		*hostIndex++
+		l.buildHostStorage(h, *hostIndex, views[h.spec.Name])
 	}
 
 	// port groups
@@ -304,6 +352,7 @@ func (l *Lab) build(ctx context.Context) error {
 
 	// virtual machines
 	for i := range lf.VMs {
+		lf.VMs[i].datacenter = lf.Datacenter
 		if err := l.createVM(ctx, folders, &lf.VMs[i], byName[lf.VMs[i].Host]); err != nil {
 			return fmt.Errorf("vm %s: %w", lf.VMs[i].Name, err)
 		}

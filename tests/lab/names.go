@@ -356,6 +356,11 @@ func (h *folderHandler) CreateVMTask(ctx *simulator.Context, req *types.CreateVM
 		return fail(fault, msg)
 	}
 	name := vcName(spec.Name)
+	// a VM name is once per folder (the simulator does not check): the
+	// same name in another folder or datacenter is allowed
+	if obj := ctx.Map.FindByName(name, h.Folder.ChildEntity); obj != nil {
+		return fail(&types.DuplicateName{Name: name, Object: obj.Reference()}, fmt.Sprintf("The name '%s' already exists.", name))
+	}
 	if !strings.Contains(name, "%") {
 		spec.Name = name
 		return h.Folder.CreateVMTask(ctx, req)

@@ -573,16 +573,28 @@ func (l *Lab) registerVMControl(mux *http.ServeMux) {
 	})
 }
 
-// vmNamed: the VM of that name (escaped or as typed) or moref.
+// vmNamed: the VM of that name (escaped or as typed) or moref. A name other
+// datacenters repeat is the first datacenter's VM (the others' by moref).
 func (l *Lab) vmNamed(name string) *simulator.VirtualMachine {
 	escaped := escapeName(name)
+	ctx := l.labContext()
+	var found *simulator.VirtualMachine
 	for _, obj := range l.reg.All("VirtualMachine") {
 		vm, ok := obj.(*simulator.VirtualMachine)
-		if ok && (vm.Name == name || vm.Name == escaped || vm.Self.Value == name) {
+		switch {
+		case !ok:
+		case vm.Self.Value == name:
 			return vm
+		case vm.Name == name || vm.Name == escaped:
+			if dc := datacenterOf(ctx, vm); dc != nil && dc.Name == l.file.Datacenter {
+				return vm
+			}
+			if found == nil || vm.Self.Value < found.Self.Value {
+				found = vm
+			}
 		}
 	}
-	return nil
+	return found
 }
 
 // ---- disk locks -------------------------------------------------------------------
