@@ -167,6 +167,10 @@ def desired_vm_host_rule(
 def observe_vm_host_rule(
     cluster: FailoverCluster, observed: Observed, ctx: Context, managed: Managed, out: ObservedSide
 ) -> None:
+    # Observed only where the file wants the rule: one the file turned off is left alone, not
+    # reported on every drift (mscsctl deletes no VM-Host rule).
+    if not wants_vm_host_rule(cluster, ctx, _nodes_vsphere_cluster(ctx, observed)):
+        return
     name, _, _ = vm_host_names(cluster)
     for vsc_name in sorted(set(ctx.vsphere_clusters.values())):
         vsc = observed.clusters.get(vsc_name)
@@ -209,7 +213,9 @@ def observe_options(
     vsc = _nodes_vsphere_cluster(ctx, observed)
     if vsc is None:
         return
-    for name in (RESPECT_ANTI_AFFINITY, DRS_PREFIX + FORCE_AFFINE_POWERON):
+    # Only the options the file writes: the others are the vSphere cluster's own business.
+    written = {address.name for address, _ in desired_options(cluster, ctx, observed)}
+    for name in sorted(written):
         value = option_value(vsc, name)
         if value is not None:
             out.tree[Address.vsphere_cluster(cluster.name, CLUSTER_OPTION, name)] = ClusterOptionPayload(value=value)

@@ -662,3 +662,26 @@ def test_applied_vm_host_rule_and_options_plan_no_changes_and_a_hand_change_is_p
     hand = vsc.model_copy(update={"das_options": {**vsc.das_options, "das.respectVmVmAntiAffinityRules": "false"}})
     [action] = build_plan(cluster, world.model_copy(update={"clusters": {"Cluster-A": hand}})).actions
     assert (action.before.value, action.after.value) == ("false", "true")
+
+
+def test_options_and_a_vm_host_rule_the_file_does_not_ask_for_are_left_alone():
+    from reconciler.planner import build_plan
+    from tests.unit.plan_world import as_applied, cab_cluster, cab_world
+
+    asked = cab_cluster(
+        vsphereVersion="8.0", placement={"respectVmVmAntiAffinityRules": True, "forceAffinePoweron": True}
+    )
+    world = as_applied(asked, cab_world(), build_plan(asked, cab_world()))
+    vsc = world.clusters["Cluster-A"].model_copy(update={"ha_enabled": False})
+    world = world.model_copy(update={"clusters": {"Cluster-A": vsc}})
+    # A file that writes no option, under a vSphere cluster with HA now off (no VM-Host rule wanted):
+    # what vCenter holds is neither planned away nor reported.
+    plain = cab_cluster(vsphereVersion="8.0")
+    plan = build_plan(plain, world)
+    assert [a for a in plan.actions if a.address.kind in ("vm-host-rule", "cluster-option")] == []
+    from reconciler import normalize
+    from reconciler.rules import target_version
+
+    ctx = normalize.context(plain, world, target_version(plain, world))
+    current, _ = normalize.observed_tree(plain, world, ctx, {})
+    assert [a for a in current if a.kind in ("vm-host-rule", "cluster-option")] == []
