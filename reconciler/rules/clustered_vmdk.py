@@ -427,3 +427,22 @@ def size_unchanged(ctx: RuleContext) -> Iterator[Finding]:
                     "VMware does not support extending a clustered VM's shared VMDK, and mscsctl does not resize "
                     f"it: write sizeGB: {found.size_gb} again",
                 )
+
+
+@rule(
+    "MSCS-DISK-108",
+    title="Across boxes from vSphere 7.0 a shared VMDK is a clustered VMDK (`type: clusteredVmdk`)",
+    source=f"{GUIDE_70}; {GUIDE_80}: a VMDK shared across hosts needs a clustered-VMDK datastore",
+    versions=since(7, 0),
+)
+def cross_box_vmdk_is_clustered(ctx: RuleContext) -> Iterator[Finding]:
+    if ctx.spec.topology is not Topology.CLUSTER_ACROSS_BOXES:
+        return
+    for index, disk in enumerate(ctx.spec.shared_disks.disks):
+        if isinstance(disk, SharedVmdk) and not isinstance(disk, ClusteredVmdk):
+            yield ctx.finding(
+                paths.disk(index, "sizeGB"),
+                f"{disk.name}: across boxes VMware supports a shared VMDK only as a clustered VMDK, whose "
+                "reservations ESXi arbitrates on a datastore with clustered-VMDK support; add "
+                "`type: clusteredVmdk` (mscsctl then checks the datastore and enables its support)",
+            )

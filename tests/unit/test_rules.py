@@ -143,7 +143,8 @@ def test_version_rules_are_silent_with_auto_and_fire_when_pinned():
     assert loaded.cluster is not None
     assert run_rules(loaded.cluster) == []
     assert [f.rule_id for f in run_rules(loaded.cluster, version=(6, 7))] == ["MSCS-DISK-008"]
-    assert run_rules(loaded.cluster, version=(7, 0)) == []
+    # From 7.0 the same disk is refused by the clustered-VMDK rule instead: it must say so.
+    assert [f.rule_id for f in run_rules(loaded.cluster, version=(7, 0))] == ["MSCS-DISK-108"]
 
 
 def test_virtual_compatibility_across_boxes_is_fine_for_windows_2003():

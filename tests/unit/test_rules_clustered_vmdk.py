@@ -362,3 +362,23 @@ def test_the_capability_is_asked_only_of_a_vcenter_that_has_it(api, asked):
     from providers.vcenter.observe import _api_at_least
 
     assert _api_at_least(SimpleNamespace(about=SimpleNamespace(apiVersion=api)), (7, 0)) is asked
+
+
+def test_import_writes_a_cross_box_shared_vmdk_as_a_clustered_vmdk():
+    from reconciler.importer import ImportRequest, infer_cluster
+    from reconciler.spec import ClusteredVmdk
+    from tests.unit.test_importer import by_hand
+
+    world = cv_world(datastore=cv_datastore(clustered_vmdk_supported=True))
+    disks = [
+        ObservedDisk(key=2001 + u, bus=1, unit=u, kind="vmdk", file=f"[CVMDK-01] sql-three-01/{n}.vmdk", size_gb=s)
+        for u, n, s in ((0, "quorum", 1), (1, "data", 20))
+    ]
+    pair = NODES[:2]  # import takes failover pairs
+    vms = {name: by_hand(vm, disks) if name in pair else vm for name, vm in world.vms.items() if name != NODES[2]}
+    inferred = infer_cluster(world.model_copy(update={"vms": vms}), ImportRequest(datacenter="DC1", vms=pair))
+    assert inferred.cluster.spec.topology.value == "cluster-across-boxes"
+    assert inferred.cluster.spec.shared_disks.disks == [
+        ClusteredVmdk(name="quorum", type="clusteredVmdk", size_gb=1, datastore="CVMDK-01", unit=0),
+        ClusteredVmdk(name="data", type="clusteredVmdk", size_gb=20, datastore="CVMDK-01", unit=1),
+    ]
