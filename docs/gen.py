@@ -111,7 +111,9 @@ def readme_spec_section() -> str:
 
 One YAML file describes one cluster. The three topologies have a commented example each in
 [`examples/`](examples/): `cluster-across-boxes.yaml`, `cluster-in-a-box.yaml`,
-`physical-to-virtual.yaml`. The first one, without its comments:
+`physical-to-virtual.yaml`; `vsphere8-clustered-vmdk.yaml` (clustered VMDKs on an NVMe
+controller, vSphere 8.0 U2) and `three-node.yaml` (three nodes) are vSphere 7.0/8.0 setups
+(`make demo EXAMPLE=examples/three-node.yaml`). The first one, without its comments:
 
 ```yaml
 {_example_without_comments()}```
@@ -132,7 +134,9 @@ unquoted `7.0` is a number, and the error says to quote it).
 
 - `sharedDisks.controller.type`: `lsilogic` for `windows2003`, `lsilogic-sas` otherwise;
 - `sharedDisks.controller.sharing`: `virtual` for `cluster-in-a-box`, `physical` otherwise;
-- `sharedDisks.disks[].unit`: the free units in order (7 is the controller's own);
+- `sharedDisks.disks[].unit` and `.bus`: the free units in order on the controller's bus (7 is a
+  SCSI controller's own), then on the next buses once it is full; each bus in use gets a
+  controller like `sharedDisks.controller` on every node;
 - `sharedDisks.disks[].compatibility` (RDMs): `virtual` in a box, `physical` otherwise;
 - `placement.separateHosts`: `true` across boxes (anti-affinity rule), `false` otherwise;
 - `hostOptions`: {options}; keys you write override these.
