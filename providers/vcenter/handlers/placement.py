@@ -2,10 +2,10 @@
 VM-Host rule with its two DRS groups, and the HA/DRS advanced options.
 
 All of a vSphere cluster's placement actions go to vCenter in one ReconfigureComputeResource_Task
-(one batch). Each is compared, as observe converts it, with the cluster's configuration read
-right before; only what differs is in the spec. Advanced options are sent as the whole list
-vCenter shows with the planned keys changed, so that no other option of the vSphere cluster is
-lost.
+(one batch), after a first one for the VM-Host rule's DRS groups when they change. Each is
+compared, as observe converts it, with the cluster's configuration read right before; only
+what differs is in the spec. Advanced options are sent as the whole list vCenter shows with
+the planned keys changed, so that no other option of the vSphere cluster is lost.
 """
 
 from __future__ import annotations
@@ -76,12 +76,10 @@ class ClusterBatch:
 
     @property
     def specs(self) -> bool:
-        return bool(self.drs or self.das or self.rules or self.groups or self.das_options or self.drs_options)
+        return bool(self.drs or self.das or self.rules or self.das_options or self.drs_options)
 
     def config_spec(self) -> Any:
-        spec = vim.cluster.ConfigSpecEx(
-            drsVmConfigSpec=self.drs, dasVmConfigSpec=self.das, rulesSpec=self.rules, groupSpec=self.groups
-        )
+        spec = vim.cluster.ConfigSpecEx(drsVmConfigSpec=self.drs, dasVmConfigSpec=self.das, rulesSpec=self.rules)
         if self.das_options:
             spec.dasConfig = vim.cluster.DasConfigInfo(option=_options(self.now.das_options, self.das_options))
         if self.drs_options:
@@ -103,6 +101,13 @@ def reconfigure_cluster(ctx: ApplyContext, step: list[Action]) -> list[Outcome]:
     obj = ctx.stub(vim.ClusterComputeResource, cluster.moref)
     batch = ClusterBatch.read(ctx, obj)
     planned = [_plan(ctx, batch, action) for action in step]
+    if batch.groups:
+        # The DRS groups first, in a call of their own: the VM-Host rule names groups that exist.
+        groups = vim.cluster.ConfigSpecEx(groupSpec=batch.groups)
+        ctx.run_task(
+            f"reconfigure vSphere cluster {name} (DRS groups)",
+            lambda: obj.ReconfigureComputeResource_Task(spec=groups, modify=True),
+        )
     if batch.specs:
         spec = batch.config_spec()
         ctx.run_task(
