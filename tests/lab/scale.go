@@ -46,7 +46,7 @@ var scaleProfiles = map[string]scaleProfile{
 	"small": {options: 1000, clusters: 4, hosts: []int{8, 2, 3, 4}, luns: 32, ownLuns: 2, datastores: 12, vms: 100,
 		dc2: scaleDC{hosts: []int{4, 2}, datastores: 4, vms: 30}},
 	"realistic": {options: 1100, clusters: 20, hosts: []int{32, 4, 8, 16, 2, 6}, luns: 256, ownLuns: 4, datastores: 100, vms: 2000,
-		dc2: scaleDC{hosts: []int{16, 8, 4, 2, 2}, datastores: 24, vms: 400}},
+		dc2: scaleDC{hosts: []int{8, 4, 4, 2}, datastores: 16, vms: 200}},
 }
 
 // secondDatacenter is the name of the datacenter a scale profile adds.
