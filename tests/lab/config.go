@@ -427,15 +427,24 @@ func (lf *Inventory) applyDefaults(names labNames) error {
 		}
 	}
 
+	var datastores []string // the lab keeps a datastore's files and kind by name
+	defer func() {
+		for _, n := range datastores {
+			names.datastores[n] = true
+		}
+	}()
 	for i := range lf.Datastores {
 		d := &lf.Datastores[i]
 		if d.Name == "" {
 			return fmt.Errorf("datastore %d: name missing", i)
 		}
-		if names.datastores[d.Name] {
+		if contains(datastores, d.Name) {
 			return fmt.Errorf("datastore %q defined twice", d.Name)
 		}
-		names.datastores[d.Name] = true
+		if names.datastores[d.Name] {
+			return fmt.Errorf("datastore %q: another datacenter has a datastore of that name", d.Name)
+		}
+		datastores = append(datastores, d.Name)
 		if d.Type == "" {
 			d.Type = "vmfs"
 		}

@@ -59,8 +59,13 @@ func TestSecondDatacenterRepeatsNamesOfClustersAndVMsOnly(t *testing.T) {
 	}
 	dup := strings.Replace(ok.Replace(twoDatacenters), "vms: [{name: SQLNODE1, host: esx-a1}]",
 		"vms: [{name: SQLNODE1, host: esx-a1}]\ndatastores: [{name: NFS-01, type: nfs}]", 1)
-	if _, err := labFileOf(t, dup); err == nil || !strings.Contains(err.Error(), `datastore "NFS-01" defined twice`) {
+	if _, err := labFileOf(t, dup); err == nil || !strings.Contains(err.Error(), `datastore "NFS-01": another datacenter has a datastore of that name`) {
 		t.Errorf("a datastore name in two datacenters: %v", err)
+	}
+	twice := strings.Replace(ok.Replace(twoDatacenters), "datastores: [{name: NFS-01, type: nfs}]",
+		"datastores: [{name: NFS-01, type: nfs}, {name: NFS-01, type: nfs}]", 1)
+	if _, err := labFileOf(t, twice); err == nil || !strings.Contains(err.Error(), `datacenter DC2: datastore "NFS-01" defined twice`) {
+		t.Errorf("a datastore name twice in one datacenter (the simulator would crash): %v", err)
 	}
 }
 
