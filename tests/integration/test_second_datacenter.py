@@ -1,8 +1,9 @@
 """A second datacenter in the vCenter: the scale profiles add DC2, which holds vSphere
 clusters and VMs of the same names as DC1's (vCenter holds a VM name once per folder, so the
-same name in two datacenters, not twice in one folder). Planning a cluster of DC1 finds DC1's VMs, not their DC2 namesakes, and
-pays nothing for DC2: the same requests, and the bytes of the same lab without DC2 within a
-small margin (`scaleSecondDatacenter: false` in the lab file turns DC2 off)."""
+same name in two datacenters, not twice in one folder). Planning a cluster of DC1 finds DC1's
+VMs, not their DC2 namesakes, and pays nothing for DC2: the same requests, and the bytes of
+the same lab without DC2 within a small margin (`scaleSecondDatacenter: false` in the lab
+file turns DC2 off)."""
 
 from __future__ import annotations
 
@@ -86,6 +87,13 @@ def test_dc2_holds_an_inventory_of_its_own_with_dc1_names(lab_factory):
     assert [
         d.backing.deviceName for d in sql2.config.hardware.device if isinstance(d, vim.vm.device.VirtualEthernetCard)
     ] == ["Production"]
+    # the lab's control requests take a repeated name for DC1's VM, DC2's by moref
+    taken = lab.control("POST", "vms/SQLNODE1/snapshots", {"name": "before"})
+    assert taken["moref"] == vms1["SQLNODE1"][0]._moId
+    taken = lab.control("POST", f"vms/{sql2._moId}/snapshots", {"name": "before"})
+    assert taken["moref"] == sql2._moId
+    assert sql2.snapshot.rootSnapshotList[0].name == "before"
+
     # the lab is as strict in DC2: a VM name is once per folder of a datacenter
     folder = dc2.vmFolder
     spec = vim.vm.ConfigSpec(
