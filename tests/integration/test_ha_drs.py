@@ -107,11 +107,6 @@ def test_turning_the_vm_host_rule_off_under_ha_is_refused_before_any_change(lab,
     assert not [r for r in cfg.rule or [] if r.name.startswith("mscsctl-")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="govmomi's simulator keeps no ClusterConfigSpecEx.dasConfig.option / drsConfig.option "
-    "(ClusterComputeResource.update copies only enabled, admissionControlEnabled, defaultVmBehavior)",
-)
 def test_the_ha_and_drs_options_the_file_writes_are_in_vcenter(lab, tmp_path):
     placement = {
         "drs": "disabled",
@@ -127,3 +122,18 @@ def test_the_ha_and_drs_options_the_file_writes_are_in_vcenter(lab, tmp_path):
     assert das.get("das.respectVmVmAntiAffinityRules") == "true" and drs.get("ForceAffinePoweron") == "1"
     again = run(lab, "plan", str(desired), "--skip-guest", "--detailed-exitcode")
     assert again.code == 0, again
+
+    # An option turned off by hand is drift, and apply puts it back.
+    cluster, _ = cluster_config(lab)
+    off = vim.cluster.DasConfigInfo(
+        option=[vim.option.OptionValue(key="das.respectVmVmAntiAffinityRules", value="false")]
+    )
+    wait(cluster.ReconfigureComputeResource_Task(spec=vim.cluster.ConfigSpecEx(dasConfig=off), modify=True))
+    drift = run(lab, "drift", str(desired), "--skip-guest", "--json")
+    assert drift.code == 2, drift
+    findings = [f for r in json.loads(drift.out)["reports"] for f in r["findings"]]
+    assert any("respectVmVmAntiAffinityRules" in f["address"] + f["field"] for f in findings), findings
+    fixed = run(lab, "apply", str(desired), "--auto-approve", "--skip-guest")
+    assert fixed.code == 0, fixed
+    _, cfg = cluster_config(lab)
+    assert {o.key: str(o.value) for o in cfg.dasConfig.option or []}["das.respectVmVmAntiAffinityRules"] == "true"

@@ -86,12 +86,14 @@ func init() {
 		return nil
 	}
 	intercept("ClusterComputeResource", "AddHost_Task", addHost)
-	intercept("ClusterComputeResource", "ReconfigureCluster_Task", func(l *Lab, ctx *simulator.Context, m *simulator.Method) mo.Reference {
+	cluster := func(l *Lab, ctx *simulator.Context, m *simulator.Method) mo.Reference {
 		if cl, ok := ctx.Map.Get(m.This).(*simulator.ClusterComputeResource); ok {
 			return &clusterHandler{ClusterComputeResource: cl}
 		}
 		return nil
-	})
+	}
+	intercept("ClusterComputeResource", "ReconfigureCluster_Task", cluster)
+	intercept("ClusterComputeResource", "ReconfigureComputeResource_Task", cluster)
 	intercept("Datastore", "RefreshDatastore", func(l *Lab, ctx *simulator.Context, m *simulator.Method) mo.Reference {
 		if ds, ok := ctx.Map.Get(m.This).(*simulator.Datastore); ok {
 			l.mu.Lock()
@@ -853,7 +855,55 @@ type clusterHandler struct {
 	*simulator.ClusterComputeResource
 }
 
+// ReconfigureComputeResourceTask is the simulator's, plus the HA and DRS
+// advanced options (dasConfig.option, drsConfig.option), which the simulator
+// drops: vCenter keeps them, and a planner that sets them must read them back.
+func (c *clusterHandler) ReconfigureComputeResourceTask(ctx *simulator.Context, req *types.ReconfigureComputeResource_Task) soap.HasFault {
+	if spec, ok := req.Spec.(*types.ClusterConfigSpecEx); ok {
+		c.applyOptions(spec.DasConfig, spec.DrsConfig, req.Modify)
+	}
+	return c.ClusterComputeResource.ReconfigureComputeResourceTask(ctx, req)
+}
+
+// applyOptions merges the options of a reconfigure into the cluster's HA and
+// DRS configuration by key (modify), an option without a value removing its
+// key, or replaces them (not modify), as vCenter keeps them.
+func (c *clusterHandler) applyOptions(das *types.ClusterDasConfigInfo, drs *types.ClusterDrsConfigInfo, modify bool) {
+	cfg, ok := c.ConfigurationEx.(*types.ClusterConfigInfoEx)
+	if !ok {
+		return
+	}
+	if das != nil && das.Option != nil {
+		cfg.DasConfig.Option = mergeOptions(cfg.DasConfig.Option, das.Option, modify)
+	}
+	if drs != nil && drs.Option != nil {
+		cfg.DrsConfig.Option = mergeOptions(cfg.DrsConfig.Option, drs.Option, modify)
+	}
+}
+
+func mergeOptions(have, change []types.BaseOptionValue, modify bool) []types.BaseOptionValue {
+	var out []types.BaseOptionValue
+	if modify {
+		out = append(out, have...)
+	}
+	for _, o := range change {
+		ov := o.GetOptionValue()
+		kept := out[:0]
+		for _, e := range out {
+			if e.GetOptionValue().Key != ov.Key {
+				kept = append(kept, e)
+			}
+		}
+		out = kept
+		if ov.Value != nil && fmt.Sprint(ov.Value) != "" {
+			out = append(out, &types.OptionValue{Key: ov.Key, Value: ov.Value})
+		}
+	}
+	return out
+}
+
 func (c *clusterHandler) ReconfigureClusterTask(ctx *simulator.Context, req *types.ReconfigureCluster_Task) soap.HasFault {
+	c.applyOptions(req.Spec.DasConfig, req.Spec.DrsConfig, req.Modify)
 	ex := &types.ClusterConfigSpecEx{
 		DasConfig:       req.Spec.DasConfig,
 		DasVmConfigSpec: req.Spec.DasVmConfigSpec,
