@@ -12,6 +12,7 @@ PYTEST_ARGS ?=
 
 help:
 	@echo "make demo   - install, start the simulated vCenter lab, run validate/plan/apply/plan/drift"
+	@echo "              (EXAMPLE=examples/three-node.yaml: another example, against the lab it names)"
 	@echo "make test   - run the whole test suite (unit + lab integration)"
 	@echo "make lab    - start the default lab in the foreground and print VSPHERE_* exports"
 	@echo "make bench  - measure plan/apply time against a fleet lab"
@@ -34,8 +35,10 @@ lab-build: $(LAB_BIN)
 lab: venv lab-build
 	$(BIN)/python tests/labctl.py run --lab $(LAB_DIR)/labs/default.yaml
 
+EXAMPLE ?= examples/cluster-across-boxes.yaml
+
 demo: venv lab-build
-	$(BIN)/python tests/demo.py examples/cluster-across-boxes.yaml
+	$(BIN)/python tests/demo.py $(EXAMPLE)
 
 test: venv lab-build
 	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \

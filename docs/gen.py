@@ -45,7 +45,7 @@ def rules_table() -> str:
         where = "vCenter" if r.needs_observed else "file"
         lines.append(
             f"| `{r.id}` | {r.severity.value} | {_cell(r.versions.text)} | {where} | {_cell(r.title)} | "
-            f"{_cell(r.source)} |"
+            f"{_cell(r.source_text)} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -61,7 +61,9 @@ Every rule has a stable ID, a severity, the vSphere versions it applies to and i
 **[ch]** the vSphere 4 book chapter the project started from, **[vmw X]** VMware's *Setup for
 Failover Clustering and Microsoft Cluster Service* guide for vSphere X, **[kb N]** a VMware
 knowledge-base article. Where the chapter and VMware's later guides disagree, each side is
-its own rule with its own version range, and the message says why.
+its own rule with its own version range, and the message says why. Where no VMware guide or
+KB for a rule's versions could be found to state the fact, the source says "no source found"
+and the rule is a warning, never an error.
 
 *file* rules run at `validate` and `plan`; *vCenter* rules need what vCenter shows and run at
 `plan`. A rule limited to some vSphere versions runs when the version is known: pinned in the
@@ -109,7 +111,9 @@ def readme_spec_section() -> str:
 
 One YAML file describes one cluster. The three topologies have a commented example each in
 [`examples/`](examples/): `cluster-across-boxes.yaml`, `cluster-in-a-box.yaml`,
-`physical-to-virtual.yaml`. The first one, without its comments:
+`physical-to-virtual.yaml`; `vsphere8-clustered-vmdk.yaml` (clustered VMDKs on an NVMe
+controller, vSphere 8.0 U2) and `three-node.yaml` (three nodes) are vSphere 7.0/8.0 setups
+(`make demo EXAMPLE=examples/three-node.yaml`). The first one, without its comments:
 
 ```yaml
 {_example_without_comments()}```
@@ -130,7 +134,9 @@ unquoted `7.0` is a number, and the error says to quote it).
 
 - `sharedDisks.controller.type`: `lsilogic` for `windows2003`, `lsilogic-sas` otherwise;
 - `sharedDisks.controller.sharing`: `virtual` for `cluster-in-a-box`, `physical` otherwise;
-- `sharedDisks.disks[].unit`: the free units in order (7 is the controller's own);
+- `sharedDisks.disks[].unit` and `.bus`: the free units in order on the controller's bus (7 is a
+  SCSI controller's own), then on the next buses once it is full; each bus in use gets a
+  controller like `sharedDisks.controller` on every node;
 - `sharedDisks.disks[].compatibility` (RDMs): `virtual` in a box, `physical` otherwise;
 - `placement.separateHosts`: `true` across boxes (anti-affinity rule), `false` otherwise;
 - `hostOptions`: {options}; keys you write override these.

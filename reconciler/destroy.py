@@ -35,7 +35,17 @@ from reconciler.kinds.facts import context, rule_name
 from reconciler.kinds.host import LUN, OPTION, HostOptionPayload, LunReservationPayload
 from reconciler.kinds.nic import NicPayload, added_nics
 from reconciler.kinds.ownership import owned_disk_name
-from reconciler.kinds.placement import DRS, HA, RULE, DrsOverridePayload, HaOverridePayload, VmRulePayload
+from reconciler.kinds.placement import (
+    DRS,
+    HA,
+    RULE,
+    VM_HOST_RULE,
+    DrsOverridePayload,
+    HaOverridePayload,
+    VmHostRulePayload,
+    VmRulePayload,
+    vm_host_names,
+)
 from reconciler.observed import Observed, ObservedVm
 from reconciler.plan import VCLUSTER_BATCH, Action, Plan, Reason, _power_action
 from reconciler.planner import what_was_seen
@@ -252,6 +262,30 @@ class _Teardown:
             self._add(
                 _action(address, ActionKind.DELETE_RULE, name, payload, Reason.DESTROY, f"{VCLUSTER_BATCH}{vsc_name}")
             )
+        self._vm_host_rule(vms, vsphere_clusters)
+
+    def _vm_host_rule(self, vms: list[str], vsphere_clusters: dict[str, str]) -> None:
+        """mscsctl's VM-Host rule and its two DRS groups, when it created them and vCenter shows the rule."""
+        name, _, _ = vm_host_names(self.cluster)
+        for vsc_name in sorted({vsphere_clusters[vm] for vm in vms if vm in vsphere_clusters}):
+            vsc = self.observed.clusters.get(vsc_name)
+            rule = vsc.vm_host_rules.get(name) if vsc is not None else None
+            if rule is None:
+                continue
+            address = Address.vsphere_cluster(self.name, VM_HOST_RULE, name)
+            if self._record(address) is None:
+                self.kept.append(f"{address}: VM-Host rule {name} in {vsc_name}, not created by mscsctl")
+                continue
+            payload = VmHostRulePayload(
+                vm_group=rule.vm_group,
+                host_group=rule.host_group if rule.affine else f"not {rule.host_group}",
+                vms=rule.vms,
+                hosts=rule.hosts,
+                mandatory=rule.mandatory,
+                enabled=rule.enabled,
+            )
+            batch = f"{VCLUSTER_BATCH}{vsc_name}"
+            self._add(_action(address, ActionKind.DELETE_VM_HOST_RULE, name, payload, Reason.DESTROY, batch))
 
     # -- 3. the hosts: reservations and options -------------------------------------------------
 

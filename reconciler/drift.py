@@ -23,6 +23,7 @@ from reconciler.observed import Observed
 from reconciler.plan import UncheckedPart
 from reconciler.planner import unchecked_guests
 from reconciler.rules.catalogue import target_version
+from reconciler.rules.forbidden import ForbiddenSetting, forbidden_settings
 from reconciler.spec import FailoverCluster
 from reconciler.values import show_value
 from state.model import State
@@ -37,7 +38,7 @@ class DriftFinding(BaseModel):
 
     cluster: str
     address: Address
-    object: str  # controller, disk, nic, power, drs, ha, option, lun, rule, guest
+    object: str  # controller, disk, nic, power, drs, ha, option, lun, rule, guest; snapshot, hotadd, ft
     field: str  # the field that differs ("" when the whole object is missing or extra)
     desired: Any = None
     observed: Any = None
@@ -46,6 +47,7 @@ class DriftFinding(BaseModel):
     changed_outside: bool  # vCenter differs from what mscsctl last applied
     severity: DriftSeverity
     fix: str
+    rule: str | None = None  # the catalogue rule a finding of a forbidden setting breaks
 
     @property
     def summary(self) -> str:
@@ -127,6 +129,9 @@ def detect_drift(
     findings += _lun_mapped_twice(cluster, observed, ctx, fix)
     findings += _held_outside(cluster, observed, managed, fix)
     findings += _moved_nics(cluster, observed, state, managed, fix)
+    settings = forbidden_settings(cluster, observed, version)
+    findings += [_forbidden(cluster.name, s) for s in settings if not s.note_only]
+    notes += [f"{s.message} (fix: {s.fix}) [{s.rule_id}]" for s in settings if s.note_only]
     return DriftReport(
         cluster=cluster.name,
         desired_file=desired_file,
@@ -260,3 +265,20 @@ def _moved_nics(
             )
         )
     return out
+
+
+def _forbidden(cluster: str, setting: ForbiddenSetting) -> DriftFinding:
+    """A setting VMware does not support on a clustered node, made by hand: apply does not undo
+    it (mscsctl never sets it), so the fix is what the administrator does."""
+    return DriftFinding(
+        cluster=cluster,
+        address=Address.node(cluster, setting.vm, setting.kind, setting.name),
+        object=setting.kind,
+        field=setting.field,
+        desired=setting.desired,
+        observed=setting.observed,
+        changed_outside=True,
+        severity=DriftSeverity.CRITICAL if setting.critical else DriftSeverity.WARNING,
+        fix=f"{setting.fix} [{setting.rule_id}]",
+        rule=setting.rule_id,
+    )

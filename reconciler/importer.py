@@ -50,10 +50,12 @@ from reconciler.rules.catalogue import target_version
 from reconciler.run import Connection
 from reconciler.spec import (
     API_VERSION,
+    CLUSTERED_VMDK,
     DEFAULT_HOST_OPTIONS,
     KIND,
     AdapterType,
     BusSharing,
+    ClusteredVmdk,
     ClusterSpec,
     Compatibility,
     ControllerType,
@@ -145,7 +147,7 @@ def infer_cluster(observed: Observed, request: ImportRequest) -> Inferred:
     name = _cluster_name(request, nodes, controller.bus, shared, notes)
     topology = _topology(nodes, controller, request, notes)
     disks = [
-        _shared_disk(name, nodes, controller.bus, shared[unit], index, notes)
+        _shared_disk(name, nodes, controller.bus, shared[unit], index, notes, topology)
         for index, unit in enumerate(sorted(shared))
     ]
     vm_nodes = [VmNode(vm=vm.name) for vm in nodes]
@@ -383,7 +385,13 @@ def _controller(ctrl: ObservedController, nodes: list[ObservedVm], notes: dict[s
 
 
 def _shared_disk(
-    name: str, nodes: list[ObservedVm], bus: int, disk: ObservedDisk, index: int, notes: dict[str, list[str]]
+    name: str,
+    nodes: list[ObservedVm],
+    bus: int,
+    disk: ObservedDisk,
+    index: int,
+    notes: dict[str, list[str]],
+    topology: Topology,
 ) -> RdmDisk | SharedVmdk:
     disk_name = disk_name_of_file(name, disk.file, disk.kind)
     if disk_name is None:
@@ -403,6 +411,16 @@ def _shared_disk(
                 mapping_datastore=_datastore(disk.file),
             )
             what = f"RDM of {disk.lun}, mapping file {disk.file}"
+        elif topology is Topology.CLUSTER_ACROSS_BOXES:
+            # Across boxes a shared VMDK is a clustered VMDK (MSCS-DISK-108).
+            made = ClusteredVmdk(
+                name=disk_name,
+                type=CLUSTERED_VMDK,
+                size_gb=disk.size_gb or 0,
+                datastore=_datastore(disk.file),
+                unit=unit,
+            )
+            what = f"clustered VMDK {disk.file}"
         else:
             made = SharedVmdk(name=disk_name, size_gb=disk.size_gb or 0, datastore=_datastore(disk.file), unit=unit)
             what = f"shared VMDK {disk.file}"
@@ -610,8 +628,13 @@ def _identity(cluster: FailoverCluster, observed: Observed, address: Address, pa
     if address.scope is Scope.HOST:
         return OutcomeRecord(host_moref=observed.hosts[address.owner].moref)
     if address.scope is Scope.VSPHERE_CLUSTER:
-        vsc = next(c for c in observed.clusters.values() if address.name in c.rules)
-        return OutcomeRecord(cluster_moref=vsc.moref, rule_key=vsc.rules[address.name].key)
+        vsc = next((c for c in observed.clusters.values() if address.name in c.rules), None)
+        if vsc is not None:
+            return OutcomeRecord(cluster_moref=vsc.moref, rule_key=vsc.rules[address.name].key)
+        # The VM-Host rule and the HA/DRS options: the nodes' vSphere cluster, as apply records them.
+        names = {observed.vms[v].cluster for v in cluster.spec.vm_names if v in observed.vms}
+        vsc = next(c for c in observed.clusters.values() if c.name in names)
+        return OutcomeRecord(cluster_moref=vsc.moref)
     vm = observed.vms[address.owner]
     if isinstance(payload, RdmDiskPayload | VmdkDiskPayload):
         disk = vm.disks[f"{payload.bus}:{payload.unit}"]

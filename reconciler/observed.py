@@ -56,6 +56,7 @@ class ObservedHost(_Observed):
     options: dict[str, int | str | None] = Field(default_factory=dict)
     option_manager: str | None = None  # moref of the host's advanced-option manager
     storage_system: str | None = None  # moref of the host's storage system
+    datastore_system: str | None = None  # moref of the host's datastore system (clustered-VMDK support)
 
     @property
     def version_tuple(self) -> tuple[int, int] | None:
@@ -68,6 +69,16 @@ class ObservedDatastore(_Observed):
     type: str  # VMFS | NFS | NFS41 | vsan | VVOL
     extents: list[str] = Field(default_factory=list)  # canonical names of backing LUNs
     hosts: list[str] = Field(default_factory=list)
+    # Clustered-VMDK facts, read for the datastores the file names (None: not read, or not shown).
+    clustered_vmdk_supported: bool | None = None  # capability.clusteredVmdkSupported: support enabled
+    vmfs_major_version: int | None = None  # info.vmfs.majorVersion
+    scsi_disk_type: str | None = None  # info.vmfs.scsiDiskType: native512 | emulated512 | native4k ...
+    host_versions: dict[str, str] = Field(default_factory=dict)  # mounting host -> ESXi version, when read
+
+
+def disk_slot(bus: int, unit: int | None, adapter: str | None = None) -> str:
+    """Where a disk sits on a node: `1:0` (SCSI bus 1, unit 0) or `nvme1:0` (NVMe controller 1)."""
+    return f"{'nvme' if adapter == 'nvme' else ''}{bus}:{unit}"
 
 
 class ObservedController(_Observed):
@@ -91,6 +102,11 @@ class ObservedDisk(_Observed):
     thin: bool | None = None
     eager_zeroed: bool | None = None
     sharing: str | None = None  # the backing's multi-writer sharing, when shown
+    adapter: str = "scsi"  # scsi | nvme: the kind of controller it hangs on
+
+    @property
+    def slot(self) -> str:
+        return disk_slot(self.bus, self.unit, self.adapter)
 
 
 class ObservedNic(_Observed):
@@ -111,13 +127,38 @@ class ObservedVm(_Observed):
     hardware_version: str = ""
     guest_id: str = ""
     tools_running: bool = False
-    controllers: dict[int, ObservedController] = Field(default_factory=dict)  # by bus
-    disks: dict[str, ObservedDisk] = Field(default_factory=dict)  # by "bus:unit"
+    # Read for the node VMs only (None: not read): what a clustered node must not have.
+    guest_full_name: str = ""  # guest.guestFullName as VMware Tools report it; "" when they do not
+    snapshots: list[str] | None = None  # the names of the VM's snapshots, depth first
+    cpu_hot_add: bool | None = None  # config.cpuHotAddEnabled
+    memory_hot_add: bool | None = None  # config.memoryHotAddEnabled
+    fault_tolerance: str | None = None  # runtime.faultToleranceState: notConfigured, running, ...
+    controllers: dict[int, ObservedController] = Field(default_factory=dict)  # SCSI, by bus
+    nvme_controllers: dict[int, ObservedController] = Field(default_factory=dict)  # NVMe, by bus
+    disks: dict[str, ObservedDisk] = Field(default_factory=dict)  # by slot: "bus:unit", NVMe "nvmeBUS:unit"
     nics: list[ObservedNic] = Field(default_factory=list)  # in device-key order
 
     @property
     def powered_on(self) -> bool:
         return self.power_state == "poweredOn"
+
+    def controller_on(self, bus: int, nvme: bool = False) -> ObservedController | None:
+        """The SCSI controller on `bus`, or with `nvme` the NVMe controller of that number."""
+        return (self.nvme_controllers if nvme else self.controllers).get(bus)
+
+
+class ObservedVmHostRule(_Observed):
+    """A VM-Host rule with its two DRS groups' members (by name)."""
+
+    name: str
+    key: int
+    vm_group: str
+    host_group: str
+    vms: list[str] = Field(default_factory=list)
+    hosts: list[str] = Field(default_factory=list)
+    enabled: bool = True
+    mandatory: bool = False
+    affine: bool = True  # "must/should run on" (false: "must/should not run on")
 
 
 class ObservedVmRule(_Observed):
@@ -133,11 +174,16 @@ class ObservedCluster(_Observed):
     name: str
     moref: str
     drs_enabled: bool = False
+    drs_default_behavior: str = "fullyAutomated"  # drsConfig.defaultVmBehavior: a VM without an override
     ha_enabled: bool = False
     rules: dict[str, ObservedVmRule] = Field(default_factory=dict)  # by rule name
     drs_overrides: dict[str, str] = Field(default_factory=dict)  # vm -> DrsBehavior value
     ha_overrides: dict[str, str] = Field(default_factory=dict)  # vm -> HaRestart value
     hosts: list[str] = Field(default_factory=list)
+    # configurationEx.dasConfig.option and .drsConfig.option, key -> value as vCenter shows it
+    das_options: dict[str, str] = Field(default_factory=dict)
+    drs_options: dict[str, str] = Field(default_factory=dict)
+    vm_host_rules: dict[str, ObservedVmHostRule] = Field(default_factory=dict)  # by rule name
 
 
 class ObservedGuest(_Observed):

@@ -3,15 +3,16 @@
 Order is part of the product (see README, "What apply does, in order"):
   1. host advanced options, once per host running a node;
   2. perennial reservation of each RDM LUN on every host of the vSphere cluster that sees it;
+     clustered-VMDK support of each datastore of the clustered VMDKs;
   3. DRS/HA overrides and the VM-VM (anti-)affinity rule;
-  4. node by node (node 1 first, because it creates the shared files node 2 attaches):
+  4. node by node (node 1 first, because it creates the shared files every other node attaches):
      power off only if a change cannot be hot-plugged; the shared controller and every
      disk in one reconfigure; the NICs in the next (all disks before any NIC, so NIC PCI
      slots come after the disks'); power back on; guest settings last;
   5. each former node (a VM the file no longer lists that still holds the cluster's disks):
      its disks and the adapters mscsctl added, off in one reconfigure, after every node.
-The next node is touched only once the previous one is powered on again, so the clustered
-service always has a node up.
+The next node is touched only once the previous one is powered on again, so however many
+nodes the cluster has, all but one are up at any time.
 """
 
 from __future__ import annotations
@@ -26,12 +27,13 @@ from reconciler.diff import Change, Op
 from reconciler.findings import Finding
 from reconciler.kinds import ActionKind, Context, Payload, Unmanaged, parse_payload
 from reconciler.kinds.controller import NAME as CONTROLLER
+from reconciler.kinds.datastore import NAME as DATASTORE
 from reconciler.kinds.disk import NAME as DISK
 from reconciler.kinds.disk import VmdkDiskPayload
 from reconciler.kinds.guest import address as guest_address
 from reconciler.kinds.host import LUN, OPTION
 from reconciler.kinds.nic import NAME as NIC
-from reconciler.kinds.placement import DRS, HA, RULE
+from reconciler.kinds.placement import DRS, HA, RULE, setting_action
 from reconciler.kinds.power import NAME as POWER
 from reconciler.kinds.power import PowerPayload
 from reconciler.rules.catalogue import get_rule
@@ -232,7 +234,7 @@ def plan_actions(
     controller (absent: no controller yet), to know whether a disk change can be hot-plugged.
     """
     by_addr = {c.address: c for c in changes}
-    host_actions = _host_actions(changes)
+    host_actions = _host_actions(changes) + _datastore_actions(changes)
     cluster_actions = _cluster_actions(ctx, changes)
     actions: list[Action] = host_actions + cluster_actions
     base_deps = tuple(a.id for a in actions)
@@ -371,6 +373,21 @@ def _host_actions(changes: list[Change]) -> list[Action]:
     return out
 
 
+def _datastore_actions(changes: list[Change]) -> list[Action]:
+    """Clustered-VMDK support of each datastore that lacks it: before any disk is created there.
+    Never disabled (a change the other way is not planned: other clusters may use it)."""
+    out = []
+    for change in changes:
+        address = change.address
+        if address.kind != DATASTORE or address.on_node or address.on_host or change.op is Op.DELETE:
+            continue
+        after = change.after
+        if getattr(after, "clustered_vmdk_supported", False) is not True:
+            continue
+        out.append(_from_change(change, ActionKind.ENABLE_CLUSTERED_VMDK, address.name, rule="MSCS-STOR-105"))
+    return out
+
+
 _RULE_ACTIONS = {
     Op.CREATE: ActionKind.CREATE_RULE,
     Op.UPDATE: ActionKind.UPDATE_RULE,
@@ -393,11 +410,16 @@ def _cluster_actions(ctx: Context, changes: list[Change]) -> list[Action]:
             batch = f"{VCLUSTER_BATCH}{ctx.vsphere_clusters.get(address.owner, '')}"
             rule = _override_rule(address.kind, ctx.version)
             out.append(_from_change(change, kind, address.owner, rule=rule, batch=batch))
+        elif not address.on_node and not address.on_host and change.op is not Op.DELETE:
+            setting = setting_action(address.kind, address.name)  # the VM-Host rule, HA/DRS options
+            if setting is not None:
+                batch = f"{VCLUSTER_BATCH}{vsphere_cluster or ''}"
+                out.append(_from_change(change, setting[0], address.name, rule=setting[1], batch=batch))
     return out
 
 
 # The rules behind a DRS or HA override, most specific first; each limited to some versions.
-_OVERRIDE_RULES = {DRS: ("MSCS-PLACE-004", "MSCS-PLACE-002"), HA: ("MSCS-PLACE-002",)}
+_OVERRIDE_RULES = {DRS: ("MSCS-PLACE-004", "MSCS-PLACE-007", "MSCS-PLACE-002"), HA: ("MSCS-PLACE-002",)}
 
 
 def _override_rule(which: str, version: tuple[int, int] | None) -> str | None:

@@ -19,13 +19,14 @@ from reconciler.kinds import ActionKind, Context, Managed
 from reconciler.kinds.controller import NAME as CONTROLLER
 from reconciler.kinds.disk import NAME as DISK
 from reconciler.kinds.disk import RdmDiskPayload, VmdkDiskPayload
+from reconciler.kinds.facts import shared_controllers
 from reconciler.kinds.guest import NAME as GUEST
 from reconciler.kinds.guest import address as guest_address
 from reconciler.kinds.host import LUN
 from reconciler.kinds.ownership import disk_name_of_file, disk_users, users_of
 from reconciler.kinds.power import NAME as POWER
 from reconciler.nic_slots import moved_nics, record_moved_nics
-from reconciler.observed import Observed
+from reconciler.observed import Observed, ObservedVm
 from reconciler.plan import NodeFingerprint, Plan, UncheckedPart, plan_actions, unmanaged_lines
 from reconciler.rules import run_rules
 from reconciler.rules.catalogue import target_version
@@ -69,7 +70,7 @@ def build_plan(
     if narrow:
         check_targets(cluster, narrow, [*desired, *current], ctx.former_nodes)
         changes = targeted_changes(changes, narrow, ctx.vm_nodes, existing)
-    bus = cluster.spec.shared_disks.controller.bus
+    shared = {vm: _sharing_now(cluster, n) for vm, n in nodes.items()}
     actions = plan_actions(
         cluster,
         ctx,
@@ -77,7 +78,7 @@ def build_plan(
         powered_on={vm: n.powered_on for vm, n in nodes.items()},
         tools_running={vm: n.tools_running for vm, n in nodes.items()},
         existing_files=existing,
-        shared_bus_sharing={vm: n.controllers[bus].sharing for vm, n in nodes.items() if bus in n.controllers},
+        shared_bus_sharing={vm: sharing for vm, sharing in shared.items() if sharing is not None},
     )
     moved = moved_nics(cluster, observed, managed or {})
     actions += record_moved_nics([m for m in moved if not narrow or any(t.matches(m.address) for t in narrow)])
@@ -191,6 +192,11 @@ def what_was_seen(
         },
         "seen_disk_users": disk_users(cluster, observed),
     }
+def _sharing_now(cluster: FailoverCluster, vm: ObservedVm) -> str | None:
+    """The bus sharing vCenter shows on the node's shared controllers (a sharing one wins); None:
+    no shared controller yet."""
+    found = [c.sharing for _, c in sorted(shared_controllers(cluster, vm).items())]
+    return next((s for s in found if s != "none"), found[0] if found else None)
 
 
 def guest_notes(cluster: FailoverCluster, observed: Observed) -> list[str]:
@@ -282,10 +288,10 @@ def refuse_unproven_detaches(plan: Plan, observed: Observed) -> None:
         if action.kind is not ActionKind.DETACH_DISK or not isinstance(was, RdmDiskPayload | VmdkDiskPayload):
             continue
         vm = observed.vms.get(action.target)
-        disk = vm.disks.get(f"{was.bus}:{was.unit}") if vm is not None else None
+        disk = vm.disks.get(was.slot) if vm is not None else None
         if vm is None or disk is None or disk.file != was.file:
             continue  # detached already: apply skips it
-        controller = vm.controllers.get(disk.bus)
+        controller = vm.controller_on(disk.bus, nvme=disk.adapter == "nvme")
         shared = (controller is not None and controller.sharing != "none") or (vm.name, disk.bus) in shared_by_plan
         named = disk_name_of_file(plan.cluster, disk.file, disk.kind) == action.address.name
         same_lun = isinstance(was, RdmDiskPayload) and disk.kind == "rdm" and bool(disk.lun) and disk.lun == was.lun

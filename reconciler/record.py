@@ -27,6 +27,7 @@ _REMOVING = {
     ActionKind.REMOVE_CONTROLLER,
     ActionKind.REMOVE_DRS_OVERRIDE,
     ActionKind.REMOVE_HA_OVERRIDE,
+    ActionKind.DELETE_VM_HOST_RULE,
     ActionKind.RELEASE_LUN,
     ActionKind.RESTORE_HOST_OPTION,
 }
@@ -97,9 +98,9 @@ PREVIOUS_VALUE = "previousValue"
 
 
 def _set_up_by_mscsctl(action: Action) -> bool:
-    """An override vCenter did not have, a LUN that was not perennially reserved, a host option
-    mscsctl changed: set up by mscsctl, so a destroy may take it away again."""
-    if action.kind in (ActionKind.SET_DRS_OVERRIDE, ActionKind.SET_HA_OVERRIDE):
+    """An override or a VM-Host rule vCenter did not have, a LUN that was not perennially
+    reserved, a host option mscsctl changed: set up by mscsctl, so a destroy may take it away again."""
+    if action.kind in (ActionKind.SET_DRS_OVERRIDE, ActionKind.SET_HA_OVERRIDE, ActionKind.SET_VM_HOST_RULE):
         return action.before is None
     if action.kind is ActionKind.RESERVE_LUN:
         return not (isinstance(action.before, LunReservationPayload) and action.before.perennially_reserved)

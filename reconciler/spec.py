@@ -50,12 +50,29 @@ class GuestOS(StrEnum):
     WINDOWS_2016 = "windows2016"
     WINDOWS_2019 = "windows2019"
     WINDOWS_2022 = "windows2022"
+    WINDOWS_2025 = "windows2025"
 
 
 class ControllerType(StrEnum):
     LSILOGIC = "lsilogic"
     LSILOGIC_SAS = "lsilogic-sas"
     PVSCSI = "pvscsi"
+    NVME = "nvme"  # vSphere 8.0 U2+, Windows Server 2022+, clustered VMDKs only
+
+    @property
+    def is_nvme(self) -> bool:
+        return self is ControllerType.NVME
+
+
+# The highest unit a controller of each type takes (the rules say which version allows what):
+# SCSI 0-15 (7 is the controller's own); PVSCSI up to 64 targets on hardware version 14+;
+# NVMe 64 namespaces on hardware version 21 (the one a shared NVMe controller needs), 15 before.
+MAX_UNIT: dict[ControllerType, int] = {
+    ControllerType.LSILOGIC: 15,
+    ControllerType.LSILOGIC_SAS: 15,
+    ControllerType.PVSCSI: 64,
+    ControllerType.NVME: 63,
+}
 
 
 class BusSharing(StrEnum):
@@ -165,13 +182,25 @@ Node = Annotated[
 
 
 class SharedDiskController(_Model):
-    bus: int = Field(default=1, ge=0, le=3, description="SCSI bus number (0 holds the OS disk).")
+    bus: int = Field(default=1, ge=0, le=3, description="Bus number of the controller (SCSI bus 0 holds the OS disk).")
     type: ControllerType | None = Field(
-        default=None, description="Default: lsilogic for Windows 2003, lsilogic-sas later."
+        default=None,
+        description="Default: lsilogic for Windows 2003, lsilogic-sas later. `nvme` (vSphere 8.0 U2+, "
+        "Windows Server 2022+) only with clustered VMDKs.",
     )
     sharing: BusSharing | None = Field(
         default=None,
         description="SCSI bus sharing. Default: virtual for cluster-in-a-box, physical otherwise.",
+    )
+
+
+def _disk_bus() -> Any:
+    return Field(
+        default=None,
+        ge=0,
+        le=3,
+        description="Bus of the shared controller the disk sits on. Default: the controller's bus, the "
+        "next one once it is full. Each bus in use gets a controller like `controller`, on every node.",
     )
 
 
@@ -183,9 +212,8 @@ class RdmDisk(_Model):
         pattern=r"^(naa|eui|t10|mpx)\.[0-9A-Za-z.:_-]+$",
         description="Canonical name of the LUN, e.g. naa.6006016012345678000000000000a001.",
     )
-    unit: int | None = Field(
-        default=None, ge=0, le=15, description="SCSI unit on the shared controller; default: in order."
-    )
+    unit: int | None = Field(default=None, ge=0, le=64, description="Unit on the shared controller; default: in order.")
+    bus: int | None = _disk_bus()
     compatibility: Compatibility | None = Field(
         default=None, description="RDM compatibility mode. Default from the topology."
     )
@@ -198,13 +226,30 @@ class SharedVmdk(_Model):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$", description="Name of the disk in plans and state.")
     size_gb: int = Field(alias="sizeGB", ge=1, le=62 * 1024, description="Size in GiB.")
     datastore: str = Field(min_length=1, description="Datastore that holds the shared VMDK.")
-    unit: int | None = Field(
-        default=None, ge=0, le=15, description="SCSI unit on the shared controller; default: in order."
+    unit: int | None = Field(default=None, ge=0, le=64, description="Unit on the shared controller; default: in order.")
+    bus: int | None = _disk_bus()
+
+
+CLUSTERED_VMDK = "clusteredVmdk"
+
+
+class ClusteredVmdk(SharedVmdk):
+    """A clustered VMDK (cluster across boxes, vSphere 7.0+): a VMDK on a datastore with
+    clustered-VMDK support, whose SCSI-3 reservations ESXi arbitrates. Node 1 creates it
+    eager-zeroed thick, every other node attaches it at the same bus:unit."""
+
+    type: Literal["clusteredVmdk"] = Field(description="`clusteredVmdk`: what makes this disk a clustered VMDK.")
+    datastore: str = Field(
+        min_length=1,
+        description="VMFS6 datastore on Fibre Channel with clustered-VMDK support (enabled by the plan "
+        "where vCenter allows it).",
     )
 
 
 def _disk_kind(value: Any) -> str | None:
     if isinstance(value, dict):
+        if value.get("type") is not None:
+            return "clustered-vmdk" if value.get("type") == CLUSTERED_VMDK else None
         if "lun" in value:
             return "rdm"
         if "sizeGB" in value or "size_gb" in value:
@@ -212,17 +257,22 @@ def _disk_kind(value: Any) -> str | None:
         return None
     if isinstance(value, RdmDisk):
         return "rdm"
+    if isinstance(value, ClusteredVmdk):
+        return "clustered-vmdk"
     if isinstance(value, SharedVmdk):
         return "vmdk"
     return None
 
 
 SharedDisk = Annotated[
-    Annotated[RdmDisk, Tag("rdm")] | Annotated[SharedVmdk, Tag("vmdk")],
+    Annotated[RdmDisk, Tag("rdm")]
+    | Annotated[SharedVmdk, Tag("vmdk")]
+    | Annotated[ClusteredVmdk, Tag("clustered-vmdk")],
     Discriminator(
         _disk_kind,
         custom_error_type="disk_kind",
-        custom_error_message="a shared disk has either `lun:` (an RDM) or `sizeGB:` (a shared VMDK)",
+        custom_error_message="a shared disk has `lun:` (an RDM), `sizeGB:` (a shared VMDK) or "
+        "`type: clusteredVmdk` with `sizeGB:` (a clustered VMDK)",
     ),
 ]
 
@@ -233,7 +283,9 @@ class SharedDisks(_Model):
         description="The SCSI controller of the shared disks, the same on every node.",
     )
     disks: list[SharedDisk] = Field(
-        default_factory=list, description="Each shared disk: an RDM (`lun:`) or a shared VMDK (`sizeGB:`)."
+        default_factory=list,
+        description="Each shared disk: an RDM (`lun:`), a shared VMDK (`sizeGB:`) or a clustered VMDK "
+        "(`type: clusteredVmdk`).",
     )
 
 
@@ -264,13 +316,45 @@ class Guest(_Model):
     )
 
 
+# VMware supports HA and DRS for clustered VMs from the vSphere 4.1 guide on (KB 2147661 for
+# 6.x, the 7.x/8.x guides): the nodes' HA restart is on by default from there.
+HA_SUPPORTED_SINCE = (4, 1)
+
+
+def default_ha(version: tuple[int, int] | None) -> HaRestart:
+    """The nodes' HA restart when the file leaves it out: on where VMware supports HA for
+    clustered VMs (and when the version is not known yet: every supported release does)."""
+    return HaRestart.DISABLED if version is not None and version < HA_SUPPORTED_SINCE else HaRestart.ENABLED
+
+
 class Placement(_Model):
     drs: DrsBehavior = Field(default=DrsBehavior.DISABLED, description="Per-VM DRS automation.")
-    ha: HaRestart = Field(default=HaRestart.DISABLED, description="Per-VM HA restart.")
+    ha: HaRestart | None = Field(
+        default=None,
+        description="Per-VM HA restart. Default from the vSphere version: enabled from 4.1 (VMware "
+        "supports HA for clustered VMs), disabled before.",
+    )
     separate_hosts: bool | None = Field(
         default=None,
         description="true: VM-VM anti-affinity rule (across boxes); false: affinity (in a box). "
         "Default from the topology.",
+    )
+    vm_host_rule: bool | None = Field(
+        default=None,
+        description="A VM-Host rule: the nodes (a VM group) must run on the hosts that reach their shared "
+        "disks (a host group). vSphere HA does not obey VM-VM rules; it obeys this one. Default: true "
+        "from vSphere 6.5 where the nodes' vSphere cluster has HA on.",
+    )
+    respect_vm_vm_anti_affinity_rules: bool | None = Field(
+        default=None,
+        description="Set the vSphere cluster's HA option das.respectVmVmAntiAffinityRules (vSphere 5.5+), so "
+        "that HA keeps the nodes apart on failover. A setting of the whole vSphere cluster: left alone "
+        "unless written (true sets it to true, false to false).",
+    )
+    force_affine_poweron: bool | None = Field(
+        default=None,
+        description="Set the vSphere cluster's DRS option ForceAffinePoweron (1: power-on obeys affinity "
+        "rules strictly). A setting of the whole vSphere cluster: left alone unless written.",
     )
 
 
@@ -301,7 +385,9 @@ class ClusterSpec(_Model):
         description="'auto' reads it from the hosts; or e.g. \"6.7\" to pin the rule set.",
     )
     nodes: list[Node] = Field(
-        default_factory=list, description="The two nodes: `vm: NAME`, or `physical: NAME` (physical-to-virtual)."
+        default_factory=list,
+        description="The nodes, node 1 first: `vm: NAME`, or `physical: NAME` (physical-to-virtual). "
+        "Two, or up to the vSphere version's node limit across boxes.",
     )
     shared_disks: SharedDisks = Field(default_factory=SharedDisks, description="The disks the nodes share.")
     networks: Networks = Field(
@@ -314,6 +400,18 @@ class ClusterSpec(_Model):
     placement: Placement = Field(
         default_factory=Placement, description="DRS/HA overrides for the nodes and their VM-VM rule."
     )
+
+    @property
+    def shared_buses(self) -> list[int]:
+        """The buses of the shared controllers, the controller's own first: every bus a disk sits on
+        (disks without a bus: the controller's)."""
+        own = self.shared_disks.controller.bus
+        return [own, *sorted({d.bus for d in self.shared_disks.disks if d.bus is not None} - {own})]
+
+    @property
+    def clustered_vmdks(self) -> list[tuple[int, ClusteredVmdk]]:
+        """The clustered VMDKs (`type: clusteredVmdk`), with their index in the file."""
+        return [(i, d) for i, d in enumerate(self.shared_disks.disks) if isinstance(d, ClusteredVmdk)]
 
     @property
     def vm_names(self) -> list[str]:
@@ -342,8 +440,29 @@ def parse_version(text: str) -> tuple[int, int]:
     return int(major), int(minor)
 
 
-def with_defaults(cluster: FailoverCluster) -> FailoverCluster:
-    """Fill every default that depends on the topology or the guest OS."""
+class _Slots:
+    """The free units of the shared buses, for disks the file gives no unit: in file order, on the
+    disk's bus, or (no bus written) on the controller's bus and then the next buses once it is full."""
+
+    def __init__(self, bus: int, top: int, disks: list[Any]) -> None:
+        self.bus, self.top = bus, top
+        self.used = {(d.bus if d.bus is not None else bus, d.unit) for d in disks if d.unit is not None}
+
+    def next_free(self, bus: int | None) -> tuple[int | None, int | None]:
+        buses = [bus] if bus is not None else [self.bus, *(b for b in range(1, 4) if b > self.bus)]
+        for candidate in buses:
+            unit = next((u for u in range(self.top + 1) if u != 7 and (candidate, u) not in self.used), None)
+            if unit is not None:
+                self.used.add((candidate, unit))
+                return candidate, unit
+        return buses[0], None
+
+
+def with_defaults(cluster: FailoverCluster, version: tuple[int, int] | None = None) -> FailoverCluster:
+    """Fill every default that depends on the topology or the guest OS, and, when the vSphere
+    version is known (`version`, or pinned in the file), those that depend on it (HA)."""
+    if version is None and cluster.spec.vsphere_version != "auto":
+        version = parse_version(cluster.spec.vsphere_version)
     spec = cluster.spec
     topo = spec.topology
     controller = spec.shared_disks.controller
@@ -355,13 +474,14 @@ def with_defaults(cluster: FailoverCluster) -> FailoverCluster:
             or (BusSharing.VIRTUAL if topo is Topology.CLUSTER_IN_A_BOX else BusSharing.PHYSICAL),
         }
     )
-    used = {d.unit for d in spec.shared_disks.disks if d.unit is not None}
-    free = (u for u in range(16) if u != 7 and u not in used)
+    slots = _Slots(controller.bus, MAX_UNIT[controller.type], spec.shared_disks.disks)
     disks = []
     for disk in spec.shared_disks.disks:
         update: dict[str, Any] = {}
         if disk.unit is None:
-            update["unit"] = next(free, None)
+            update["bus"], update["unit"] = slots.next_free(disk.bus)
+        elif disk.bus is None:
+            update["bus"] = controller.bus
         if isinstance(disk, RdmDisk) and disk.compatibility is None:
             update["compatibility"] = (
                 Compatibility.VIRTUAL if topo is Topology.CLUSTER_IN_A_BOX else Compatibility.PHYSICAL
@@ -370,6 +490,8 @@ def with_defaults(cluster: FailoverCluster) -> FailoverCluster:
     placement = spec.placement
     if placement.separate_hosts is None:
         placement = placement.model_copy(update={"separate_hosts": topo is Topology.CLUSTER_ACROSS_BOXES})
+    if placement.ha is None and version is not None:
+        placement = placement.model_copy(update={"ha": default_ha(version)})
     new_spec = spec.model_copy(
         update={
             "shared_disks": SharedDisks(controller=controller, disks=disks),

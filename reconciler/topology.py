@@ -230,7 +230,8 @@ class _Builder:
             mark, differs = _compare(want, have)
             box = _Box(f"{node_id}_{len(group.boxes) + 1}", [], mark=mark)
             if isinstance(shown, ControllerPayload):
-                box.lines = [f"SCSI controller {address.name}", f"{shown.type}, bus sharing {shown.sharing}"]
+                what = "NVMe" if shown.type == "nvme" else "SCSI"
+                box.lines = [f"{what} controller {address.name}", f"{shown.type}, bus sharing {shown.sharing}"]
                 controllers[int(address.name)] = box.id
             elif isinstance(shown, RdmDiskPayload | VmdkDiskPayload):
                 box.lines = [f"disk {address.name}", self._disk_line(shown)]
@@ -261,7 +262,8 @@ class _Builder:
             what = f"RDM {disk.compatibility}" if disk.compatibility else "RDM"
         else:
             what = "shared VMDK" + (f" {disk.size_gb} GB" if disk.size_gb is not None else "")
-        return f"SCSI {disk.bus}:{unit}, {what}"
+        adapter = "NVMe" if getattr(disk, "adapter", None) == "nvme" else "SCSI"
+        return f"{adapter} {disk.bus}:{unit}, {what}"
 
     @staticmethod
     def _unmanaged(box_id: str, item: Unmanaged) -> _Box:

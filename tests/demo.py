@@ -1,12 +1,15 @@
-"""`make demo`: start the default lab, run validate -> plan -> apply -> plan -> drift on an example.
+"""`make demo [EXAMPLE=FILE]`: start a lab, run validate -> plan -> apply -> plan -> drift on an example.
 
-Each command is printed before it runs, as a user would type it, with the lab's VSPHERE_*
-variables in the environment. The lab and a scratch state directory are removed at the end.
+The lab is the one the example names in a `# lab: tests/lab/labs/NAME.yaml` comment line (the
+vSphere 8 examples run against `vsphere8.yaml`), else the default lab. Each command is printed
+before it runs, as a user would type it, with the lab's VSPHERE_* variables in the environment.
+The lab and a scratch state directory are removed at the end.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,6 +21,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import labctl
 
 REPO = Path(__file__).resolve().parents[1]
+LAB_LINE = re.compile(r"^#\s*lab:\s*(?P<path>\S+)\s*$", re.MULTILINE)
+
+
+def lab_of(example: Path) -> Path:
+    """The lab file the example names (`# lab: PATH`, relative to the repository), or the default lab."""
+    found = LAB_LINE.search((REPO / example).read_text())
+    return REPO / found["path"] if found else labctl.DEFAULT_LAB
 
 
 def main(argv: list[str]) -> int:
@@ -26,8 +36,9 @@ def main(argv: list[str]) -> int:
     work = Path(tempfile.mkdtemp(prefix="mscsctl-demo-"))
     desired = work / example.name
     shutil.copy(REPO / example, desired)
-    print(f"== starting the simulated vCenter lab ({labctl.DEFAULT_LAB.relative_to(REPO)})", flush=True)
-    lab = labctl.start(labctl.DEFAULT_LAB, work / "lab")
+    lab_file = lab_of(example)
+    print(f"== starting the simulated vCenter lab ({lab_file.relative_to(REPO)})", flush=True)
+    lab = labctl.start(lab_file, work / "lab")
     # The lab's guests (Wine) take the lab's guest login, so the plan shows the disk timeout too.
     env = {
         "MSCSCTL_GUEST_USER": labctl.GUEST_USER,

@@ -37,6 +37,9 @@ from typing import Any
 
 LAB_SRC = Path(__file__).resolve().parent / "lab"
 DEFAULT_LAB = LAB_SRC / "labs" / "default.yaml"
+# vSphere 8.0 U2 and 7.0 U3 labs for clustered VMDK, NVMe and the 7.0/8.0 refusals (README.md)
+VSPHERE8_LAB = LAB_SRC / "labs" / "vsphere8.yaml"
+VSPHERE7_LAB = LAB_SRC / "labs" / "vsphere7.yaml"
 DISK_KEY = r"HKLM\System\CurrentControlSet\Services\Disk"
 # The guest login of every lab VM unless its lab file says otherwise.
 GUEST_USER = "Administrator"
@@ -194,6 +197,12 @@ class Lab:
     def end_sessions(self) -> int:
         """End every session: each client's next call answers NotAuthenticated."""
         return int(self.control("POST", "sessions/end")["ended"])
+
+    def plant_snapshot(self, vm: str, name: str, description: str = "", memory: bool = False) -> str:
+        """Give a VM a snapshot even where ESXi refuses one (a bus-sharing controller): the
+        snapshot a user left on a node. Returns the snapshot's moref."""
+        body = {"name": name, "description": description, "memory": memory}
+        return str(self.control("POST", f"vms/{urllib.parse.quote(vm, safe='')}/snapshots", body)["snapshot"])
 
     def calls(self) -> dict[str, int]:
         """SOAP calls received so far, per method name."""

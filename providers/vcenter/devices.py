@@ -19,6 +19,7 @@ CONTROLLER_CLASSES: dict[str, type] = {
     "lsilogic": vim.vm.device.VirtualLsiLogicController,
     "lsilogic-sas": vim.vm.device.VirtualLsiLogicSASController,
     "pvscsi": vim.vm.device.ParaVirtualSCSIController,
+    "nvme": vim.vm.device.VirtualNVMEController,
 }
 NIC_CLASSES: dict[str, type] = {
     "vmxnet3": vim.vm.device.VirtualVmxnet3,
@@ -61,29 +62,43 @@ def controllers_of(devices: list[Any]) -> dict[int, ObservedController]:
     out = {}
     for dev in devices:
         if isinstance(dev, vim.vm.device.VirtualSCSIController):
-            out[dev.key] = ObservedController(
-                key=dev.key,
-                bus=dev.busNumber,
-                type=controller_type(dev),
-                sharing=SHARING_FROM_VIM.get(str(dev.sharedBus), str(dev.sharedBus)),
-                pci_slot=_slot(dev),
-            )
+            out[dev.key] = _controller(dev, controller_type(dev))
     return out
+
+
+def nvme_controllers_of(devices: list[Any]) -> dict[int, ObservedController]:
+    """NVMe controllers by device key (their bus sharing from vSphere 8.0 U2: `sharedBus`)."""
+    return {
+        dev.key: _controller(dev, "nvme") for dev in devices if isinstance(dev, vim.vm.device.VirtualNVMEController)
+    }
+
+
+def _controller(dev: Any, type_: str) -> ObservedController:
+    shared = getattr(dev, "sharedBus", None) or "noSharing"
+    return ObservedController(
+        key=dev.key,
+        bus=dev.busNumber,
+        type=type_,
+        sharing=SHARING_FROM_VIM.get(str(shared), str(shared)),
+        pci_slot=_slot(dev),
+    )
 
 
 def disks_of(
     devices: list[Any], controllers: dict[int, ObservedController], luns_by_uuid: Mapping[str, str] | None = None
 ) -> list[ObservedDisk]:
-    """The SCSI disks. `luns_by_uuid` (ScsiLun uuid -> canonical name, from the VM's host) names
-    each RDM's LUN by the backing's `lunUuid`: a real ESXi reports `/vmfs/devices/disks/vml.…`
-    as the `deviceName`, whose tail is no canonical name."""
+    """The SCSI and NVMe disks (`controllers`: both kinds, by key; a disk on an NVMe controller
+    has `adapter` nvme). `luns_by_uuid` (ScsiLun uuid -> canonical name, from the VM's host)
+    names each RDM's LUN by the backing's `lunUuid`: a real ESXi reports
+    `/vmfs/devices/disks/vml.…` as the `deviceName`, whose tail is no canonical name."""
     out = []
     for dev in devices:
         if not isinstance(dev, vim.vm.device.VirtualDisk):
             continue
         ctrl = controllers.get(dev.controllerKey)
-        if ctrl is None:  # IDE/SATA/NVMe disks are not part of a failover cluster's shared storage
+        if ctrl is None:  # IDE/SATA disks are not part of a failover cluster's shared storage
             continue
+        adapter = "nvme" if ctrl.type == "nvme" else "scsi"
         backing = dev.backing
         size_gb = int(dev.capacityInKB // (1024 * 1024)) if dev.capacityInKB else None
         if isinstance(backing, vim.vm.device.VirtualDisk.RawDiskMappingVer1BackingInfo):
@@ -100,6 +115,7 @@ def disks_of(
                     compatibility=COMPAT_FROM_VIM.get(str(backing.compatibilityMode)),
                     size_gb=size_gb,
                     sharing=getattr(backing, "sharing", None),
+                    adapter=adapter,
                 )
             )
         else:
@@ -114,9 +130,10 @@ def disks_of(
                     thin=getattr(backing, "thinProvisioned", None),
                     eager_zeroed=getattr(backing, "eagerlyScrub", None),
                     sharing=getattr(backing, "sharing", None),
+                    adapter=adapter,
                 )
             )
-    return sorted(out, key=lambda d: (d.bus, d.unit))
+    return sorted(out, key=lambda d: (d.adapter, d.bus, d.unit))
 
 
 def rdm_lun(backing: Any, luns_by_uuid: Mapping[str, str]) -> str | None:

@@ -22,6 +22,7 @@ from typing import Any
 from providers.vcenter.connection import ConnectionLost, Session
 from providers.vcenter.handlers import (
     controller,
+    datastore,
     disk,
     guest_setting,
     host_option,
@@ -71,6 +72,7 @@ STEP_HANDLERS: dict[ActionKind, StepHandler] = {
     ActionKind.RESERVE_LUN: _each(lun_reservation.reserve),
     ActionKind.RELEASE_LUN: _each(lun_reservation.reserve),
     ActionKind.RESTORE_HOST_OPTION: _each(host_option.set_option),
+    ActionKind.ENABLE_CLUSTERED_VMDK: _each(datastore.enable),
     **dict.fromkeys(placement.BATCH_ACTIONS, placement.reconfigure_cluster),
     ActionKind.POWER_OFF: _each(power.power_off),
     ActionKind.POWER_ON: _each(power.power_on),

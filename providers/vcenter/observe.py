@@ -32,7 +32,7 @@ from typing import Any
 from pyVmomi import vim, vmodl
 
 from providers.vcenter.connection import Session
-from providers.vcenter.devices import controllers_of, datastore_path, disks_of, nics_of
+from providers.vcenter.devices import controllers_of, datastore_path, disks_of, nics_of, nvme_controllers_of
 from providers.vcenter.names import unescape_name
 from reconciler.errors import MscsError
 from reconciler.observed import (
@@ -43,6 +43,7 @@ from reconciler.observed import (
     ObservedHost,
     ObservedLun,
     ObservedVm,
+    ObservedVmHostRule,
     ObservedVmRule,
 )
 from reconciler.spec import DEFAULT_HOST_OPTIONS
@@ -57,6 +58,16 @@ VM_PATHS = [
     "runtime.host",
     "guest.toolsRunningStatus",
 ]
+#: read of the node VMs only: the settings a clustered node must not have, and the guest OS the
+#: tools report
+NODE_VM_PATHS = [
+    *VM_PATHS,
+    "snapshot",
+    "config.cpuHotAddEnabled",
+    "config.memoryHotAddEnabled",
+    "runtime.faultToleranceState",
+    "guest.guestFullName",
+]
 HOST_PATHS = [
     "name",
     "parent",
@@ -68,10 +79,16 @@ HOST_PATHS = [
     "network",
     "configManager.advancedOption",
     "configManager.storageSystem",
+    "configManager.datastoreSystem",
     "vm",  # references only: the VMs registered on the host, some read in the next retrieve
 ]
 CLUSTER_PATHS = ["name", "host", "configurationEx"]
 DATASTORE_PATHS = ["name", "summary.type", "info", "host"]
+#: read, in the second retrieve, of just the datastores the files name (clustered-VMDK support)
+NAMED_DATASTORE_PATHS = ["capability.clusteredVmdkSupported"]
+#: read, in the second retrieve, of the hosts outside the nodes' vSphere clusters that mount a
+#: datastore the files name (a clustered VMDK's LUN must be presented to ESXi 7.0+ hosts only)
+MOUNTING_HOST_PATHS = ["config.product.version"]
 NETWORK_PATHS = ["name"]
 #: the advanced options read when the caller names none: those the clustering procedure sets
 DEFAULT_OPTION_KEYS = tuple(DEFAULT_HOST_OPTIONS)
@@ -152,7 +169,7 @@ def _observe(
             pc,
             specs,
             {
-                vim.VirtualMachine: VM_PATHS,
+                vim.VirtualMachine: NODE_VM_PATHS,
                 vim.HostSystem: HOST_PATHS,
                 vim.ClusterComputeResource: CLUSTER_PATHS,
                 vim.Datastore: DATASTORE_PATHS,
@@ -186,25 +203,51 @@ def _observe(
     )
     others = [o for o, _ in hosts if o._moId not in read_hosts]
     outside = [h for h in others if h._moId in outside_mounts]
+    # A vCenter before 7.0 has no `capability.clusteredVmdkSupported`: asking for it would fail
+    # the whole retrieve, so it is not asked there (the rules then see the capability unknown).
+    named_ds = (
+        [o for o in detail if isinstance(o, vim.Datastore) and detail[o].get("name") in named_datastores]
+        if _api_at_least(content, (7, 0))
+        else []
+    )
+    mounting_outside = {
+        m.key._moId for o in named_ds for m in detail[o].get("host") or [] if m.key._moId not in read_hosts
+    }
+    host_specs = [h for h in others if lun_keys or h._moId in mounting_outside]
     extra_specs = (
         [obj_spec(o) for o in option_managers]
         + [obj_spec(vm) for moref, vm in sorted(around.items()) if moref not in asked]
         + vms_of_hosts(outside)
-        + ([obj_spec(h) for h in others] if lun_keys else [])
+        + [obj_spec(h) for h in host_specs]
+        + [obj_spec(o) for o in named_ds]
     )
     extra_paths: dict[type, list[str]] = {vim.VirtualMachine: VM_PATHS}
     if option_keys:
         extra_paths[vim.option.OptionManager] = [f'setting["{key}"]' for key in option_keys]
-    if lun_keys:
-        extra_paths[vim.HostSystem] = [f'config.storageDevice.scsiLun["{key}"]' for key in lun_keys]
+    if host_specs:
+        extra_paths[vim.HostSystem] = [f'config.storageDevice.scsiLun["{key}"]' for key in lun_keys] + (
+            MOUNTING_HOST_PATHS if mounting_outside else []
+        )
+    if named_ds:
+        extra_paths[vim.Datastore] = NAMED_DATASTORE_PATHS
     extra = retrieve(pc, extra_specs, extra_paths) if extra_specs else {}
+    outside_versions = {
+        obj._moId: str(props["config.product.version"])
+        for obj, props in extra.items()
+        if isinstance(obj, vim.HostSystem) and props.get("config.product.version")
+    }
+    capabilities = {
+        obj._moId: props.get("capability.clusteredVmdkSupported")
+        for obj, props in extra.items()
+        if isinstance(obj, vim.Datastore)
+    }
     option_by_mgr = {
         mgr._moId: [v for v in props.values() if v is not None]
         for mgr, props in extra.items()
         if isinstance(mgr, vim.option.OptionManager)
     }
     seen_outside = {
-        obj._moId: [v for v in props.values() if v is not None]
+        obj._moId: [v for k, v in props.items() if v is not None and k not in MOUNTING_HOST_PATHS]
         for obj, props in extra.items()
         if isinstance(obj, vim.HostSystem)
     }
@@ -252,12 +295,24 @@ def _observe(
     for obj, props in detail.items():
         if isinstance(obj, vim.VirtualMachine):
             vm = _vm(obj, props, host_names, host_cluster, net_names, lun_names)
-            obs_vms[vm.name] = vm
+            obs_vms[vm.name] = vm.model_copy(update=node_settings(props))
         elif isinstance(obj, vim.ClusterComputeResource):
             cl = observed_cluster(obj, props, vm_name_by_moref, host_names)
             obs_clusters[cl.name] = cl
         elif isinstance(obj, vim.Datastore):
             ds = _datastore(obj, props, host_names)
+            if obj._moId in capabilities:
+                versions = {h.name: h.version for h in obs_hosts.values() if h.version and h.name in ds.hosts}
+                versions.update(
+                    {host_names[m]: v for m, v in outside_versions.items() if host_names.get(m) in ds.hosts}
+                )
+                supported = capabilities[obj._moId]
+                ds = ds.model_copy(
+                    update={
+                        "clustered_vmdk_supported": bool(supported) if supported is not None else None,
+                        "host_versions": versions,
+                    }
+                )
             obs_datastores[ds.name] = ds
     for obj, props in sorted(neighbours.items(), key=lambda item: item[0]._moId):
         vm = _vm(obj, props, host_names, host_cluster, net_names, lun_names)
@@ -327,7 +382,8 @@ def hosts_around(
     mounting: set[str] = set()
     for props in vm_props:
         devices = props.get("config.hardware.device") or []
-        sharing = {k for k, c in controllers_of(devices).items() if c.sharing != "none"}
+        both = {**controllers_of(devices), **nvme_controllers_of(devices)}
+        sharing = {k for k, c in both.items() if c.sharing != "none"}
         for d in devices:
             if isinstance(d, vim.vm.device.VirtualDisk) and d.controllerKey in sharing:
                 name = datastore_path(getattr(d.backing, "fileName", "") or "")[1:].partition("]")[0]
@@ -467,6 +523,7 @@ def _host(
         options=options,
         option_manager=_moref(props.get("configManager.advancedOption")),
         storage_system=_moref(props.get("configManager.storageSystem")),
+        datastore_system=_moref(props.get("configManager.datastoreSystem")),
     )
 
 
@@ -487,6 +544,13 @@ def observed_lun(lun: Any, transport: dict[str, str] | None = None) -> ObservedL
         perennially_reserved=bool(getattr(lun, "perenniallyReserved", False)),
         transport=(transport or {}).get(lun.key, "unknown"),
     )
+
+
+def _api_at_least(content: Any, version: tuple[int, int]) -> bool:
+    """vCenter's API version (`about.apiVersion`, part of the service content already read) is at least `version`."""
+    text = str(getattr(getattr(content, "about", None), "apiVersion", "") or "")
+    parts = [int(p) for p in text.split(".")[:2] if p.isdigit()]
+    return len(parts) == 2 and (parts[0], parts[1]) >= version
 
 
 def _moref(obj: Any) -> str | None:
@@ -526,6 +590,7 @@ def _vm(
     devices = props.get("config.hardware.device") or []
     host = props.get("runtime.host")
     controllers = controllers_of(devices)
+    nvme = nvme_controllers_of(devices)
     luns_by_uuid = lun_names.get(host._moId, {}) if host is not None else {}
     return ObservedVm(
         name=props["name"],
@@ -538,9 +603,28 @@ def _vm(
         guest_id=props.get("config.guestId") or "",
         tools_running=props.get("guest.toolsRunningStatus") == "guestToolsRunning",
         controllers={c.bus: c for c in controllers.values()},
-        disks={f"{d.bus}:{d.unit}": d for d in disks_of(devices, controllers, luns_by_uuid)},
+        nvme_controllers={c.bus: c for c in nvme.values()},
+        disks={d.slot: d for d in disks_of(devices, {**controllers, **nvme}, luns_by_uuid)},
         nics=nics_of(devices, net_names),
     )
+
+
+def node_settings(props: dict[str, Any]) -> dict[str, Any]:
+    """A node VM's `NODE_VM_PATHS` beyond `VM_PATHS`, as `ObservedVm` fields."""
+    info = props.get("snapshot")
+    names: list[str] = []
+    stack = list(reversed(getattr(info, "rootSnapshotList", None) or []))
+    while stack:
+        tree = stack.pop()
+        names.append(str(tree.name))
+        stack.extend(reversed(tree.childSnapshotList or []))
+    return {
+        "guest_full_name": props.get("guest.guestFullName") or "",
+        "snapshots": names,
+        "cpu_hot_add": bool(props.get("config.cpuHotAddEnabled")),
+        "memory_hot_add": bool(props.get("config.memoryHotAddEnabled")),
+        "fault_tolerance": str(props.get("runtime.faultToleranceState") or "notConfigured"),
+    }
 
 
 def observed_cluster(
@@ -553,8 +637,10 @@ def observed_cluster(
     drs: dict[str, str] = {}
     ha: dict[str, str] = {}
     drs_enabled = ha_enabled = False
+    default_behavior = "fullyAutomated"
     if cfg is not None:
         drs_enabled = bool(getattr(cfg.drsConfig, "enabled", False)) if cfg.drsConfig else False
+        default_behavior = str(getattr(cfg.drsConfig, "defaultVmBehavior", None) or default_behavior)
         ha_enabled = bool(getattr(cfg.dasConfig, "enabled", False)) if cfg.dasConfig else False
         for rule in cfg.rule or []:
             kind = (
@@ -587,12 +673,52 @@ def observed_cluster(
         name=props["name"],
         moref=obj._moId,
         drs_enabled=drs_enabled,
+        drs_default_behavior=default_behavior,
         ha_enabled=ha_enabled,
         rules=rules,
         drs_overrides=drs,
         ha_overrides=ha,
         hosts=sorted(host_names.get(h._moId, h._moId) for h in props.get("host") or []),
+        **cluster_ha_drs(cfg, vm_names, host_names),
     )
+
+
+def cluster_ha_drs(cfg: Any, vm_names: dict[str, str], host_names: dict[str, str]) -> dict[str, Any]:
+    """A vSphere cluster's HA and DRS advanced options and its VM-Host rules (with their groups'
+    members by name), as `ObservedCluster` fields."""
+    if cfg is None:
+        return {}
+
+    def options(config: Any) -> dict[str, str]:
+        return {str(o.key): str(o.value) for o in getattr(config, "option", None) or [] if o.key}
+
+    groups = {g.name: g for g in cfg.group or []}
+
+    def members(group_name: str, attr: str, names: dict[str, str]) -> list[str]:
+        group = groups.get(group_name)
+        return sorted(names.get(m._moId, m._moId) for m in getattr(group, attr, None) or [])
+
+    vm_host_rules = {}
+    for rule in cfg.rule or []:
+        if not isinstance(rule, vim.cluster.VmHostRuleInfo):
+            continue
+        host_group = rule.affineHostGroupName or rule.antiAffineHostGroupName or ""
+        vm_host_rules[rule.name] = ObservedVmHostRule(
+            name=rule.name,
+            key=rule.key,
+            vm_group=rule.vmGroupName or "",
+            host_group=host_group,
+            vms=members(rule.vmGroupName or "", "vm", vm_names),
+            hosts=members(host_group, "host", host_names),
+            enabled=bool(rule.enabled),
+            mandatory=bool(rule.mandatory),
+            affine=bool(rule.affineHostGroupName),
+        )
+    return {
+        "das_options": options(cfg.dasConfig),
+        "drs_options": options(cfg.drsConfig),
+        "vm_host_rules": vm_host_rules,
+    }
 
 
 def _datastore(obj: Any, props: dict[str, Any], host_names: dict[str, str]) -> ObservedDatastore:
@@ -601,10 +727,13 @@ def _datastore(obj: Any, props: dict[str, Any], host_names: dict[str, str]) -> O
     vmfs = getattr(info, "vmfs", None)
     if vmfs is not None:
         extents = [e.diskName for e in vmfs.extent or []]
+    major = getattr(vmfs, "majorVersion", None)
     return ObservedDatastore(
         name=props["name"],
         moref=obj._moId,
         type=str(props.get("summary.type") or ""),
         extents=extents,
         hosts=sorted(host_names.get(m.key._moId, m.key._moId) for m in props.get("host") or []),
+        vmfs_major_version=int(major) if major else None,
+        scsi_disk_type=getattr(vmfs, "scsiDiskType", None) or None,
     )

@@ -55,6 +55,7 @@ _VSPHERE_CLUSTER_KINDS = {
     ActionKind.DELETE_RULE,
     ActionKind.REMOVE_DRS_OVERRIDE,
     ActionKind.REMOVE_HA_OVERRIDE,
+    ActionKind.DELETE_VM_HOST_RULE,
 }
 
 

@@ -120,7 +120,9 @@ def rules_command(
 
     "file" rules run at validate and plan; "vCenter" rules need what vCenter shows and run at
     plan. Sources: [ch] the vSphere 4 book chapter, [vmw X] VMware's failover clustering
-    guide for vSphere X, [kb N] a VMware knowledge-base article.
+    guide for vSphere X, [kb N] a VMware knowledge-base article; "no source found" where no
+    guide or KB of the rule's versions states the fact (such a rule is a warning). --json
+    gives each rule's citations (`sources`) and its range (`since`, `until`).
 
     Exit codes: 0 success.
     """
@@ -138,4 +140,4 @@ def rules_command(
             markup=False,
             highlight=False,
         )
-        console.print(f"{'':<{width}}  source: {r.source}", style="dim", markup=False, highlight=False)
+        console.print(f"{'':<{width}}  source: {r.source_text}", style="dim", markup=False, highlight=False)

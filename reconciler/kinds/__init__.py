@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reconciler.kinds import controller, disk, guest, host, nic, placement, power
+from reconciler.kinds import controller, datastore, disk, guest, host, nic, placement, power
 from reconciler.kinds.base import (
     ActionKind,
     Context,
@@ -26,9 +26,12 @@ from reconciler.kinds.base import (
 KINDS: tuple[ResourceKind, ...] = (
     host.OPTION_KIND,
     host.LUN_KIND,
+    datastore.KIND,
     placement.DRS_KIND,
     placement.HA_KIND,
     placement.RULE_KIND,
+    placement.VM_HOST_RULE_KIND,
+    placement.CLUSTER_OPTION_KIND,
     power.KIND,
     controller.KIND,
     disk.KIND,

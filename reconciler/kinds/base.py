@@ -26,11 +26,14 @@ if TYPE_CHECKING:
 class ActionKind(StrEnum):
     SET_HOST_OPTION = "set-host-option"
     RESERVE_LUN = "reserve-lun"
+    ENABLE_CLUSTERED_VMDK = "enable-clustered-vmdk"
     SET_DRS_OVERRIDE = "set-drs-override"
     SET_HA_OVERRIDE = "set-ha-override"
     CREATE_RULE = "create-rule"
     UPDATE_RULE = "update-rule"
     DELETE_RULE = "delete-rule"
+    SET_CLUSTER_OPTION = "set-cluster-option"  # a vSphere cluster's HA (das.*) or DRS advanced option
+    SET_VM_HOST_RULE = "set-vm-host-rule"  # the nodes' VM-Host rule and its two DRS groups
     POWER_OFF = "power-off"
     ADD_CONTROLLER = "add-controller"
     EDIT_CONTROLLER = "edit-controller"
@@ -47,6 +50,7 @@ class ActionKind(StrEnum):
     REMOVE_CONTROLLER = "remove-controller"
     REMOVE_DRS_OVERRIDE = "remove-drs-override"
     REMOVE_HA_OVERRIDE = "remove-ha-override"
+    DELETE_VM_HOST_RULE = "delete-vm-host-rule"  # with its two DRS groups
     RELEASE_LUN = "release-lun"
     RESTORE_HOST_OPTION = "restore-host-option"
 

@@ -7,10 +7,21 @@ from collections.abc import Iterator
 from reconciler.address import Address, Scope
 from reconciler.kinds.base import Context, Managed
 from reconciler.kinds.ownership import former_nodes, mapping_file
-from reconciler.observed import Observed, ObservedNic, ObservedVm
+from reconciler.observed import Observed, ObservedController, ObservedNic, ObservedVm
 from reconciler.spec import NIC_ROLES, FailoverCluster, RdmDisk, Topology
 
-__all__ = ["NIC_ROLES", "context", "guest_plannable", "mapping_file", "nics_by_role", "rule_name", "wants_vm_rule"]
+__all__ = [
+    "NIC_ROLES",
+    "context",
+    "guest_plannable",
+    "mapping_file",
+    "nics_by_role",
+    "rule_name",
+    "shared_adapter",
+    "shared_controller",
+    "shared_controllers",
+    "wants_vm_rule",
+]
 
 
 def rule_name(cluster: FailoverCluster) -> str:
@@ -57,9 +68,28 @@ def context(
     return Context(vm_nodes, node_hosts, vsphere_clusters, version, reservation_hosts(cluster, observed), former)
 
 
+def shared_adapter(cluster: FailoverCluster) -> str | None:
+    """`nvme` when the shared disks hang on an NVMe controller; None for SCSI (the payloads' default)."""
+    kind = cluster.spec.shared_disks.controller.type
+    return "nvme" if kind is not None and kind.is_nvme else None
+
+
+def shared_controller(cluster: FailoverCluster, vm: ObservedVm, bus: int | None = None) -> ObservedController | None:
+    """The node's controller on a shared bus (default: the controller's own), of the kind the file
+    asks for (SCSI or NVMe)."""
+    bus = cluster.spec.shared_disks.controller.bus if bus is None else bus
+    return vm.controller_on(bus, nvme=shared_adapter(cluster) == "nvme")
+
+
+def shared_controllers(cluster: FailoverCluster, vm: ObservedVm) -> dict[int, ObservedController]:
+    """The node's controllers on the file's shared buses, by bus (those it has)."""
+    found = {bus: shared_controller(cluster, vm, bus) for bus in cluster.spec.shared_buses}
+    return {bus: c for bus, c in found.items() if c is not None}
+
+
 def wants_vm_rule(cluster: FailoverCluster, ctx: Context) -> bool:
-    """A VM-VM rule from vSphere 6.0 on, for two VM nodes inside the same vSphere cluster."""
-    if len(ctx.vm_nodes) != 2 or cluster.spec.topology is Topology.PHYSICAL_TO_VIRTUAL:
+    """A VM-VM rule from vSphere 6.0 on, for the VM nodes (two or more) inside the same vSphere cluster."""
+    if len(ctx.vm_nodes) < 2 or cluster.spec.topology is Topology.PHYSICAL_TO_VIRTUAL:
         return False
     clusters = {ctx.vsphere_clusters.get(vm) for vm in ctx.vm_nodes}
     if len(clusters) != 1 or None in clusters:

@@ -76,9 +76,11 @@ def cluster_disk_of(cluster: FailoverCluster, disk: ObservedDisk) -> str | None:
 
 
 def owned_disk_name(cluster: FailoverCluster, disk: ObservedDisk) -> str | None:
-    """The name of the cluster's disk a node's device provably is: on the shared bus, and the
+    """The name of the cluster's disk a node's device provably is: on a shared bus, and the
     cluster's file or a LUN of the file. None: not the cluster's, never touched."""
-    if disk.bus != cluster.spec.shared_disks.controller.bus:
+    controller = cluster.spec.shared_disks.controller
+    nvme = controller.type is not None and controller.type.is_nvme
+    if disk.bus not in cluster.spec.shared_buses or (disk.adapter == "nvme") != nvme:
         return None
     return cluster_disk_of(cluster, disk)
 
@@ -92,7 +94,7 @@ def former_nodes(cluster: FailoverCluster, observed: Observed, managed: Managed)
 
     Found from the state (resources recorded for a VM the file no longer lists, with that VM's
     moref) and confirmed in vCenter: the VM of that name has that moref, is not a node now, and
-    holds at least one of the cluster's disks on the shared bus.
+    holds at least one of the cluster's disks on a shared bus.
     """
     nodes = set(cluster.spec.vm_names)
     current = node_morefs(cluster, observed)

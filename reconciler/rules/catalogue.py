@@ -2,15 +2,23 @@
 
 A rule is an ID that never changes, a severity, a one-line title, where the fact comes from
 (`[ch]` the vSphere 4 book chapter the project started from, `[vmw X]` VMware's *Setup for
-Failover Clustering and Microsoft Cluster Service* guide for vSphere X, `[kb N]` a VMware
-knowledge-base article), the vSphere versions it applies to, and a check: a function of
-the desired file (and, for `needs_observed` rules, of what vCenter shows) yielding findings.
+Failover Clustering and Microsoft Cluster Service* / *Setup for Windows Server Failover
+Clustering* guide for vSphere X, `[kb N]` a VMware knowledge-base article), the vSphere
+versions it applies to, and a check: a function of the desired file (and, for
+`needs_observed` rules, of what vCenter shows) yielding findings.
+
+Where no VMware guide or KB for the versions a rule covers could be found to state the fact,
+the rule says so (`unsourced=`: what was looked for) and is a warning, never an error: the
+project does not refuse a configuration on the strength of a source it cannot name.
 
 Where the book and VMware's later guides disagree, there are two rules, each with its own
 version range, and the message says which source applies and why.
 
 Adding a rule is adding one `@rule(...)` function in the subject module (`nodes`, `storage`,
-`network`, `guest`, `placement`, `hosts`, `inventory`, `safety`, `fleet`) and one failing-file test.
+`network`, `guest`, `placement`, `hosts`, `inventory`, `safety`, `fleet`, `clustered_vmdk`,
+`forbidden`) and one failing-file test. The `forbidden` rules (MSCS-VM-*) judge the node VMs'
+own settings as vCenter shows them (snapshots, hot-add, multi-writer, FT, the guest OS); drift
+reports them too.
 
 The `safety` rules guard the data: what mscsctl may touch is proved in vCenter, never taken
 from the state alone, and a LUN serves one cluster. `fleet` rules look at every cluster of a
@@ -19,6 +27,7 @@ run together (`fleet.fleet_findings`); `run_rules` leaves them out.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
@@ -79,6 +88,11 @@ def since(major: int, minor: int = 0) -> Versions:
     return Versions(since=(major, minor))
 
 
+def between(first: Version, end: Version) -> Versions:
+    """From `first` up to, not including, `end`."""
+    return Versions(since=first, until=end)
+
+
 @dataclass(frozen=True)
 class RuleContext:
     """What a check sees.
@@ -136,6 +150,16 @@ class FleetMember:
 
 Check = Callable[[RuleContext], Iterable[Finding]]
 
+_CITATION = re.compile(r"\[([^\]]+)\]")
+
+
+def citations(source: str) -> list[str]:
+    """The bracketed citations of a source text, in order: `["ch", "vmw 6.7", "kb 79616"]`;
+    `mscsctl` for a rule of the project's own (what it needs to manage the cluster safely, not a
+    VMware fact), whose source text starts with "mscsctl"."""
+    own = ["mscsctl"] if source.startswith("mscsctl") else []
+    return own + [c.strip() for c in _CITATION.findall(source)]
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -147,14 +171,30 @@ class Rule:
     needs_observed: bool
     check: Check = field(repr=False, compare=False)
     fleet: bool = False  # looks at every cluster of a run together (`fleet.fleet_findings`)
+    # What could not be found: no guide or KB of the versions the rule covers states the fact.
+    unsourced: str | None = None
+
+    @property
+    def sources(self) -> list[str]:
+        return citations(self.source)
+
+    @property
+    def source_text(self) -> str:
+        """The source as printed: the citations, and what could not be found."""
+        return f"{self.source}; no source found: {self.unsourced}" if self.unsourced else self.source
 
     def as_dict(self) -> dict[str, object]:
         return {
             "id": self.id,
             "severity": self.severity.value,
             "title": self.title,
-            "source": self.source,
+            "source": self.source_text,
+            "sources": self.sources,
+            "source_found": self.unsourced is None,
+            "unsourced": self.unsourced,
             "versions": self.versions.text,
+            "since": _v(self.versions.since) if self.versions.since else None,
+            "until": _v(self.versions.until) if self.versions.until else None,
             "needs_observed": self.needs_observed,
         }
 
@@ -171,15 +211,22 @@ def rule(
     versions: Versions = ALL,
     needs_observed: bool = False,
     fleet: bool = False,
+    unsourced: str | None = None,
 ) -> Callable[[Check], Check]:
-    """Register a check in the catalogue."""
+    """Register a check in the catalogue.
+
+    `unsourced`: what no guide or KB could be found to state (e.g. "no 5.x-8.x guide lists
+    these options"); such a rule is a warning.
+    """
 
     def register(check: Check) -> Check:
         if id in _REGISTRY:
             raise ValueError(f"rule {id} is registered twice")
         if "\n" in title:
             raise ValueError(f"rule {id}: the title is one line")
-        _REGISTRY[id] = Rule(id, severity, title, source, versions, needs_observed, check, fleet)
+        if unsourced and severity is not Severity.WARNING:
+            raise ValueError(f"rule {id}: a rule without a source for its versions is a warning")
+        _REGISTRY[id] = Rule(id, severity, title, source, versions, needs_observed, check, fleet, unsourced)
         return check
 
     return register
@@ -197,7 +244,7 @@ def get_rule(rule_id: str) -> Rule:
 
 
 # Catalogue order: the file's own subjects first, then what needs vCenter.
-_PREFIX_ORDER = ("NODE", "DISK", "NET", "GUEST", "PLACE", "HOST", "STOR", "INV", "SAFE")
+_PREFIX_ORDER = ("NODE", "DISK", "NET", "GUEST", "PLACE", "HOST", "STOR", "VM", "INV", "SAFE")
 
 
 def _sort_key(rule_id: str) -> tuple[int, str, int]:
@@ -210,8 +257,10 @@ def _sort_key(rule_id: str) -> tuple[int, str, int]:
 def _load_subjects() -> None:
     # The subject modules register their rules when imported.
     from reconciler.rules import (  # noqa: F401
+        clustered_vmdk,
         disks,
         fleet,
+        forbidden,
         guest,
         hosts,
         inventory,
@@ -261,7 +310,7 @@ def run_rules(
         version = target_version(cluster, observed)
     base = RuleContext(
         cluster=cluster,
-        effective=with_defaults(cluster),
+        effective=with_defaults(cluster, version),
         version=version,
         observed=observed,
         managed=managed or {},

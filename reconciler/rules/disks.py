@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from reconciler.findings import Finding
 from reconciler.rules import paths
-from reconciler.rules.catalogue import RuleContext, before, rule
+from reconciler.rules.catalogue import RuleContext, before, rule, since
 from reconciler.spec import BusSharing, Compatibility, ControllerType, GuestOS, RdmDisk, SharedVmdk, Topology
 
 CAB = Topology.CLUSTER_ACROSS_BOXES
@@ -39,6 +39,14 @@ def controller_not_bus_zero(ctx: RuleContext) -> Iterator[Finding]:
             (*paths.CONTROLLER, "bus"),
             "bus 0 holds the operating-system disk; shared disks need a controller of their own (bus 1, 2 or 3)",
         )
+        return
+    for index, disk in enumerate(ctx.written.shared_disks.disks):
+        if disk.bus == 0:
+            yield ctx.finding(
+                paths.disk(index, "bus"),
+                f"{disk.name}: bus 0 holds the operating-system disk; shared disks sit on controllers of "
+                "their own (bus 1, 2 or 3)",
+            )
 
 
 @rule(
@@ -181,31 +189,100 @@ def cab_vmdk_needs_seven(ctx: RuleContext) -> Iterator[Finding]:
             )
 
 
+# The highest unit a shared SCSI controller takes (7 is the controller's own). PVSCSI takes 64
+# targets from virtual hardware 14 (vSphere 6.7); every other SCSI controller, and PVSCSI on
+# older hardware, 16 units. The planner fills default units up to the same numbers.
+SCSI_MAX_UNIT = 15
+PVSCSI_MAX_UNIT = 64
+PVSCSI_WIDE_SINCE: tuple[int, int] = (6, 7)  # the first vSphere with virtual hardware 14
+PVSCSI_WIDE_HARDWARE = 14
+SCSI_TYPES = {ControllerType.LSILOGIC, ControllerType.LSILOGIC_SAS, ControllerType.PVSCSI}
+
+
+def max_unit(kind: ControllerType, version: tuple[int, int] | None, hardware: int | None = None) -> int:
+    """The highest unit a shared controller of `kind` takes under `version` on virtual hardware
+    `hardware` (None: unknown, the most the version allows)."""
+    if kind is not ControllerType.PVSCSI:
+        return SCSI_MAX_UNIT
+    if version is not None and version < PVSCSI_WIDE_SINCE:
+        return SCSI_MAX_UNIT
+    if hardware is not None and hardware < PVSCSI_WIDE_HARDWARE:
+        return SCSI_MAX_UNIT
+    return PVSCSI_MAX_UNIT
+
+
 @rule(
     "MSCS-DISK-009",
-    title="Each shared disk has its own SCSI unit on the shared controller (0-15, not 7)",
-    source='[ch] second node step 2 "using the same SCSI node values"; [vmw] "same target ID"',
+    title="Each shared disk has its own unit on the controller: 0-15 but 7; PVSCSI to 64 on hardware 14+",
+    source='[ch] second node step 2 "using the same SCSI node values"; [vmw 6.7] "same target ID"; '
+    "[vmw 6.7] [vmw 7.0] [vmw 8.0] configuration maximums: 64 targets per PVSCSI adapter from hardware 14",
 )
 def units(ctx: RuleContext) -> Iterator[Finding]:
-    seen: dict[int, str] = {}
+    kind = ctx.spec.shared_disks.controller.type
+    if kind not in SCSI_TYPES:
+        return  # NVMe namespaces: the controller rules
+    assert kind is not None
+    top = max_unit(kind, ctx.version)
+    wide = " (PVSCSI on hardware 14+)" if top > SCSI_MAX_UNIT else ""
+    seen: dict[tuple[int | None, int], str] = {}
     for index, disk in enumerate(ctx.spec.shared_disks.disks):
         path = paths.disk(index, "unit")
         if disk.unit is None:
             yield ctx.finding(
                 paths.disk(index),
-                f"{disk.name}: no free unit left on the shared controller; one controller holds "
-                "15 disks (units 0-15 but 7)",
+                f"{disk.name}: no free unit left on the shared controllers; a {kind} controller holds "
+                f"{top} disks (units 0-{top} but 7){wide}",
             )
             continue
         if disk.unit == 7:
-            yield ctx.finding(path, f"{disk.name}: unit 7 is the SCSI controller's own; use 0-6 or 8-15")
-        elif disk.unit in seen:
+            yield ctx.finding(path, f"{disk.name}: unit 7 is the SCSI controller's own; use 0-6 or 8-{top}")
+        elif disk.unit > top:
+            why = (
+                f"PVSCSI takes units above {SCSI_MAX_UNIT} from vSphere 6.7 (virtual hardware 14)"
+                if kind is ControllerType.PVSCSI
+                else f"a {kind} controller has units 0-{SCSI_MAX_UNIT}; PVSCSI on hardware 14+ takes 64 disks"
+            )
+            yield ctx.finding(path, f"{disk.name}: unit {disk.unit} under vSphere {ctx.version_text}: {why}")
+        elif (disk.bus, disk.unit) in seen:
             yield ctx.finding(
                 path,
-                f"{disk.name}: unit {disk.unit} is already {seen[disk.unit]}'s; every node sees each "
-                "shared disk at the same bus:unit, so each disk needs its own",
+                f"{disk.name}: unit {disk.unit} is already {seen[(disk.bus, disk.unit)]}'s; every node sees "
+                "each shared disk at the same bus:unit, so each disk needs its own",
             )
-        seen.setdefault(disk.unit, disk.name)
+        seen.setdefault((disk.bus, disk.unit), disk.name)
+
+
+@rule(
+    "MSCS-DISK-012",
+    title="PVSCSI units above 15 need virtual hardware 14 or later on every VM node",
+    source="[vmw 6.7] [vmw 7.0] [vmw 8.0] configuration maximums: 64 targets per PVSCSI adapter from hardware 14",
+    versions=since(*PVSCSI_WIDE_SINCE),
+    needs_observed=True,
+)
+def pvscsi_wide_needs_hardware_14(ctx: RuleContext) -> Iterator[Finding]:
+    assert ctx.observed is not None
+    if ctx.spec.shared_disks.controller.type is not ControllerType.PVSCSI:
+        return
+    high = [d for d in ctx.spec.shared_disks.disks if d.unit is not None and d.unit > SCSI_MAX_UNIT]
+    if not high:
+        return
+    for index, node in ctx.vm_nodes:
+        vm = ctx.observed.vms.get(node.vm)
+        hardware = hardware_version(vm.hardware_version) if vm is not None else None
+        if hardware is not None and hardware < PVSCSI_WIDE_HARDWARE:
+            units_text = ", ".join(f"{d.name} (unit {d.unit})" for d in high)
+            yield ctx.finding(
+                paths.node(index, node),
+                f"{node.vm} is on virtual hardware {hardware}: its PVSCSI controller takes units 0-{SCSI_MAX_UNIT}, "
+                f"so {units_text} cannot be attached; upgrade it to hardware {PVSCSI_WIDE_HARDWARE} or later "
+                "(powered off) or use units up to 15",
+            )
+
+
+def hardware_version(text: str) -> int | None:
+    """`vmx-19` -> 19; None when vCenter shows no version."""
+    digits = text.removeprefix("vmx-")
+    return int(digits) if digits.isdigit() else None
 
 
 @rule(

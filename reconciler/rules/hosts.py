@@ -8,7 +8,7 @@ from reconciler.findings import Finding, Severity
 from reconciler.kinds.facts import reservation_reach
 from reconciler.observed import ObservedHost
 from reconciler.rules import paths
-from reconciler.rules.catalogue import RuleContext, rule
+from reconciler.rules.catalogue import RuleContext, rule, since
 from reconciler.spec import DEFAULT_HOST_OPTIONS, RdmDisk, VmNode
 
 
@@ -26,6 +26,7 @@ def node_hosts(ctx: RuleContext) -> Iterator[tuple[int, VmNode, ObservedHost]]:
     severity=Severity.WARNING,
     title="Host disk options keep the values of the clustering procedure",
     source="[ch] steps 19-21: Disk.ResetOnFailure=1, Disk.UseLunReset=1, Disk.UseDeviceReset=0",
+    unsourced="no 5.x-8.x guide lists these options",
 )
 def host_options(ctx: RuleContext) -> Iterator[Finding]:
     written = ctx.written.host_options or {}
@@ -33,16 +34,19 @@ def host_options(ctx: RuleContext) -> Iterator[Finding]:
         if key in written and written[key] != wanted:
             yield ctx.finding(
                 (*paths.HOST_OPTIONS, key),
-                f"{key}={written[key]}: the clustering procedure sets {key}={wanted} on every host "
-                "running a node, so that SCSI reservations survive a path reset",
+                f"{key}={written[key]}: the vSphere 4 clustering procedure sets {key}={wanted} on every host "
+                "running a node, so that SCSI reservations survive a path reset (no 5.x-8.x guide lists "
+                "this option)",
             )
 
 
 @rule(
     "MSCS-HOST-002",
+    severity=Severity.WARNING,
     title="No host running a node mixes QLogic and Emulex HBAs",
     source='[ch] "cannot have both QLogic and Emulex HBAs"',
     needs_observed=True,
+    unsourced="no 5.x-8.x guide lists the QLogic/Emulex mix",
 )
 def hba_vendor_mix(ctx: RuleContext) -> Iterator[Finding]:
     reported: set[str] = set()
@@ -54,7 +58,8 @@ def hba_vendor_mix(ctx: RuleContext) -> Iterator[Finding]:
             yield ctx.finding(
                 paths.node(index, node),
                 f"{node.vm} runs on {host.name}, which has both QLogic and Emulex HBAs ({devices}); "
-                "hosts running clustered VMs use one HBA vendor",
+                "the vSphere 4 book asks hosts running clustered VMs to use one HBA vendor (no 5.x-8.x "
+                "guide lists this)",
             )
 
 
@@ -79,8 +84,10 @@ def same_esxi_version(ctx: RuleContext) -> Iterator[Finding]:
 @rule(
     "MSCS-HOST-004",
     severity=Severity.WARNING,
-    title="Shared LUNs are perennially reserved on every host that sees them",
-    source="[kb 1016106]; [vmw] perennially reserved RDM LUNs",
+    title="From ESXi 5.0, shared LUNs are perennially reserved on every host that sees them",
+    source="[kb 1016106] the perennially-reserved flag from ESXi 5.0 (4.0: Scsi.UWConflictRetries, "
+    "4.1: Scsi.CRTimeoutDuringBoot); [vmw 6.7] perennially reserved RDM LUNs",
+    versions=since(5, 0),
     needs_observed=True,
 )
 def perennially_reserved(ctx: RuleContext) -> Iterator[Finding]:

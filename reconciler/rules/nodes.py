@@ -6,29 +6,52 @@ from collections.abc import Iterator
 
 from reconciler.findings import Finding, Severity
 from reconciler.rules import paths
-from reconciler.rules.catalogue import RuleContext, rule
-from reconciler.spec import PhysicalNode, Topology
+from reconciler.rules.catalogue import RuleContext, Version, rule
+from reconciler.spec import GuestOS, PhysicalNode, Topology
+
+# The most nodes a failover cluster with shared disks may have, per vSphere version: (first
+# version, limit), newest first. Windows Server 2003 clusters are pairs at every version.
+NODE_LIMITS: tuple[tuple[Version, int, str], ...] = (
+    ((8, 0), 5, "[vmw 8.0] and [kb 89327]: up to 5 WSFC nodes with shared storage"),
+    ((7, 0), 5, "[vmw 7.0] and [kb 79616]: up to 5 WSFC nodes with shared storage"),
+    ((6, 0), 5, "[vmw 6.7] and [kb 2147661]: up to 5 nodes for Windows Server 2008 SP2 and later"),
+    ((5, 1), 5, "[kb 1037959]: 5 nodes from vSphere 5.1"),
+    ((0, 0), 2, '[ch] "Only two-node clustering is allowed"; [kb 1037959]: 2 nodes before 5.1'),
+)
+PAIR_ONLY = {GuestOS.WINDOWS_2003}  # [vmw 6.7]: Windows Server 2003 SP1/SP2, two-node clustering
+
+
+def node_limit(version: Version | None, guest: GuestOS) -> tuple[int, str]:
+    """The node limit under `version` for `guest`, and its source. Unknown version: the most any
+    supported version allows (the plan, which knows the version, checks again)."""
+    if guest in PAIR_ONLY:
+        return 2, "[vmw 6.7]: two-node clustering for Windows Server 2003"
+    if version is None:
+        return max(limit for _, limit, _ in NODE_LIMITS), "the most any vSphere version allows"
+    return next((limit, source) for first, limit, source in NODE_LIMITS if version >= first)
 
 
 @rule(
     "MSCS-NODE-001",
-    title="A cluster has exactly two nodes: mscsctl manages failover pairs",
-    source='[ch] "Only two-node clustering is allowed"; [vmw 6.x] up to five nodes for '
-    "Windows Server 2008 SP2 and later",
+    title="A cluster has two nodes, and no more than the vSphere version's node limit",
+    source='[ch] "Only two-node clustering is allowed"; [kb 1037959] 5 nodes from 5.1; '
+    "[vmw 6.7] [kb 2147661] up to 5 for Windows Server 2008 SP2+ (2003: 2); [vmw 7.0] [kb 79616] 5; "
+    "[vmw 8.0] [kb 89327] 5",
 )
-def two_nodes(ctx: RuleContext) -> Iterator[Finding]:
+def node_count(ctx: RuleContext) -> Iterator[Finding]:
     count = len(ctx.spec.nodes)
-    if count > 2:
+    limit, source = node_limit(ctx.version, ctx.spec.guest_os)
+    if count > limit:
+        under = f"vSphere {ctx.version_text}" if ctx.version else "any vSphere version"
         yield ctx.finding(
-            paths.node(2),
-            f"{count} nodes: mscsctl manages failover pairs, and the three topologies are pairs. "
-            "VMware allows up to five nodes for Windows Server 2008 SP2 and later on vSphere 6.x "
-            "and later, which mscsctl does not manage yet",
+            paths.node(limit),
+            f"{count} nodes: a {ctx.spec.guest_os} failover cluster with shared disks has at most {limit} "
+            f"under {under} ({source}); remove node {limit + 1} and after",
         )
     elif count < 2:
         yield ctx.finding(
             paths.NODES,
-            f"{count} node{'s' if count != 1 else ''}: a failover cluster is a pair of nodes; list two",
+            f"{count} node{'s' if count != 1 else ''}: a failover cluster has at least two nodes; list two",
         )
 
 

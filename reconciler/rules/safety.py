@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from reconciler.findings import FieldPath, Finding
 from reconciler.kinds.disk import recorded_payload
 from reconciler.kinds.ownership import former_nodes, held_outside, owned_disk_name, state_disks
-from reconciler.observed import ObservedDisk, ObservedVm
+from reconciler.observed import ObservedDisk, ObservedVm, disk_slot
 from reconciler.rules import paths
 from reconciler.rules.catalogue import RuleContext, rule
-from reconciler.spec import RdmDisk
+from reconciler.spec import ControllerType, RdmDisk
 
 STATE_FIX = (
     "the state does not describe vCenter: restore its .backup, or move it away and plan again "
@@ -31,9 +31,13 @@ def node_path(ctx: RuleContext, vm: str) -> FieldPath:
 
 def why_not_owned(ctx: RuleContext, disk: ObservedDisk) -> str:
     """Why a device is not provably the cluster's, in a few words."""
-    bus = ctx.spec.shared_disks.controller.bus
-    if disk.bus != bus:
-        return f"on bus {disk.bus}, not the cluster's shared bus {bus}"
+    buses = ctx.spec.shared_buses
+    if disk.bus not in buses:
+        shared = f"shared bus {buses[0]}" if len(buses) == 1 else f"shared buses {', '.join(map(str, buses))}"
+        return f"on bus {disk.bus}, not the cluster's {shared}"
+    nvme = ctx.spec.shared_disks.controller.type is ControllerType.NVME
+    if (disk.adapter == "nvme") != nvme:
+        return f"on the {'NVMe' if disk.adapter == 'nvme' else 'SCSI'} controller {disk.bus}, not the cluster's"
     lun = f" and its LUN {disk.lun} is not in the file" if disk.kind == "rdm" else ""
     return f"its file is not under the cluster's path [DATASTORE] {ctx.cluster.name}/{lun}"
 
@@ -86,16 +90,18 @@ def _recorded_device(vm: ObservedVm, file: str | None, key: int | None) -> tuple
 )
 def units_are_free(ctx: RuleContext) -> Iterator[Finding]:
     assert ctx.observed is not None
-    bus = ctx.spec.shared_disks.controller.bus
+    nvme = "nvme" if ctx.spec.shared_disks.controller.type is ControllerType.NVME else None
     for index, disk in enumerate(ctx.spec.shared_disks.disks):
+        bus = disk.bus if disk.bus is not None else ctx.spec.shared_disks.controller.bus
         for _, node in ctx.vm_nodes:
             vm = ctx.observed.vms.get(node.vm)
-            there = vm.disks.get(f"{bus}:{disk.unit}") if vm is not None else None
+            there = vm.disks.get(disk_slot(bus, disk.unit, nvme)) if vm is not None else None
             if there is None or owned_disk_name(ctx.effective, there) is not None:
                 continue
+            where = f"NVMe {bus}:{disk.unit}" if nvme else f"SCSI {bus}:{disk.unit}"
             yield ctx.finding(
                 paths.disk(index, "unit"),
-                f"SCSI {bus}:{disk.unit} of {node.vm} holds {there.file or there.lun or 'a disk'}, which is "
+                f"{where} of {node.vm} holds {there.file or there.lun or 'a disk'}, which is "
                 f"not one of {ctx.cluster.name}'s disks ({why_not_owned(ctx, there)}): mscsctl does not "
                 f"detach a disk it cannot prove is the cluster's. Give {disk.name} another unit, or move "
                 "that disk off the shared bus by hand",

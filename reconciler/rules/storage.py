@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from reconciler.findings import Finding
 from reconciler.rules import paths
-from reconciler.rules.catalogue import RuleContext, before, rule
+from reconciler.rules.catalogue import RuleContext, before, between, rule
 from reconciler.rules.hosts import node_hosts
 from reconciler.spec import RdmDisk, SharedVmdk
 
@@ -68,24 +68,57 @@ def not_on_nfs(ctx: RuleContext) -> Iterator[Finding]:
 
 @rule(
     "MSCS-STOR-003",
-    title="Before vSphere 5.5, shared LUNs are not reached through iSCSI",
-    source='[ch] "Clustering is not supported on iSCSI ... disks"; [vmw 5.5] iSCSI and FCoE supported from 5.5',
+    title="Before vSphere 5.5, shared LUNs are not reached through iSCSI or FCoE",
+    source='[ch] "Clustering is not supported on iSCSI ... disks"; [vmw 5.0] "Clustering on iSCSI, FCoE, and NFS '
+    'disks" not supported; [vmw 5.5] iSCSI and FCoE supported from 5.5',
     versions=before(5, 5),
     needs_observed=True,
 )
-def no_iscsi_before_five_five(ctx: RuleContext) -> Iterator[Finding]:
+def no_iscsi_fcoe_before_five_five(ctx: RuleContext) -> Iterator[Finding]:
     for index, disk in _rdms(ctx):
-        hosts = sorted(
-            host.name
-            for _, _, host in node_hosts(ctx)
-            if (lun := host.luns.get(disk.lun)) is not None and lun.transport == "iscsi"
-        )
-        if hosts:
+        by_transport = _transports(ctx, disk)
+        for transport in ("iscsi", "fcoe"):
+            hosts = by_transport.get(transport)
+            if hosts:
+                yield ctx.finding(
+                    paths.disk(index, "lun"),
+                    f"{disk.lun} is reached through {TRANSPORT_NAMES[transport]} on {', '.join(hosts)}: VMware "
+                    f"supports clustered disks on iSCSI and FCoE from vSphere 5.5; under {ctx.version_text} use "
+                    "Fibre Channel",
+                )
+
+
+@rule(
+    "MSCS-STOR-006",
+    title="In vSphere 6.x, the nodes do not mix FC or FCoE with iSCSI (nor FC with FCoE) for a shared LUN",
+    source='[vmw 6.0] [vmw 6.5] [vmw 6.7] "Mixed cluster nodes running FC or FCoE and iSCSI are not supported"; '
+    '"Mixed cluster nodes running FC and FCoE are not supported"',
+    versions=between((6, 0), (7, 0)),
+    needs_observed=True,
+)
+def no_transport_mix(ctx: RuleContext) -> Iterator[Finding]:
+    for index, disk in _rdms(ctx):
+        by_transport = {t: hosts for t, hosts in _transports(ctx, disk).items() if t in TRANSPORT_NAMES}
+        if len(by_transport) > 1:
+            seen = "; ".join(f"{TRANSPORT_NAMES[t]} on {', '.join(h)}" for t, h in sorted(by_transport.items()))
             yield ctx.finding(
                 paths.disk(index, "lun"),
-                f"{disk.lun} is reached through iSCSI on {', '.join(sorted(set(hosts)))}: VMware supports "
-                f"clustered disks on iSCSI from vSphere 5.5; under {ctx.version_text} use Fibre Channel",
+                f"{disk.lun} is reached through {seen}: under vSphere {ctx.version_text} every node reaches a "
+                "shared LUN through the same kind of adapter (all FC, all FCoE, or all iSCSI)",
             )
+
+
+TRANSPORT_NAMES = {"fc": "Fibre Channel", "fcoe": "FCoE", "iscsi": "iSCSI"}
+
+
+def _transports(ctx: RuleContext, disk: RdmDisk) -> dict[str, list[str]]:
+    """transport -> the nodes' hosts that reach the disk's LUN through it (sorted, once each)."""
+    out: dict[str, set[str]] = {}
+    for _, _, host in node_hosts(ctx):
+        lun = host.luns.get(disk.lun)
+        if lun is not None:
+            out.setdefault(lun.transport, set()).add(host.name)
+    return {t: sorted(hosts) for t, hosts in out.items()}
 
 
 @rule(

@@ -92,10 +92,20 @@ def _check_hosts_and_cluster(si, nodes, topology):
     node_ids = {vm._moId for vm in vms}
     drs = {e.key._moId: e for e in cfg.drsVmConfig or []}
     das = {e.key._moId: e for e in cfg.dasVmConfig or []}
+    # HA restart: off where the example writes ha: disabled (across boxes); elsewhere the default,
+    # on from the vSphere 4.1 guide (the lab's hosts run 8.0).
+    restart_off = topology == "cluster-across-boxes"
     for moid in node_ids:
         assert drs[moid].enabled is False
-        assert das[moid].dasSettings.restartPriority == "disabled"
-    rules = [r for r in cfg.rule or [] if r.name.startswith("mscsctl-")]
+        assert (das[moid].dasSettings.restartPriority == "disabled") is restart_off
+    # The VM-Host rule HA obeys (Cluster-A has HA on; the 6.5+ guides): the nodes must run on the
+    # hosts that reach their disks.
+    mine = [r for r in cfg.rule or [] if r.name.startswith("mscsctl-")]
+    [vm_host] = [r for r in mine if isinstance(r, vim.cluster.VmHostRuleInfo)]
+    assert vm_host.mandatory is True and vm_host.affineHostGroupName
+    groups = {g.name: g for g in cfg.group or []}
+    assert {v._moId for v in groups[vm_host.vmGroupName].vm} == node_ids
+    rules = [r for r in mine if not isinstance(r, vim.cluster.VmHostRuleInfo)]
     if len(nodes) == 2:
         expected = vim.cluster.AffinityRuleSpec if topology == "cluster-in-a-box" else vim.cluster.AntiAffinityRuleSpec
         assert len(rules) == 1 and isinstance(rules[0], expected)

@@ -89,7 +89,7 @@ def test_sigterm_lets_the_call_in_flight_end_records_it_and_releases_the_lock(la
     code = apply.finish()
     assert code == 1, apply.err
     assert "SIGTERM: stopping once the vCenter call in flight has ended" in apply.err
-    assert "Error: interrupted: 20 done, 7 left" in apply.err, apply.err  # node 1's power-on among the done
+    assert "Error: interrupted: 21 done, 7 left" in apply.err, apply.err  # node 1's power-on among the done
     assert "SQLNODE1 powered on again after the interruption" in apply.err
     assert "Traceback" not in apply.err
     assert not lock_file(desired).exists()

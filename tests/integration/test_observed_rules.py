@@ -84,7 +84,6 @@ CASES = {
         {"nodes": B_NODES, "guestOS": "windows2008", "sharedDisks": disks(ISCSI_LUN, datastore="ISCSI-01")},
     ),
     "MSCS-STOR-004": (None, {"nodes": B_NODES, "sharedDisks": disks(B_ONLY, datastore="ISCSI-01")}),
-    "MSCS-HOST-002": (lab_with(h=set_host("esx-a2.lab.local", hbas=["qlogic", "emulex"])), {}),
     "MSCS-HOST-003": (lab_with(h=set_host("esx-a2.lab.local", version="7.0.3")), {}),
     "MSCS-INV-001": (None, {"nodes": [{"vm": "SQLNODE1"}, {"vm": "NO-SUCH-VM"}]}),
     "MSCS-INV-002": (
@@ -94,7 +93,7 @@ CASES = {
     "MSCS-INV-003": (None, {"sharedDisks": disks(A001, A002, datastore="NO-SUCH-DS")}),
     "MSCS-PLACE-005": (None, {"nodes": [{"vm": "CIB-NODE1"}, {"vm": "CIB-NODE2"}]}),
     "MSCS-PLACE-006": (
-        lab_with(v=set_cluster_hosts("Cluster-A", version="4.1.0")),
+        lab_with(v=set_cluster_hosts("Cluster-A", version="4.0.0")),  # HA/DRS from the 4.1 guide on
         {"guestOS": "windows2008", "placement": {"drs": "disabled", "ha": "disabled"}},
     ),
 }
@@ -115,6 +114,16 @@ def test_observed_rule_stops_apply_before_any_change(lab_factory, tmp_path, rule
     calls = lab.calls()
     assert {m: calls[m] for m in MUTATING if calls.get(m)} == {}
     assert not (tmp_path / ".mscsctl" / "sql-prod-01.state.json").exists()
+
+
+def test_a_qlogic_and_emulex_mix_is_a_warning_that_does_not_stop_the_plan(lab_factory, tmp_path):
+    """MSCS-HOST-002 comes from the vSphere 4 book alone (no 5.x-8.x guide lists it): a warning."""
+    lab = lab_factory(lab_with(h=set_host("esx-a2.lab.local", hbas=["qlogic", "emulex"])))
+    desired = example("cluster-across-boxes", tmp_path)
+    result = run(lab, "plan", str(desired))
+    assert result.code == 0, result
+    [line] = [line for line in (result.out + result.err).splitlines() if "[MSCS-HOST-002]" in line]
+    assert "warning" in line and "no 5.x-8.x guide" in line
 
 
 def test_the_plan_names_every_rule_violation_at_once(lab, tmp_path):

@@ -19,6 +19,10 @@ pytestmark = pytest.mark.slow
 
 QUORUM = "sql-prod-01/node/SQLNODE1/disk/quorum#create-disk"
 DRS = "sql-prod-01/node/SQLNODE1/drs#set-drs-override"
+# Across boxes an affinity rule is refused (MSCS-PLACE-003) at every vSphere version; a fully
+# automated DRS override is only a warning from the 6.5 guide on (MSCS-PLACE-004), and the lab
+# runs 8.0.
+RULE = "sql-prod-01/rule/mscsctl-sql-prod-01#create-rule"
 
 
 def saved_plan(lab, tmp_path: Path) -> tuple[Path, Path, dict[str, Any]]:
@@ -78,11 +82,11 @@ def test_an_edited_lun_is_refused_as_tampered(lab, tmp_path):
     assert "naa.6006016012345678000000000000a003" in err and "naa.6006016012345678000000000000a001" in err
 
 
-def test_an_edited_drs_behaviour_is_refused_with_the_rule(lab, tmp_path):
+def test_an_edited_vm_rule_is_refused_with_the_rule(lab, tmp_path):
     _, path, data = saved_plan(lab, tmp_path)
-    action(data, DRS)["after"]["behavior"] = "fullyAutomated"
+    action(data, RULE)["after"]["kind"] = "affinity"
     write(path, data)
-    refused(lab, path, "tampered", f"{DRS}: after.behavior", "MSCS-PLACE-004")
+    refused(lab, path, "tampered", f"{RULE}: after.kind", "MSCS-PLACE-003")
 
 
 def test_emptied_seen_nodes_are_refused_as_tampered(lab, tmp_path):
@@ -101,9 +105,9 @@ def test_an_edit_sealed_again_is_refused_by_the_plan_made_now(lab, tmp_path):
 
 def test_an_action_no_rule_allows_is_refused_even_sealed_again(lab, tmp_path):
     _, path, data = saved_plan(lab, tmp_path)
-    action(data, DRS)["after"]["behavior"] = "fullyAutomated"
+    action(data, RULE)["after"]["kind"] = "affinity"
     write(path, data, reseal=True)
-    refused(lab, path, "no rule allows (tampered)", DRS, "MSCS-PLACE-004")
+    refused(lab, path, "no rule allows (tampered)", RULE, "MSCS-PLACE-003")
 
 
 def test_seen_nodes_emptied_and_sealed_again_are_refused(lab, tmp_path):

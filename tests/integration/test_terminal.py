@@ -21,7 +21,7 @@ def test_colour_on_a_terminal_only_and_never_when_asked_not_to(lab_readonly, tmp
     code, text = on_a_terminal(lab_readonly, "plan", desired, "--skip-guest")
     assert code == 0, text
     assert ANSI.search(text), "a plan on a terminal is coloured"
-    assert "+ 17. sql-prod-01/node/SQLNODE1/controller/1" in ANSI.sub("", text)
+    assert "+ 18. sql-prod-01/node/SQLNODE1/controller/1" in ANSI.sub("", text)  # after the VM-Host rule
 
     code, text = on_a_terminal(lab_readonly, "--no-color", "plan", desired, "--skip-guest")
     assert code == 0 and not ANSI.search(text), text

@@ -19,13 +19,30 @@ const (
 	defaultGuestPassword = "Guest-Passw0rd!"
 )
 
-// LabFile is the root of a lab description.
+// LabFile is the root of a lab description: one vCenter, its first
+// datacenter (the inline Inventory) and any further ones (Datacenters).
 type LabFile struct {
 	VCenter     VCenterSpec     `yaml:"vcenter"`
 	Credentials CredentialsSpec `yaml:"credentials"`
 	// GuestCredentials: the guest login (VMware Tools guest operations) of every VM.
 	GuestCredentials CredentialsSpec `yaml:"guestCredentials"`
-	Datacenter       string          `yaml:"datacenter"`
+	Inventory        `yaml:",inline"`
+	// Datacenters: more datacenters of the same vCenter, each with an
+	// inventory of its own. Their vSphere clusters, port groups and VMs may
+	// have the names of another datacenter's (vCenter allows it); hosts,
+	// LUNs and datastores are named once in the whole lab.
+	Datacenters []Inventory `yaml:"datacenters"`
+	// ScaleSecondDatacenter false: --scale adds no second datacenter (scale.go); default true.
+	ScaleSecondDatacenter *bool `yaml:"scaleSecondDatacenter"`
+	// DiskLocks: a VMDK open in a powered-on VM is locked as ESXi locks it
+	// (vsphere8.go): default false.
+	DiskLocks bool        `yaml:"diskLocks"`
+	Faults    []FaultSpec `yaml:"faults"`
+}
+
+// Inventory is what one datacenter holds.
+type Inventory struct {
+	Datacenter string `yaml:"datacenter"`
 	// LocalDatastores gives every host a local VMFS datastore "<shortname>-local" (default true).
 	LocalDatastores *bool           `yaml:"localDatastores"`
 	PortGroups      []PortGroupSpec `yaml:"portgroups"`
@@ -33,7 +50,15 @@ type LabFile struct {
 	LUNs            []LUNSpec       `yaml:"luns"`
 	Datastores      []DatastoreSpec `yaml:"datastores"`
 	VMs             []VMSpec        `yaml:"vms"`
-	Faults          []FaultSpec     `yaml:"faults"`
+}
+
+// inventories: the lab's datacenters, the first one first.
+func (lf *LabFile) inventories() []*Inventory {
+	out := []*Inventory{&lf.Inventory}
+	for i := range lf.Datacenters {
+		out = append(out, &lf.Datacenters[i])
+	}
+	return out
 }
 
 type VCenterSpec struct {
@@ -70,6 +95,8 @@ type HostSpec struct {
 	Name    string `yaml:"name"`
 	Version string `yaml:"version"`
 	Build   string `yaml:"build"`
+	// PatchLevel: config.product.patchLevel (API 7.0.2); default empty.
+	PatchLevel string `yaml:"patchLevel"`
 	// HBAs: presets "qlogic", "emulex", "iscsi" (software iSCSI), or full objects.
 	HBAs []HBASpec `yaml:"hbas"`
 	// Options overrides/extends the host advanced options (Disk.ResetOnFailure ...).
@@ -102,10 +129,13 @@ type LUNSpec struct {
 	Vendor      string  `yaml:"vendor"`
 	Model       string  `yaml:"model"`
 	// Transport: fc (default) or iscsi: the adapters through which hosts see the LUN.
-	Transport string   `yaml:"transport"`
-	LunNumber *int32   `yaml:"lunNumber"`
-	Hosts     []string `yaml:"hosts"`
-	Clusters  []string `yaml:"clusters"`
+	Transport string `yaml:"transport"`
+	// SectorFormat: 512n (default), 512e or 4kn: the LUN's scsiDiskType
+	// (native512, emulated512, native4k) and its VMFS extent's.
+	SectorFormat string   `yaml:"sectorFormat"`
+	LunNumber    *int32   `yaml:"lunNumber"`
+	Hosts        []string `yaml:"hosts"`
+	Clusters     []string `yaml:"clusters"`
 	// PerenniallyReserved: true/false for every host that sees the LUN, or a list of host names.
 	PerenniallyReserved any    `yaml:"perenniallyReserved"`
 	DisplayName         string `yaml:"displayName"`
@@ -114,12 +144,14 @@ type LUNSpec struct {
 type DatastoreSpec struct {
 	Name string `yaml:"name"`
 	// Type: vmfs (on LUN) or nfs.
-	Type       string   `yaml:"type"`
-	LUN        string   `yaml:"lun"`
-	RemoteHost string   `yaml:"remoteHost"`
-	RemotePath string   `yaml:"remotePath"`
-	Hosts      []string `yaml:"hosts"`
-	Clusters   []string `yaml:"clusters"`
+	Type string `yaml:"type"`
+	LUN  string `yaml:"lun"`
+	// VMFSVersion: 6 (default) or 5, info.vmfs.majorVersion.
+	VMFSVersion int      `yaml:"vmfsVersion"`
+	RemoteHost  string   `yaml:"remoteHost"`
+	RemotePath  string   `yaml:"remotePath"`
+	Hosts       []string `yaml:"hosts"`
+	Clusters    []string `yaml:"clusters"`
 }
 
 type VMSpec struct {
@@ -147,6 +179,8 @@ type VMSpec struct {
 	// DiskTimeout seeds HKLM\System\CurrentControlSet\Services\Disk\TimeOutValue
 	// in the guest: a number as REG_DWORD, a string as REG_SZ; absent by default.
 	DiskTimeout any `yaml:"diskTimeout"`
+	// datacenter: the (escaped) name of the VM's datacenter, once built
+	datacenter string
 }
 
 var naaRE = regexp.MustCompile(`^naa\.[0-9a-f]{32}$`)
@@ -182,9 +216,6 @@ func shortName(host string) string {
 
 // applyDefaults fills unset fields and validates cross references.
 func (lf *LabFile) applyDefaults() error {
-	if lf.Datacenter == "" {
-		lf.Datacenter = "DC1"
-	}
 	if lf.Credentials.Username == "" {
 		lf.Credentials.Username = defaultUser
 	}
@@ -206,6 +237,44 @@ func (lf *LabFile) applyDefaults() error {
 	if lf.VCenter.APIVersion == "" {
 		lf.VCenter.APIVersion = apiVersionFor(lf.VCenter.Version)
 	}
+	names := labNames{hosts: map[string]bool{}, luns: map[string]bool{}, datastores: map[string]bool{}}
+	datacenters := map[string]bool{}
+	for i, inv := range lf.inventories() {
+		if inv.Datacenter == "" && i == 0 {
+			inv.Datacenter = "DC1"
+		}
+		if inv.Datacenter == "" {
+			return fmt.Errorf("datacenters[%d]: datacenter (its name) missing", i-1)
+		}
+		if datacenters[inv.Datacenter] {
+			return fmt.Errorf("datacenter %q defined twice", inv.Datacenter)
+		}
+		datacenters[inv.Datacenter] = true
+		if err := inv.applyDefaults(names); err != nil {
+			if i > 0 {
+				return fmt.Errorf("datacenter %s: %w", inv.Datacenter, err)
+			}
+			return err
+		}
+	}
+	for i := range lf.Faults {
+		if err := lf.Faults[i].validate(); err != nil {
+			return fmt.Errorf("faults[%d]: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// labNames: the names the lab holds once, whatever the datacenter.
+type labNames struct {
+	hosts      map[string]bool
+	luns       map[string]bool
+	datastores map[string]bool
+}
+
+// applyDefaults fills unset fields of one datacenter's inventory and
+// validates its cross references (within the datacenter).
+func (lf *Inventory) applyDefaults(names labNames) error {
 	if lf.LocalDatastores == nil {
 		lf.LocalDatastores = new(bool)
 		*lf.LocalDatastores = true
@@ -227,10 +296,11 @@ func (lf *LabFile) applyDefaults() error {
 			if h.Name == "" {
 				return fmt.Errorf("cluster %s: host %d: name missing", c.Name, j)
 			}
-			if hosts[h.Name] != nil {
+			if names.hosts[h.Name] {
 				return fmt.Errorf("host %q defined twice", h.Name)
 			}
 			hosts[h.Name] = h
+			names.hosts[h.Name] = true
 			if h.Version == "" {
 				h.Version = "8.0.2"
 			}
@@ -304,10 +374,11 @@ func (lf *LabFile) applyDefaults() error {
 		if !naaRE.MatchString(l.NAA) {
 			return fmt.Errorf("lun %q: canonical name must be naa. followed by 32 hex digits", l.NAA)
 		}
-		if luns[l.NAA] != nil {
+		if names.luns[l.NAA] {
 			return fmt.Errorf("lun %q defined twice", l.NAA)
 		}
 		luns[l.NAA] = l
+		names.luns[l.NAA] = true
 		if l.CapacityGiB == 0 {
 			l.CapacityGiB = 10
 		}
@@ -322,6 +393,12 @@ func (lf *LabFile) applyDefaults() error {
 		}
 		if l.Transport != "fc" && l.Transport != "iscsi" {
 			return fmt.Errorf("lun %s: transport must be fc or iscsi", l.NAA)
+		}
+		if l.SectorFormat == "" {
+			l.SectorFormat = "512n"
+		}
+		if sectorDiskType[l.SectorFormat] == "" {
+			return fmt.Errorf("lun %s: sectorFormat must be 512n, 512e or 4kn", l.NAA)
 		}
 		hs, err := resolveHosts("lun "+l.NAA, l.Hosts, l.Clusters)
 		if err != nil {
@@ -350,13 +427,24 @@ func (lf *LabFile) applyDefaults() error {
 		}
 	}
 
-	dsNames := map[string]bool{}
+	var datastores []string // the lab keeps a datastore's files and kind by name
+	defer func() {
+		for _, n := range datastores {
+			names.datastores[n] = true
+		}
+	}()
 	for i := range lf.Datastores {
 		d := &lf.Datastores[i]
 		if d.Name == "" {
 			return fmt.Errorf("datastore %d: name missing", i)
 		}
-		dsNames[d.Name] = true
+		if contains(datastores, d.Name) {
+			return fmt.Errorf("datastore %q defined twice", d.Name)
+		}
+		if names.datastores[d.Name] {
+			return fmt.Errorf("datastore %q: another datacenter has a datastore of that name", d.Name)
+		}
+		datastores = append(datastores, d.Name)
 		if d.Type == "" {
 			d.Type = "vmfs"
 		}
@@ -367,6 +455,12 @@ func (lf *LabFile) applyDefaults() error {
 				return fmt.Errorf("datastore %s: unknown lun %q", d.Name, d.LUN)
 			}
 			d.LUN = l.NAA
+			if d.VMFSVersion == 0 {
+				d.VMFSVersion = 6
+			}
+			if d.VMFSVersion != 5 && d.VMFSVersion != 6 {
+				return fmt.Errorf("datastore %s: vmfsVersion must be 5 or 6", d.Name)
+			}
 			if len(d.Hosts) == 0 && len(d.Clusters) == 0 {
 				d.Hosts = l.Hosts
 			}
@@ -449,11 +543,6 @@ func (lf *LabFile) applyDefaults() error {
 			return fmt.Errorf("vm %s: diskTimeout must be a number (REG_DWORD) or a string (REG_SZ)", v.Name)
 		}
 	}
-	for i := range lf.Faults {
-		if err := lf.Faults[i].validate(); err != nil {
-			return fmt.Errorf("faults[%d]: %w", i, err)
-		}
-	}
 	lf.escapeNames()
 	return nil
 }
@@ -463,7 +552,7 @@ func (lf *LabFile) applyDefaults() error {
 // vCenter returns it (names.go): a lab file holds names as a user types
 // them. The port groups' names on the hosts and the VMs' typed names stay in
 // Typed.
-func (lf *LabFile) escapeNames() {
+func (lf *Inventory) escapeNames() {
 	all := func(names []string) {
 		for i := range names {
 			names[i] = escapeName(names[i])
@@ -573,14 +662,25 @@ func apiVersionFor(version string) string {
 	return version
 }
 
+// sectorDiskType: a LUN's sector format as ESXi's scsiDiskType.
+var sectorDiskType = map[string]string{"512n": "native512", "512e": "emulated512", "4kn": "native4k"}
+
+// esxiBuildFor: the GA build of each ESXi release (8.0.2 is 8.0 Update 2,
+// 8.0.3 8.0 Update 3, 7.0.3 7.0 Update 3).
 func esxiBuildFor(version string) string {
 	switch version {
-	case "8.0.2":
-		return "22380479"
 	case "8.0.3":
 		return "24022510"
+	case "8.0.2":
+		return "22380479"
+	case "8.0.1":
+		return "21495797"
+	case "8.0.0":
+		return "20513097"
 	case "7.0.3":
 		return "21930508"
+	case "7.0.2":
+		return "17630552"
 	case "6.7.0":
 		return "17700523"
 	}

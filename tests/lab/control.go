@@ -13,6 +13,7 @@ package main
 //	POST   /lab/sessions/end  end every session -> {"ended": N}
 //	GET    /lab/guests/{vm}   a guest's Wine prefix and temp files (guestcontrol.go)
 //	POST   /lab/guests/{vm}/reg  run reg.exe in a guest's Wine prefix
+//	POST   /lab/vms/{vm}/snapshots  plant a snapshot the API would refuse (vsphere8.go)
 
 import (
 	"bytes"
@@ -99,6 +100,7 @@ func (l *Lab) registerControl(mux *http.ServeMux, info func() map[string]any) {
 		writeJSON(w, http.StatusOK, map[string]any{"ended": e.endSessions()})
 	})
 	l.registerGuestControl(mux)
+	l.registerVMControl(mux)
 }
 
 func readBody(r *http.Request) ([]byte, error) {

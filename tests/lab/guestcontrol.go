@@ -76,14 +76,25 @@ func (l *Lab) registerGuestControl(mux *http.ServeMux) {
 }
 
 // guestVMNamed finds a VM of the lab file by name (escaped as vCenter
-// returns it, or as typed in the lab file) or moref value.
+// returns it, or as typed in the lab file) or moref value. A name other
+// datacenters repeat is the first datacenter's VM (the others' by moref).
 func (l *Lab) guestVMNamed(name string) *guestVM {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	var found *guestVM
 	for key, spec := range l.vmSpecs {
-		if spec.Name == name || spec.Typed == name || key == name {
+		if key == name {
 			return &guestVM{key: key, name: spec.Name, spec: spec}
 		}
+		if spec.Name != name && spec.Typed != name {
+			continue
+		}
+		if spec.datacenter == l.file.Datacenter {
+			return &guestVM{key: key, name: spec.Name, spec: spec}
+		}
+		if found == nil || key < found.key {
+			found = &guestVM{key: key, name: spec.Name, spec: spec}
+		}
 	}
-	return nil
+	return found
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vmware/govmomi/object"
@@ -70,6 +71,38 @@ func optionDef(key string, v any) (types.OptionDef, bool) {
 	return def, true
 }
 
+// optionDefs: the definitions optionDef made, one per option and value,
+// shared by every host that holds the option with that value (a lab of
+// realistic size holds a thousand options on each of hundreds of hosts).
+var optionDefs = struct {
+	sync.Mutex
+	m map[optionValue]types.OptionDef
+}{m: map[optionValue]types.OptionDef{}}
+
+type optionValue struct {
+	key string
+	val any // comparable: int64, int32, string, bool
+}
+
+func sharedOptionDef(key string, v any) (types.OptionDef, bool) {
+	switch v.(type) {
+	case int64, int32, string, bool:
+	default:
+		return optionDef(key, v)
+	}
+	k := optionValue{key, v}
+	optionDefs.Lock()
+	defer optionDefs.Unlock()
+	if d, ok := optionDefs.m[k]; ok {
+		return d, true
+	}
+	d, ok := optionDef(key, v)
+	if ok {
+		optionDefs.m[k] = d
+	}
+	return d, ok
+}
+
 // hostOptionDefs is a host's OptionManager.supportedOption: a definition for
 // every option it holds, in the order of its settings.
 func hostOptionDefs(settings []types.BaseOptionValue) []types.OptionDef {
@@ -88,7 +121,7 @@ func hostOptionDefs(settings []types.BaseOptionValue) []types.OptionDef {
 		v := s.GetOptionValue()
 		if d, ok := known[v.Key]; ok {
 			defs = append(defs, d)
-		} else if d, ok := optionDef(v.Key, v.Value); ok {
+		} else if d, ok := sharedOptionDef(v.Key, v.Value); ok {
 			defs = append(defs, d)
 		}
 	}
@@ -152,8 +185,22 @@ func checkOptionValue(def types.BaseOptionType, v any) string {
 	return ""
 }
 
+// build creates the lab file's datacenters, the first one first.
 func (l *Lab) build(ctx context.Context) error {
-	lf := l.file
+	hostIndex := 0 // over the whole lab: each host's adapters have WWPNs of their own
+	for _, inv := range l.file.inventories() {
+		if err := l.buildDatacenter(ctx, inv, &hostIndex); err != nil {
+			if inv != &l.file.Inventory {
+				return fmt.Errorf("datacenter %s: %w", inv.Datacenter, err)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// buildDatacenter creates one datacenter and its inventory.
+func (l *Lab) buildDatacenter(ctx context.Context, lf *Inventory, hostIndex *int) error {
 	c := l.client
 
 	root := object.NewRootFolder(c)
@@ -214,6 +261,7 @@ func (l *Lab) build(ctx context.Context) error {
 			order = append(order, h)
 			l.hosts[ref.Value] = h
 			l.storageSystems[h.storage.Self.Value] = h
+			l.datastoreSystems[hobj.ConfigManager.DatastoreSystem.Value] = h
 		}
 	}
 
@@ -233,8 +281,9 @@ func (l *Lab) build(ctx context.Context) error {
 			views[hn] = append(views[hn], lunView{spec: ls, number: number, reserved: perenniallyReserved(ls, hn)})
 		}
 	}
-	for i, h := range order {
-		l.buildHostStorage(h, i+1, views[h.spec.Name])
+	for _, h := range order {
+		*hostIndex++
+		l.buildHostStorage(h, *hostIndex, views[h.spec.Name])
 	}
 
 	// port groups
@@ -288,6 +337,9 @@ func (l *Lab) build(ctx context.Context) error {
 				}
 			}
 			vol, err = l.createVMFS(ctx, d.Name, dir, lun.NAA, int64(lun.CapacityGiB*float64(gib))-gib, false, hosts)
+			if err == nil {
+				l.shapeVMFS(vol, lun, d.VMFSVersion)
+			}
 		case "nfs":
 			vol, err = l.createNFS(ctx, d, dir, hosts)
 		}
@@ -300,6 +352,7 @@ func (l *Lab) build(ctx context.Context) error {
 
 	// virtual machines
 	for i := range lf.VMs {
+		lf.VMs[i].datacenter = lf.Datacenter
 		if err := l.createVM(ctx, folders, &lf.VMs[i], byName[lf.VMs[i].Host]); err != nil {
 			return fmt.Errorf("vm %s: %w", lf.VMs[i].Name, err)
 		}
@@ -432,6 +485,7 @@ func setProduct(h *labHost) {
 	p.FullName = fmt.Sprintf("VMware ESXi %s build-%s", h.spec.Version, h.spec.Build)
 	p.ApiVersion = apiVersionFor(h.spec.Version)
 	p.LicenseProductVersion = majorMinor(h.spec.Version)
+	p.PatchLevel = h.spec.PatchLevel
 	hobj.Summary.Config.Product = p
 }
 
@@ -592,6 +646,8 @@ func (l *Lab) createVMFS(ctx context.Context, name, dir, naa string, capacity in
 	ds.Summary.MultipleHostAccess = types.NewBool(!local)
 	ds.Capability.RawDiskMappingsSupported = true
 	ds.Capability.PerFileThinProvisioningSupported = true
+	// vSphere 7.0+: off until HostDatastoreSystem.EnableClusteredVmdkSupport
+	ds.Capability.ClusteredVmdkSupported = types.NewBool(false)
 	vol := &dsVolume{ref: ref, path: "/vmfs/volumes/" + uuid, vol: vmfs, hosts: hosts}
 	for i := range ds.Host {
 		ds.Host[i].MountInfo.Path = vol.path
@@ -636,6 +692,7 @@ func (l *Lab) createNFS(ctx context.Context, d DatastoreSpec, dir string, hosts 
 	ds.Summary.FreeSpace = free
 	ds.Summary.MultipleHostAccess = types.NewBool(true)
 	ds.Capability.RawDiskMappingsSupported = false
+	ds.Capability.ClusteredVmdkSupported = types.NewBool(false)
 	id := hexHash(d.Name, 16)
 	vol := &dsVolume{ref: ref, path: "/vmfs/volumes/" + id[:8] + "-" + id[8:16], vol: info.Nas, hosts: hosts}
 	for i := range ds.Host {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"sort"
 	"sync"
 
 	"github.com/vmware/govmomi/simulator"
@@ -25,6 +26,8 @@ type Lab struct {
 	hosts map[string]*labHost
 	// storage systems by moref value, mapping back to their host
 	storageSystems map[string]*labHost
+	// datastore systems by moref value, mapping back to their host
+	datastoreSystems map[string]*labHost
 	// host advanced option managers by moref value
 	hostOptions map[string]*labHost
 	// toolsRunning flag per VM moref value
@@ -65,6 +68,16 @@ type labHost struct {
 	storage *simulator.HostStorageSystem
 	// luns by uuid, pointing into storage.StorageDeviceInfo.ScsiLun
 	luns map[string]*types.HostScsiDisk
+}
+
+// sortedHosts: every host, in moref order.
+func (l *Lab) sortedHosts() []*labHost {
+	var out []*labHost
+	for _, h := range l.hosts {
+		out = append(out, h)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ref.Value < out[j].ref.Value })
+	return out
 }
 
 // labContext returns a fresh simulator context for work done outside a SOAP

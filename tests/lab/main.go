@@ -80,13 +80,14 @@ func run() error {
 			return err
 		}
 	}
+	fileClusters := len(lf.Clusters)
 	if *fleet > 0 {
 		if err := addFleet(lf, *fleet); err != nil {
 			return err
 		}
 	}
 	if *scale != "" {
-		if err := addScale(lf, *scale); err != nil {
+		if err := addScale(lf, *scale, fileClusters); err != nil {
 			return err
 		}
 	}
@@ -132,19 +133,20 @@ func run() error {
 	defer model.Remove()
 
 	l := &Lab{
-		file:           lf,
-		runDir:         runDir,
-		model:          model,
-		svc:            model.Service,
-		reg:            model.Map(),
-		hosts:          map[string]*labHost{},
-		storageSystems: map[string]*labHost{},
-		hostOptions:    map[string]*labHost{},
-		tools:          map[string]bool{},
-		vmSpecs:        map[string]*VMSpec{},
-		dsKind:         map[string]string{},
-		dsDirs:         map[string]string{},
-		extentLUNs:     map[string]string{},
+		file:             lf,
+		runDir:           runDir,
+		model:            model,
+		svc:              model.Service,
+		reg:              model.Map(),
+		hosts:            map[string]*labHost{},
+		storageSystems:   map[string]*labHost{},
+		datastoreSystems: map[string]*labHost{},
+		hostOptions:      map[string]*labHost{},
+		tools:            map[string]bool{},
+		vmSpecs:          map[string]*VMSpec{},
+		dsKind:           map[string]string{},
+		dsDirs:           map[string]string{},
+		extentLUNs:       map[string]string{},
 	}
 	l.faults = newFaultEngine(l)
 	l.traffic = newTrafficCounter()
@@ -220,7 +222,7 @@ func run() error {
 		"control":  fmt.Sprintf("https://%s/lab/", net.JoinHostPort(host, strconv.Itoa(addr.Port))),
 		"about":    about.FullName,
 		"hosts":    len(l.hosts),
-		"vms":      len(lf.VMs),
+		"vms":      len(l.vmSpecs),
 		"start_ms": time.Since(start).Milliseconds(),
 		"wine":     l.guests.wine.wine,
 	}
@@ -235,7 +237,7 @@ func run() error {
 	if _, err := os.Stdout.Write(append(line, '\n')); err != nil {
 		return err
 	}
-	log.Printf("serving %s (%d hosts, %d VMs) in %s", info["url"], len(l.hosts), len(lf.VMs), time.Since(start).Round(time.Millisecond))
+	log.Printf("serving %s (%d hosts, %d VMs) in %s", info["url"], len(l.hosts), len(l.vmSpecs), time.Since(start).Round(time.Millisecond))
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)

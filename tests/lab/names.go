@@ -336,6 +336,16 @@ func (h *folderHandler) CreateVMTask(ctx *simulator.Context, req *types.CreateVM
 	if fault, msg := checkDevices(ctx, dc, spec.DeviceChange); fault != nil {
 		return fail(fault, msg)
 	}
+	var target *labHost
+	if req.Host != nil {
+		target = l.hosts[req.Host.Value]
+	}
+	if fault, msg := l.checkNVMe(nil, target, spec); fault != nil {
+		return fail(fault, msg)
+	}
+	if fault, msg := checkDiskSharing(spec); fault != nil {
+		return fail(fault, msg)
+	}
 	if req.Host != nil {
 		if host, ok := ctx.Map.Get(*req.Host).(*simulator.HostSystem); ok {
 			if fault, msg := checkHostDatastores(ctx, dc, host, spec.Files.VmPathName, spec.DeviceChange); fault != nil {
@@ -346,6 +356,11 @@ func (h *folderHandler) CreateVMTask(ctx *simulator.Context, req *types.CreateVM
 		return fail(fault, msg)
 	}
 	name := vcName(spec.Name)
+	// a VM name is once per folder (the simulator does not check): the
+	// same name in another folder or datacenter is allowed
+	if obj := ctx.Map.FindByName(name, h.Folder.ChildEntity); obj != nil {
+		return fail(&types.DuplicateName{Name: name, Object: obj.Reference()}, fmt.Sprintf("The name '%s' already exists.", name))
+	}
 	if !strings.Contains(name, "%") {
 		spec.Name = name
 		return h.Folder.CreateVMTask(ctx, req)

@@ -19,6 +19,11 @@ import (
 //	datastores `datastores` in all, VMFS on the Scale clusters' first LUNs
 //	VMs       `vms` in all, spread over the Scale hosts, each with its
 //	          boot disk and one NIC on port group "Scale-VMs"
+//	DC2       a second datacenter (unless the lab file says
+//	          scaleSecondDatacenter: false): a namesake of each of the lab
+//	          file's vSphere clusters with the same VMs, and Scale-NN
+//	          clusters again (sizes `dc2.hosts`), `dc2.datastores` and
+//	          `dc2.vms` VMs APPNNNN: names DC1 has too
 type scaleProfile struct {
 	options    int
 	clusters   int
@@ -27,12 +32,25 @@ type scaleProfile struct {
 	ownLuns    int
 	datastores int
 	vms        int
+	dc2        scaleDC
+}
+
+// scaleDC: the generated clusters, datastores and VMs of one datacenter.
+type scaleDC struct {
+	hosts      []int // one cluster per entry, of that many hosts
+	datastores int
+	vms        int
 }
 
 var scaleProfiles = map[string]scaleProfile{
-	"small":     {options: 1000, clusters: 4, hosts: []int{8, 2, 3, 4}, luns: 32, ownLuns: 2, datastores: 12, vms: 100},
-	"realistic": {options: 1100, clusters: 20, hosts: []int{32, 4, 8, 16, 2, 6}, luns: 256, ownLuns: 4, datastores: 100, vms: 2000},
+	"small": {options: 1000, clusters: 4, hosts: []int{8, 2, 3, 4}, luns: 32, ownLuns: 2, datastores: 12, vms: 100,
+		dc2: scaleDC{hosts: []int{4, 2}, datastores: 4, vms: 30}},
+	"realistic": {options: 1100, clusters: 20, hosts: []int{32, 4, 8, 16, 2, 6}, luns: 256, ownLuns: 4, datastores: 100, vms: 2000,
+		dc2: scaleDC{hosts: []int{8, 4, 4, 2}, datastores: 16, vms: 200}},
 }
+
+// secondDatacenter is the name of the datacenter a scale profile adds.
+const secondDatacenter = "DC2"
 
 // optionFamilies: the prefixes of ESXi's advanced options and the kind of
 // value each family mostly holds.
@@ -90,8 +108,9 @@ func scaleOptions(n int) map[string]any {
 	return out
 }
 
-// addScale grows lf by the named profile (see scaleProfiles).
-func addScale(lf *LabFile, name string) error {
+// addScale grows lf by the named profile (see scaleProfiles). fileClusters:
+// how many of lf's clusters come from the lab file (the others from --fleet).
+func addScale(lf *LabFile, name string, fileClusters int) error {
 	p, ok := scaleProfiles[name]
 	if !ok {
 		var names []string
@@ -103,6 +122,10 @@ func addScale(lf *LabFile, name string) error {
 	}
 	options := scaleOptions(p.options)
 	withOptions := func(h HostSpec) HostSpec {
+		if len(h.Options) == 0 { // one map for every such host: it is only read
+			h.Options = options
+			return h
+		}
 		merged := make(map[string]any, len(options)+len(h.Options))
 		for k, v := range options {
 			merged[k] = v
@@ -113,72 +136,159 @@ func addScale(lf *LabFile, name string) error {
 		h.Options = merged
 		return h
 	}
-	own := make([]string, 0, len(lf.Clusters))
-	for i := range lf.Clusters {
-		own = append(own, lf.Clusters[i].Name)
-		for j := range lf.Clusters[i].Hosts {
-			lf.Clusters[i].Hosts[j] = withOptions(lf.Clusters[i].Hosts[j])
+	var dc2 *Inventory
+	if boolOr(lf.ScaleSecondDatacenter, true) {
+		if lf.Datacenter == secondDatacenter || escapeName(lf.Datacenter) == secondDatacenter {
+			return fmt.Errorf("--scale: the lab file's datacenter is %s, the name of the one the profile adds (scaleSecondDatacenter: false)", secondDatacenter)
+		}
+		// before lf grows: the namesakes are of the lab file's own clusters and VMs
+		dc2 = &Inventory{Datacenter: secondDatacenter}
+		namesakes(dc2, lf, fileClusters)
+	}
+	growClusters(&lf.Inventory, "ff", p.ownLuns, withOptions)
+	var sizes []int
+	for c := 0; c < p.clusters; c++ {
+		sizes = append(sizes, p.hosts[c%len(p.hosts)])
+	}
+	scaleClusters(&lf.Inventory, scaleNames{host: "esx-s", lun: 0, datastore: "Scale-VMFS-"},
+		scaleDC{hosts: sizes, datastores: p.datastores, vms: p.vms}, p.luns, withOptions)
+	if dc2 == nil {
+		return nil
+	}
+	growClusters(dc2, "fe", p.ownLuns, withOptions)
+	scaleClusters(dc2, scaleNames{host: "esx-dc2-s", lun: 0x80, datastore: "DC2-VMFS-"}, p.dc2, p.luns, withOptions)
+	lf.Datacenters = append(lf.Datacenters, *dc2)
+	return nil
+}
+
+// growClusters gives the clusters inv holds so far (the lab file's and the
+// fleet's, or their namesakes) the profile's options on every host and n
+// more LUNs they all see, used by nobody: naa.600009700001970<tag>…, LUN
+// numbers from 200.
+func growClusters(inv *Inventory, tag string, n int, withOptions func(HostSpec) HostSpec) {
+	own := make([]string, 0, len(inv.Clusters))
+	for i := range inv.Clusters {
+		own = append(own, inv.Clusters[i].Name)
+		for j := range inv.Clusters[i].Hosts {
+			inv.Clusters[i].Hosts[j] = withOptions(inv.Clusters[i].Hosts[j])
 		}
 	}
-	// a few more LUNs the lab file's clusters see, used by nobody
-	for i := 0; i < p.ownLuns && len(own) > 0; i++ {
-		n := int32(200 + i)
-		lf.LUNs = append(lf.LUNs, LUNSpec{
-			NAA: fmt.Sprintf("naa.600009700001970ff%04x00000000000", i), CapacityGiB: 50,
-			Vendor: "EMC", Model: "SYMMETRIX", LunNumber: &n, Clusters: own,
+	for i := 0; i < n && len(own) > 0; i++ {
+		number := int32(200 + i)
+		inv.LUNs = append(inv.LUNs, LUNSpec{
+			NAA: fmt.Sprintf("naa.600009700001970%s%04x00000000000", tag, i), CapacityGiB: 50,
+			Vendor: "EMC", Model: "SYMMETRIX", LunNumber: &number, Clusters: own,
 		})
 	}
+}
 
-	var scaleClusters []string
-	var scaleHosts []string
-	var dsOf = map[string][]string{} // cluster -> its datastores
-	for c := 1; c <= p.clusters; c++ {
+// scaleNames: how one datacenter's generated entities are named where names
+// must differ from another datacenter's (hosts, LUNs, datastores); the
+// vSphere clusters (Scale-NN), port group (Scale-VMs) and VMs (APPNNNN) have
+// the same names in every datacenter.
+type scaleNames struct {
+	host      string // esx-<host>NN-HH.lab.local
+	lun       int    // added to the cluster number in the LUNs' names
+	datastore string // <datastore>NNN
+}
+
+// scaleClusters adds the generated Scale-NN clusters, their LUNs,
+// datastores, port group and VMs to inv.
+func scaleClusters(inv *Inventory, names scaleNames, g scaleDC, luns int, withOptions func(HostSpec) HostSpec) {
+	naa := func(c, l int) string {
+		return fmt.Sprintf("naa.600009700001970%02x%04x00000000000", c+names.lun, l)
+	}
+	var clusters, hosts []string
+	hostCluster := map[string]int{}
+	dsOf := map[int][]string{} // cluster number -> its datastores
+	for c := 1; c <= len(g.hosts); c++ {
 		cname := fmt.Sprintf("Scale-%02d", c)
-		scaleClusters = append(scaleClusters, cname)
-		size := p.hosts[(c-1)%len(p.hosts)]
+		clusters = append(clusters, cname)
 		cs := ClusterSpec{Name: cname}
-		for h := 1; h <= size; h++ {
-			hn := fmt.Sprintf("esx-s%02d-%02d.lab.local", c, h)
+		for h := 1; h <= g.hosts[c-1]; h++ {
+			hn := fmt.Sprintf("%s%02d-%02d.lab.local", names.host, c, h)
 			cs.Hosts = append(cs.Hosts, withOptions(HostSpec{Name: hn, Version: "8.0.2"}))
-			scaleHosts = append(scaleHosts, hn)
+			hosts = append(hosts, hn)
+			hostCluster[hn] = c
 		}
-		lf.Clusters = append(lf.Clusters, cs)
-		for l := 0; l < p.luns; l++ {
+		inv.Clusters = append(inv.Clusters, cs)
+		for l := 0; l < luns; l++ {
 			n := int32(l + 1)
-			lf.LUNs = append(lf.LUNs, LUNSpec{
-				NAA: fmt.Sprintf("naa.600009700001970%02x%04x00000000000", c, l), CapacityGiB: 100,
+			inv.LUNs = append(inv.LUNs, LUNSpec{
+				NAA: naa(c, l), CapacityGiB: 100,
 				Vendor: "EMC", Model: "SYMMETRIX", LunNumber: &n, Clusters: []string{cname},
 			})
 		}
 	}
-	for d := 0; d < p.datastores && p.clusters > 0; d++ {
-		c := d%p.clusters + 1
-		l := d / p.clusters
-		if l >= p.luns {
+	for d := 0; d < g.datastores && len(clusters) > 0; d++ {
+		c := d%len(clusters) + 1
+		l := d / len(clusters)
+		if l >= luns {
 			break
 		}
-		cname := fmt.Sprintf("Scale-%02d", c)
-		ds := fmt.Sprintf("Scale-VMFS-%03d", d+1)
-		lf.Datastores = append(lf.Datastores, DatastoreSpec{
-			Name: ds, Type: "vmfs", LUN: fmt.Sprintf("naa.600009700001970%02x%04x00000000000", c, l),
-		})
-		dsOf[cname] = append(dsOf[cname], ds)
+		ds := fmt.Sprintf("%s%03d", names.datastore, d+1)
+		inv.Datastores = append(inv.Datastores, DatastoreSpec{Name: ds, Type: "vmfs", LUN: naa(c, l)})
+		dsOf[c] = append(dsOf[c], ds)
 	}
-	if len(scaleHosts) > 0 {
-		lf.PortGroups = append(lf.PortGroups, PortGroupSpec{Name: "Scale-VMs", VLAN: 100, Clusters: scaleClusters})
+	if len(hosts) == 0 {
+		return
 	}
-	for v := 0; v < p.vms && len(scaleHosts) > 0; v++ {
-		host := scaleHosts[v%len(scaleHosts)]
-		var c int
-		fmt.Sscanf(host, "esx-s%02d-", &c)
+	inv.PortGroups = append(inv.PortGroups, PortGroupSpec{Name: "Scale-VMs", VLAN: 100, Clusters: clusters})
+	for v := 0; v < g.vms; v++ {
+		host := hosts[v%len(hosts)]
 		ds := ""
-		if list := dsOf[fmt.Sprintf("Scale-%02d", c)]; len(list) > 0 {
+		if list := dsOf[hostCluster[host]]; len(list) > 0 {
 			ds = list[v%len(list)]
 		}
-		lf.VMs = append(lf.VMs, VMSpec{
+		inv.VMs = append(inv.VMs, VMSpec{
 			Name: fmt.Sprintf("APP%04d", v+1), Host: host, Datastore: ds, Network: "Scale-VMs",
 			PowerState: map[bool]string{true: "poweredOff", false: "poweredOn"}[v%5 == 4],
 		})
 	}
-	return nil
+}
+
+// namesakes fills dc with a vSphere cluster of the same name for each of
+// lf's first n clusters (its hosts "dc2-<host>", with the same ESXi version,
+// adapters and options), the lab file's port groups on them, and a VM of the
+// same name (and hardware) for each of those clusters' VMs, on the local
+// datastore of its host's namesake.
+func namesakes(dc *Inventory, lf *LabFile, n int) {
+	dc.LocalDatastores = new(bool)
+	*dc.LocalDatastores = true
+	rename := func(host string) string { return "dc2-" + host }
+	names := map[string]bool{}
+	hosts := map[string]bool{} // the clusters' hosts, full and short names
+	for _, c := range lf.Clusters[:n] {
+		names[c.Name] = true
+		cs := c
+		cs.Hosts = nil
+		for _, h := range c.Hosts {
+			hosts[h.Name], hosts[shortName(h.Name)] = true, true
+			h.Name = rename(h.Name)
+			h.HBAs = append([]HBASpec(nil), h.HBAs...)
+			cs.Hosts = append(cs.Hosts, h)
+		}
+		dc.Clusters = append(dc.Clusters, cs)
+	}
+	for _, pg := range lf.PortGroups {
+		var on []string
+		for _, c := range pg.Clusters {
+			if names[c] {
+				on = append(on, c)
+			}
+		}
+		if len(pg.Clusters) > 0 && len(on) == 0 {
+			continue
+		}
+		pg.Clusters = on
+		dc.PortGroups = append(dc.PortGroups, pg)
+	}
+	for _, v := range lf.VMs {
+		if !hosts[v.Host] {
+			continue
+		}
+		v.Host = rename(v.Host)
+		v.Datastore = ""
+		dc.VMs = append(dc.VMs, v)
+	}
 }

@@ -296,6 +296,7 @@ func (l *Lab) buildHostStorage(h *labHost, hostIndex int, views []lunView) {
 		if v.spec.DisplayName != "" {
 			disk.DisplayName = v.spec.DisplayName
 		}
+		shapeSectors(disk, v.spec)
 		var via []hbaInfo
 		for _, hi := range hbas[1:] {
 			if hi.spec.Kind == v.spec.Transport {
@@ -334,6 +335,23 @@ func (l *Lab) buildHostStorage(h *labHost, hostIndex int, views []lunView) {
 	hw := *h.obj.Hardware
 	hw.PciDevice = pci
 	h.obj.Hardware = &hw
+}
+
+// shapeSectors gives a SAN disk its LUN's sector format, and says whether
+// it has what clustered VMDK needs once formatted VMFS
+// (ScsiLun.clusteredVmdkSupported): reached over Fibre Channel, 512-byte
+// sectors (512n or 512e).
+func shapeSectors(disk *types.HostScsiDisk, spec *LUNSpec) {
+	format := spec.SectorFormat
+	if format == "" {
+		format = "512n"
+	}
+	disk.ScsiDiskType = sectorDiskType[format]
+	if format == "4kn" {
+		bytes := disk.Capacity.Block * int64(disk.Capacity.BlockSize)
+		disk.Capacity = types.HostDiskDimensionsLba{BlockSize: 4096, Block: bytes / 4096}
+	}
+	disk.ClusteredVmdkSupported = types.NewBool(spec.Transport == "fc" && format != "4kn")
 }
 
 func countKind(hbas []hbaInfo, kind string) int {

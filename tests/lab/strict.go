@@ -86,12 +86,14 @@ func init() {
 		return nil
 	}
 	intercept("ClusterComputeResource", "AddHost_Task", addHost)
-	intercept("ClusterComputeResource", "ReconfigureCluster_Task", func(l *Lab, ctx *simulator.Context, m *simulator.Method) mo.Reference {
+	cluster := func(l *Lab, ctx *simulator.Context, m *simulator.Method) mo.Reference {
 		if cl, ok := ctx.Map.Get(m.This).(*simulator.ClusterComputeResource); ok {
 			return &clusterHandler{ClusterComputeResource: cl}
 		}
 		return nil
-	})
+	}
+	intercept("ClusterComputeResource", "ReconfigureCluster_Task", cluster)
+	intercept("ClusterComputeResource", "ReconfigureComputeResource_Task", cluster)
 	intercept("Datastore", "RefreshDatastore", func(l *Lab, ctx *simulator.Context, m *simulator.Method) mo.Reference {
 		if ds, ok := ctx.Map.Get(m.This).(*simulator.Datastore); ok {
 			l.mu.Lock()
@@ -237,16 +239,21 @@ func checkHotPlug(vm *simulator.VirtualMachine, spec *types.VirtualMachineConfig
 		return nil, ""
 	}
 	devices := object.VirtualDeviceList(vm.Config.Hardware.Device)
-	controllers := map[int32]types.BaseVirtualSCSIController{}
+	// SCSI and NVMe controllers by key (NVMe bus sharing: checkNVMe)
+	controllers := map[int32]types.BaseVirtualDevice{}
 	for _, d := range devices {
-		if c, ok := d.(types.BaseVirtualSCSIController); ok {
-			controllers[d.GetVirtualDevice().Key] = c
+		switch d.(type) {
+		case types.BaseVirtualSCSIController, *types.VirtualNVMEController:
+			controllers[d.GetVirtualDevice().Key] = d
 		}
 	}
 	for _, change := range spec.DeviceChange {
 		ds := change.GetVirtualDeviceConfigSpec()
-		if c, ok := ds.Device.(types.BaseVirtualSCSIController); ok && ds.Operation == types.VirtualDeviceConfigSpecOperationAdd {
-			controllers[ds.Device.GetVirtualDevice().Key] = c
+		switch ds.Device.(type) {
+		case types.BaseVirtualSCSIController, *types.VirtualNVMEController:
+			if ds.Operation == types.VirtualDeviceConfigSpecOperationAdd {
+				controllers[ds.Device.GetVirtualDevice().Key] = ds.Device
+			}
 		}
 	}
 	refuse := &types.InvalidPowerState{
@@ -293,12 +300,22 @@ func checkHotPlug(vm *simulator.VirtualMachine, spec *types.VirtualMachineConfig
 			default:
 				continue
 			}
-			if c := controllers[ckey]; c != nil && sharing(c) != types.VirtualSCSISharingNoSharing {
+			if c := controllers[ckey]; c != nil && controllerShared(c) {
 				return refuse, msg
 			}
 		}
 	}
 	return nil, ""
+}
+
+// scsiLastUnit: the highest SCSI unit number of a controller: 15, or 64 on
+// a VMware Paravirtual controller of a VM of hardware version 14 (ESXi 6.7)
+// or later, which takes 64 disks.
+func scsiLastUnit(c types.BaseVirtualDevice, version string) int32 {
+	if _, ok := c.(*types.ParaVirtualSCSIController); ok && hwVersion(version) >= 14 {
+		return 64
+	}
+	return 15
 }
 
 func invalidDevice(index int, msg string) (types.BaseMethodFault, string) {
@@ -311,7 +328,8 @@ func invalidDevice(index int, msg string) (types.BaseMethodFault, string) {
 // checkDeviceLayout refuses what vCenter refuses and the simulator lets
 // through: a SCSI controller on a bus number outside 0-3 or already used, a
 // disk on a controller that does not exist, a SCSI disk on unit 7 (the
-// controller's own) or beyond 15.
+// controller's own) or beyond 15 (64 on a VMware Paravirtual controller from
+// hardware version 14).
 func checkDeviceLayout(vm *simulator.VirtualMachine, spec *types.VirtualMachineConfigSpec) (types.BaseMethodFault, string) {
 	devices := object.VirtualDeviceList(vm.Config.Hardware.Device)
 	removed := map[int32]bool{}
@@ -389,8 +407,9 @@ func checkDeviceLayout(vm *simulator.VirtualMachine, spec *types.VirtualMachineC
 			if reserved == 0 {
 				reserved = 7
 			}
-			if unit < 0 || unit > 15 || unit == reserved {
-				return invalidDevice(i, fmt.Sprintf("SCSI unit number %d is not available (0-15, %d is the controller's).", unit, reserved))
+			last := scsiLastUnit(c, vm.Config.Version)
+			if unit < 0 || unit > last || unit == reserved {
+				return invalidDevice(i, fmt.Sprintf("SCSI unit number %d is not available (0-%d, %d is the controller's).", unit, last, reserved))
 			}
 		}
 	}
@@ -470,6 +489,15 @@ func (h *vmHandler) ReconfigVMTask(ctx *simulator.Context, req *types.ReconfigVM
 	if fault, msg := checkHotPlug(vm, &req.Spec); fault != nil {
 		return fail(fault, msg)
 	}
+	if fault, msg := h.lab.checkNVMe(vm, nil, &req.Spec); fault != nil {
+		return fail(fault, msg)
+	}
+	if fault, msg := checkDiskSharing(&req.Spec); fault != nil {
+		return fail(fault, msg)
+	}
+	if fault, msg := checkHotAddFlags(vm, &req.Spec); fault != nil {
+		return fail(fault, msg)
+	}
 	created, fault, msg := h.lab.prepareDisksTracked(vm, &req.Spec)
 	if fault != nil {
 		removeFiles(created)
@@ -498,7 +526,11 @@ func removeFiles(files []string) {
 func (h *vmHandler) PowerOnVMTask(ctx *simulator.Context, req *types.PowerOnVM_Task) soap.HasFault {
 	vm := h.VirtualMachine
 	if vm.Runtime.PowerState == types.VirtualMachinePowerStatePoweredOff && !vm.Config.Template {
-		if fault, msg := checkClusteredDisks(vm); fault != nil {
+		fault, msg := checkClusteredDisks(vm)
+		if fault == nil && h.lab.file.DiskLocks {
+			fault, msg = h.lab.checkDiskLocks(ctx, vm)
+		}
+		if fault != nil {
 			return &methods.PowerOnVM_TaskBody{Res: &types.PowerOnVM_TaskResponse{
 				Returnval: h.lab.failedTask(ctx, vm.Self, "PowerOnVM_Task", fault, msg, false),
 			}}
@@ -518,8 +550,7 @@ func checkClusteredDisks(vm *simulator.VirtualMachine) (types.BaseMethodFault, s
 		if !ok {
 			continue
 		}
-		c, ok := devices.FindByKey(disk.ControllerKey).(types.BaseVirtualSCSIController)
-		if !ok || sharing(c) == types.VirtualSCSISharingNoSharing {
+		if !controllerShared(devices.FindByKey(disk.ControllerKey)) {
 			continue
 		}
 		b, ok := disk.Backing.(*types.VirtualDiskFlatVer2BackingInfo)
@@ -749,6 +780,14 @@ func (o *observer) PutObject(_ *simulator.Context, obj mo.Reference) {
 		if vm.Summary.Runtime.RecordReplayState == "" {
 			vm.Summary.Runtime.RecordReplayState = types.VirtualMachineRecordReplayStateInactive
 		}
+		// ESXi reports the hot-add switches, false unless set
+		if c := vm.Config; c != nil {
+			for _, b := range []**bool{&c.CpuHotAddEnabled, &c.CpuHotRemoveEnabled, &c.MemoryHotAddEnabled} {
+				if *b == nil {
+					*b = types.NewBool(false)
+				}
+			}
+		}
 	}
 }
 
@@ -816,7 +855,55 @@ type clusterHandler struct {
 	*simulator.ClusterComputeResource
 }
 
+// ReconfigureComputeResourceTask is the simulator's, plus the HA and DRS
+// advanced options (dasConfig.option, drsConfig.option), which the simulator
+// drops: vCenter keeps them, and a planner that sets them must read them back.
+func (c *clusterHandler) ReconfigureComputeResourceTask(ctx *simulator.Context, req *types.ReconfigureComputeResource_Task) soap.HasFault {
+	if spec, ok := req.Spec.(*types.ClusterConfigSpecEx); ok {
+		c.applyOptions(spec.DasConfig, spec.DrsConfig, req.Modify)
+	}
+	return c.ClusterComputeResource.ReconfigureComputeResourceTask(ctx, req)
+}
+
+// applyOptions merges the options of a reconfigure into the cluster's HA and
+// DRS configuration by key (modify), an option without a value removing its
+// key, or replaces them (not modify), as vCenter keeps them.
+func (c *clusterHandler) applyOptions(das *types.ClusterDasConfigInfo, drs *types.ClusterDrsConfigInfo, modify bool) {
+	cfg, ok := c.ConfigurationEx.(*types.ClusterConfigInfoEx)
+	if !ok {
+		return
+	}
+	if das != nil && das.Option != nil {
+		cfg.DasConfig.Option = mergeOptions(cfg.DasConfig.Option, das.Option, modify)
+	}
+	if drs != nil && drs.Option != nil {
+		cfg.DrsConfig.Option = mergeOptions(cfg.DrsConfig.Option, drs.Option, modify)
+	}
+}
+
+func mergeOptions(have, change []types.BaseOptionValue, modify bool) []types.BaseOptionValue {
+	var out []types.BaseOptionValue
+	if modify {
+		out = append(out, have...)
+	}
+	for _, o := range change {
+		ov := o.GetOptionValue()
+		kept := out[:0]
+		for _, e := range out {
+			if e.GetOptionValue().Key != ov.Key {
+				kept = append(kept, e)
+			}
+		}
+		out = kept
+		if ov.Value != nil && fmt.Sprint(ov.Value) != "" {
+			out = append(out, &types.OptionValue{Key: ov.Key, Value: ov.Value})
+		}
+	}
+	return out
+}
+
 func (c *clusterHandler) ReconfigureClusterTask(ctx *simulator.Context, req *types.ReconfigureCluster_Task) soap.HasFault {
+	c.applyOptions(req.Spec.DasConfig, req.Spec.DrsConfig, req.Modify)
 	ex := &types.ClusterConfigSpecEx{
 		DasConfig:       req.Spec.DasConfig,
 		DasVmConfigSpec: req.Spec.DasVmConfigSpec,

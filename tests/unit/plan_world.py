@@ -13,6 +13,7 @@ from reconciler.observed import (
     ObservedLun,
     ObservedNic,
     ObservedVm,
+    ObservedVmHostRule,
     ObservedVmRule,
 )
 from reconciler.outcome import done
@@ -99,7 +100,7 @@ def fresh_vm(name: str, host_name: str, power: str = "poweredOn") -> ObservedVm:
         power_state=power,
         change_version="2026-01-01T00:00:00.000000Z",
         hardware_version="vmx-13",
-        guest_id="windows8Server64Guest",
+        guest_id="windows9Server64Guest",  # Windows Server 2016, as the files say
         tools_running=power == "poweredOn",
         controllers={0: ObservedController(key=1000, bus=0, type="lsilogic-sas", sharing="none", pci_slot=160)},
         disks={
@@ -145,6 +146,7 @@ def as_applied(cluster: FailoverCluster, world: Observed, plan: Plan) -> Observe
     hosts = dict(world.hosts)
     vc = world.clusters["Cluster-A"]
     drs, ha, rules = dict(vc.drs_overrides), dict(vc.ha_overrides), dict(vc.rules)
+    vm_host_rules, das_options, drs_options = dict(vc.vm_host_rules), dict(vc.das_options), dict(vc.drs_options)
     for a in plan.actions:
         after = a.after
         if a.kind in (ActionKind.ADD_CONTROLLER,):
@@ -194,7 +196,25 @@ def as_applied(cluster: FailoverCluster, world: Observed, plan: Plan) -> Observe
             ha[a.target] = after.restart
         elif a.kind in (ActionKind.CREATE_RULE, ActionKind.UPDATE_RULE):
             rules[a.target] = ObservedVmRule(name=a.target, key=1, kind=after.kind, vms=after.vms)
-    clusters = {"Cluster-A": vc.model_copy(update={"drs_overrides": drs, "ha_overrides": ha, "rules": rules})}
+        elif a.kind is ActionKind.SET_VM_HOST_RULE:
+            vm_host_rules[a.target] = ObservedVmHostRule(
+                name=a.target,
+                key=2,
+                vm_group=after.vm_group,
+                host_group=after.host_group,
+                vms=after.vms,
+                hosts=after.hosts,
+                mandatory=after.mandatory,
+            )
+        elif a.kind is ActionKind.SET_CLUSTER_OPTION:
+            drs_option = a.target.removeprefix("drs.")
+            if drs_option != a.target:
+                drs_options[drs_option] = after.value
+            else:
+                das_options[a.target] = after.value
+    update = {"drs_overrides": drs, "ha_overrides": ha, "rules": rules, "vm_host_rules": vm_host_rules}
+    update |= {"das_options": das_options, "drs_options": drs_options}
+    clusters = {"Cluster-A": vc.model_copy(update=update)}
     return world.model_copy(update={"vms": vms, "hosts": hosts, "clusters": clusters})
 
 

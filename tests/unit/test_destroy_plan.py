@@ -65,20 +65,21 @@ def test_destroy_reverses_apply_node_two_first_one_node_at_a_time_then_placement
     ]
     assert ids[:6] == node2
     assert ids[6:12] == [i.replace("SQLNODE2", "SQLNODE1") for i in node2]
-    assert ids[12:17] == [
+    assert ids[12:18] == [
         "node/SQLNODE1/drs#remove-drs-override",
         "node/SQLNODE1/ha#remove-ha-override",
         "node/SQLNODE2/drs#remove-drs-override",
         "node/SQLNODE2/ha#remove-ha-override",
         "rule/mscsctl-sql-prod-01#delete-rule",
+        "vm-host-rule/mscsctl-sql-prod-01-on-hosts#delete-vm-host-rule",
     ]
-    kinds = [a.kind for a in plan.actions[17:]]
+    kinds = [a.kind for a in plan.actions[18:]]
     assert kinds == [ActionKind.RELEASE_LUN] * 6 + [ActionKind.RESTORE_HOST_OPTION] * 4
     # A chain: each action waits for the one before, so node 1 is touched only once node 2 runs again.
     assert all(b.depends_on == (a.id,) for a, b in zip(plan.actions, plan.actions[1:], strict=False))
     # The devices of a node in one reconfigure, the placement in one vSphere-cluster reconfigure.
     assert {a.batch for a in plan.actions[1:5]} == {"SQLNODE2/devices"}
-    assert {a.batch for a in plan.actions[12:17]} == {"vcluster/Cluster-A"}
+    assert {a.batch for a in plan.actions[12:18]} == {"vcluster/Cluster-A"}
     restore = {
         str(a.address): (a.before.value, a.after.value)
         for a in plan.actions

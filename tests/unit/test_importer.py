@@ -113,6 +113,12 @@ def request(*vms: str, **changes: object) -> ImportRequest:
     return ImportRequest(datacenter="DC1", vms=vms or ("SQLNODE1", "SQLNODE2"), **changes)  # type: ignore[arg-type]
 
 
+def only_the_vm_host_rule(actions) -> bool:
+    """A cluster built by hand has no VM-Host rule; in an HA-enabled vSphere cluster on 6.5+ the
+    next plan adds the one VMware asks for (MSCS-PLACE-010), and nothing else."""
+    return [(a.kind.value, a.rule) for a in actions] == [("set-vm-host-rule", "MSCS-PLACE-010")]
+
+
 def adopt(world: Observed, req: ImportRequest) -> tuple[FailoverCluster, object]:
     """The inferred file (as written) and the plan made with the state import records."""
     cluster = infer_cluster(world, req).cluster
@@ -181,7 +187,7 @@ def test_the_state_records_every_object_as_found_and_the_plan_changes_nothing():
     assert state.get("sql-prod-01/node/SQLNODE1/drs").cluster_moref == "domain-c1"
     assert not any("power" in a for a in state.resources)
     plan = build_plan(effective, world, managed=state.managed())
-    assert plan.actions == [] and plan.unmanaged == []
+    assert only_the_vm_host_rule(plan.actions) and plan.unmanaged == []
 
 
 def test_a_cluster_in_a_box_with_shared_vmdks():
@@ -194,7 +200,7 @@ def test_a_cluster_in_a_box_with_shared_vmdks():
         SharedVmdk(name="data", size_gb=2, datastore="esx-a1-local", unit=1),
     ]
     assert spec.placement.separate_hosts is False
-    assert plan.actions == []
+    assert only_the_vm_host_rule(plan.actions)
 
 
 def test_physical_to_virtual_is_one_vm_and_the_physical_node_named():
@@ -204,7 +210,7 @@ def test_physical_to_virtual_is_one_vm_and_the_physical_node_named():
     assert cluster.spec.topology.value == "physical-to-virtual"
     assert cluster.spec.node_names == ["FILESRV1", "SQLNODE1"]
     assert cluster.spec.placement.separate_hosts is None
-    assert plan.actions == []
+    assert only_the_vm_host_rule(plan.actions)
 
 
 def test_what_the_hosts_and_the_vsphere_cluster_lack_is_written_and_left_to_the_next_plan():
@@ -227,7 +233,8 @@ def test_what_the_hosts_and_the_vsphere_cluster_lack_is_written_and_left_to_the_
     _, plan = adopt(world, request())
     devices, pending = split_pending(plan)
     assert devices == []
-    assert sorted({a.kind.value for a in pending}) == ["create-rule", "reserve-lun", "set-host-option"]
+    kinds = ["create-rule", "reserve-lun", "set-host-option", "set-vm-host-rule"]
+    assert sorted({a.kind.value for a in pending}) == kinds
     assert [str(a.address) for a in pending if a.kind.value == "set-host-option"] == [
         "sql-prod-01/host/esx-a2.lab.local/option/Disk.UseDeviceReset"
     ]
@@ -327,7 +334,7 @@ def test_the_run_writes_the_file_and_the_state_beside_it_and_refuses_to_overwrit
     vcenter_shows(across_boxes())
     out = tmp_path / "sql.yaml"
     result = import_cluster(request(), out=out, now=NOW)
-    assert result.pending == [] and result.findings == []
+    assert only_the_vm_host_rule(result.pending) and result.findings == []
     state = State.from_json((tmp_path / ".mscsctl" / "sql-prod-01.state.json").read_text())
     assert (state.serial, state.cluster, len(state.resources)) == (1, "sql-prod-01", result.recorded)
     assert out.stat().st_mode & 0o777 == 0o600

@@ -137,7 +137,7 @@ def test_overrides_cite_the_rule_of_the_plans_vsphere_version():
             if a.target == "SQLNODE1" and a.kind in (ActionKind.SET_DRS_OVERRIDE, ActionKind.SET_HA_OVERRIDE)
         }
 
-    # vSphere 8: DRS off follows the 6.0+ rule; HA off is the file's own choice, no rule asks for it.
+    # vSphere 8: DRS follows the 6.5+ rule; HA is the file's own choice, no rule asks for it.
     assert cited("8.0") == {ActionKind.SET_DRS_OVERRIDE: "MSCS-PLACE-004", ActionKind.SET_HA_OVERRIDE: None}
-    # vSphere 5.5: neither the 4.x ban nor the 6.0 DRS rule applies; the overrides are the file's choice.
-    assert cited("5.5") == {ActionKind.SET_DRS_OVERRIDE: None, ActionKind.SET_HA_OVERRIDE: None}
+    # vSphere 5.5: the 4.1-6.0 guides' DRS rule (partially automated at most); HA is the file's choice.
+    assert cited("5.5") == {ActionKind.SET_DRS_OVERRIDE: "MSCS-PLACE-007", ActionKind.SET_HA_OVERRIDE: None}

@@ -61,7 +61,7 @@ def test_every_rule_is_well_formed():
     rules = catalogue()
     assert len({r.id for r in rules}) == len(rules)
     for r in rules:
-        assert re.fullmatch(r"MSCS-(NODE|DISK|NET|GUEST|PLACE|HOST|STOR|INV|SAFE)-\d{3}", r.id), r.id
+        assert re.fullmatch(r"MSCS-(NODE|DISK|NET|GUEST|PLACE|HOST|STOR|VM|INV|SAFE)-\d{3}", r.id), r.id
         assert r.severity in (Severity.ERROR, Severity.WARNING)
         assert r.title and "\n" not in r.title and len(r.title) <= 110, r.id
         assert r.source, r.id
@@ -143,7 +143,8 @@ def test_version_rules_are_silent_with_auto_and_fire_when_pinned():
     assert loaded.cluster is not None
     assert run_rules(loaded.cluster) == []
     assert [f.rule_id for f in run_rules(loaded.cluster, version=(6, 7))] == ["MSCS-DISK-008"]
-    assert run_rules(loaded.cluster, version=(7, 0)) == []
+    # From 7.0 the same disk is refused by the clustered-VMDK rule instead: it must say so.
+    assert [f.rule_id for f in run_rules(loaded.cluster, version=(7, 0))] == ["MSCS-DISK-108"]
 
 
 def test_virtual_compatibility_across_boxes_is_fine_for_windows_2003():
@@ -286,6 +287,24 @@ def test_stor_003_iscsi_only_from_five_five():
     assert [f for f in observed_findings(CAB, world(hosts=hosts), version=(5, 5)) if f.severity is Severity.ERROR] == []
 
 
+def test_stor_003_fcoe_before_five_five_too():
+    hosts = {h.name: h for h in (host("esx-a1.lab.local"), host("esx-a2.lab.local", transport="fcoe"))}
+    found = only(observed_findings(CAB, world(hosts=hosts), version=(5, 0)), "MSCS-STOR-003")
+    assert [f.line for f in found] == [line_of(CAB, LUN1), line_of(CAB, LUN2)]
+    assert "FCoE on esx-a2.lab.local" in found[0].message
+
+
+def test_stor_006_fc_and_iscsi_mixed_across_nodes_under_six():
+    hosts = {h.name: h for h in (host("esx-a1.lab.local"), host("esx-a2.lab.local", transport="iscsi"))}
+    found = only(observed_findings(CAB, world(hosts=hosts), version=(6, 7)), "MSCS-STOR-006")
+    assert [f.line for f in found] == [line_of(CAB, LUN1), line_of(CAB, LUN2)]
+    assert "Fibre Channel on esx-a1.lab.local; iSCSI on esx-a2.lab.local" in found[0].message
+    # All iSCSI is fine under 6.7; the 6.x ban is not in the 7.0 guide's range.
+    same = {name: host(name, transport="iscsi") for name in ("esx-a1.lab.local", "esx-a2.lab.local")}
+    assert only_errors(observed_findings(CAB, world(hosts=same), version=(6, 7))) == []
+    assert only_errors(observed_findings(CAB, world(hosts=hosts), version=(7, 0))) == []
+
+
 def test_stor_004_a_lun_not_visible_from_a_node_host():
     hosts = {h.name: h for h in (host("esx-a1.lab.local"), host("esx-a2.lab.local", luns=(LUN1,)))}
     [f] = only(observed_findings(CAB, world(hosts=hosts)), "MSCS-STOR-004")
@@ -307,9 +326,12 @@ def test_stor_005_a_datastore_not_mounted_on_a_node_host():
 
 def test_host_002_qlogic_and_emulex_on_one_host():
     hosts = {h.name: h for h in (host("esx-a1.lab.local"), host("esx-a2.lab.local", hbas=(QLOGIC, EMULEX)))}
-    [f] = only(observed_findings(CAB, world(hosts=hosts)), "MSCS-HOST-002")
+    found = observed_findings(CAB, world(hosts=hosts))
+    assert only_errors(found) == []  # the book alone says so: a warning
+    [f] = [f for f in found if f.rule_id == "MSCS-HOST-002"]
+    assert f.severity is Severity.WARNING
     assert f.line == line_of(CAB, "- vm: SQLNODE2")
-    assert "QLogic and Emulex" in f.message
+    assert "QLogic and Emulex" in f.message and "no 5.x-8.x guide" in f.message
 
 
 def test_host_003_mixed_esxi_versions():
@@ -354,11 +376,13 @@ def test_place_005_across_boxes_nodes_on_one_host():
 
 
 def test_place_006_drs_ha_cluster_under_vsphere_4():
-    hosts = {h.name: h for h in (host("esx-a1.lab.local", version="4.1.0"), host("esx-a2.lab.local", version="4.1.0"))}
+    hosts = {h.name: h for h in (host("esx-a1.lab.local", version="4.0.0"), host("esx-a2.lab.local", version="4.0.0"))}
     found = only(observed_findings(CAB, world(hosts=hosts, drs=True, ha=True)), "MSCS-PLACE-006")
     assert [f.line for f in found] == [line_of(CAB, "- vm: SQLNODE1"), line_of(CAB, "- vm: SQLNODE2")]
     assert "DRS and HA" in found[0].message
-    # From vSphere 5 the same cluster is fine.
+    # From vSphere 4.1 (the first guide with HA/DRS for clustered VMs) the same cluster is fine.
+    later = {h.name: h for h in (host("esx-a1.lab.local", version="4.1.0"), host("esx-a2.lab.local", version="4.1.0"))}
+    assert only_errors(observed_findings(CAB, world(hosts=later, drs=True, ha=True))) == []
     assert only_errors(observed_findings(CAB, world(drs=True, ha=True))) == []
 
 
@@ -372,7 +396,8 @@ def test_vcenter_rules_stay_out_of_validate():
 
 
 def test_every_vcenter_rule_has_a_test_here():
-    text = Path(__file__).read_text()
+    # Here or in the unit tests of the rule's own subject (test_<subject>.py beside this file).
+    text = "\n".join(p.read_text() for p in HERE.glob("test_*.py"))
     for r in catalogue():
         if r.needs_observed:
             assert f"test_{r.id.lower().removeprefix('mscs-').replace('-', '_')}" in text, r.id
@@ -393,6 +418,72 @@ def test_host_004_a_lun_seen_unreserved_outside_the_nodes_cluster():
     hosts[reserved.name] = reserved
     again = in_cluster_a(world(hosts=hosts), "esx-a1.lab.local", "esx-a2.lab.local")
     assert [f for f in observed_findings(CAB, again) if f.rule_id == "MSCS-HOST-004"] == []
+
+
+def test_host_004_is_silent_before_esxi_five():
+    outsider = host("esx-b1.lab.local", luns=(LUN2,)).model_copy(update={"cluster": "Cluster-B"})
+    hosts = {h.name: h for h in (host("esx-a1.lab.local"), host("esx-a2.lab.local"), outsider)}
+    observed = in_cluster_a(world(hosts=hosts), "esx-a1.lab.local", "esx-a2.lab.local")
+    assert [f for f in observed_findings(CAB, observed, version=(4, 1)) if f.rule_id == "MSCS-HOST-004"] == []
+    assert [f for f in observed_findings(CAB, observed, version=(5, 0)) if f.rule_id == "MSCS-HOST-004"] != []
+
+
+def with_hardware(observed: Observed, version: str) -> Observed:
+    vms = {name: vm.model_copy(update={"hardware_version": version}) for name, vm in observed.vms.items()}
+    return observed.model_copy(update={"vms": vms})
+
+
+def test_place_009_nodes_drs_may_move_on_hardware_before_11():
+    text = CAB.read_text().replace("drs: disabled", "drs: partiallyAutomated")
+    found = observed_findings(CAB, with_hardware(world(), "vmx-10"), text=text)
+    assert only_errors(found) == []
+    hits = [f for f in found if f.rule_id == "MSCS-PLACE-009"]
+    assert [f.line for f in hits] == [line_of(CAB, "- vm: SQLNODE1"), line_of(CAB, "- vm: SQLNODE2")]
+    assert all(f.severity is Severity.WARNING and "hardware 10" in f.message for f in hits)
+    newer = observed_findings(CAB, with_hardware(world(), "vmx-11"), text=text)
+    assert [f for f in newer if f.rule_id == "MSCS-PLACE-009"] == []
+    # DRS off: vMotion is not in play.
+    off = observed_findings(CAB, with_hardware(world(), "vmx-10"))
+    assert [f for f in off if f.rule_id == "MSCS-PLACE-009"] == []
+
+
+def with_unit(kind: str | None, unit: int):
+    """The across-boxes example with its `data` disk at `unit` on a `kind` controller (set on the
+    model, past the schema's own bound, so that the rule is what is tested)."""
+    from reconciler.spec import ControllerType
+
+    cluster = load_file(CAB).cluster
+    assert cluster is not None
+    shared = cluster.spec.shared_disks
+    controller = shared.controller.model_copy(update={"type": ControllerType(kind) if kind else None})
+    disks = [d.model_copy(update={"unit": unit}) if d.name == "data" else d for d in shared.disks]
+    shared = shared.model_copy(update={"controller": controller, "disks": disks})
+    return cluster.model_copy(update={"spec": cluster.spec.model_copy(update={"shared_disks": shared})})
+
+
+def rule_hits(cluster, rule_id, **kwargs):
+    return [f for f in run_rules(cluster, **kwargs) if f.rule_id == rule_id]
+
+
+def test_disk_012_pvscsi_units_above_15_need_hardware_14():
+    cluster = with_unit("pvscsi", 40)
+    hits = rule_hits(cluster, "MSCS-DISK-012", observed=with_hardware(world(), "vmx-13"), version=(8, 0))
+    assert [f.path for f in hits] == [("spec", "nodes", 0, "vm"), ("spec", "nodes", 1, "vm")]
+    assert all(f.severity is Severity.ERROR for f in hits)
+    assert "data (unit 40)" in hits[0].message and "hardware 13" in hits[0].message
+    assert rule_hits(cluster, "MSCS-DISK-012", observed=with_hardware(world(), "vmx-14"), version=(8, 0)) == []
+    assert rule_hits(cluster, "MSCS-DISK-009", observed=with_hardware(world(), "vmx-14"), version=(8, 0)) == []
+
+
+def test_disk_009_unit_ranges_follow_the_controller_and_version():
+    wide = with_unit("pvscsi", 40)
+    assert rule_hits(wide, "MSCS-DISK-009", version=(6, 7)) == []
+    [f] = rule_hits(wide, "MSCS-DISK-009", version=(6, 5))  # 64 targets arrive with hardware 14 (6.7)
+    assert f.path == ("spec", "sharedDisks", "disks", 1, "unit") and "from vSphere 6.7" in f.message
+    [f] = rule_hits(with_unit("lsilogic-sas", 20), "MSCS-DISK-009", version=(8, 0))
+    assert "units 0-15" in f.message
+    [f] = rule_hits(with_unit(None, 7), "MSCS-DISK-009", version=(8, 0))
+    assert "unit 7 is the SCSI controller's own" in f.message
 
 
 def in_cluster_a(observed: Observed, *hosts: str) -> Observed:
@@ -483,3 +574,115 @@ def test_safe_005_a_vm_in_two_clusters_of_the_run():
         ("MSCS-SAFE-005", str(P2V)),
     ]
     assert next(f for f in found if f.file == str(CAB)).line == line_of(CAB, "- vm: SQLNODE2")
+
+
+# --------------------------------------------------------------------------- HA and DRS per version
+
+
+def test_place_010_vm_host_rule_turned_off_under_ha():
+    text = CAB.read_text().replace("    separateHosts: true\n", "    separateHosts: true\n    vmHostRule: false\n")
+    [f] = only(observed_findings(CAB, world(drs=True, ha=True), text=text), "MSCS-PLACE-010")
+    assert f.line == len(CAB.read_text().splitlines()) + 1  # the added vmHostRule line
+    assert "Cluster-A has HA on" in f.message
+    assert only_errors(observed_findings(CAB, world(drs=True, ha=False), text=text)) == []
+    assert only_errors(observed_findings(CAB, world(drs=True, ha=True), text=text, version=(6, 0))) == []
+
+
+def plan_of(version: str, **placement):
+    from reconciler.planner import build_plan
+    from tests.unit.plan_world import cab_cluster, cab_world
+
+    return build_plan(cab_cluster(vsphereVersion=version, placement=placement), cab_world())
+
+
+def test_ha_restart_follows_the_vsphere_version_unless_written():
+    from reconciler.plan import ActionKind
+
+    def restarts(plan):
+        return {a.target: a.after.restart for a in plan.actions if a.kind is ActionKind.SET_HA_OVERRIDE}
+
+    assert restarts(plan_of("8.0")) == {"SQLNODE1": "enabled", "SQLNODE2": "enabled"}
+    assert restarts(plan_of("6.7")) == {"SQLNODE1": "enabled", "SQLNODE2": "enabled"}
+    from reconciler.spec import HaRestart
+    from tests.unit.plan_world import cab_cluster
+
+    assert with_defaults(cab_cluster(), (4, 0)).spec.placement.ha is HaRestart.DISABLED  # before the 4.1 guide
+    assert with_defaults(cab_cluster(vsphereVersion="4.1")).spec.placement.ha is HaRestart.ENABLED
+    assert restarts(plan_of("8.0", ha="disabled")) == {"SQLNODE1": "disabled", "SQLNODE2": "disabled"}
+
+
+def test_the_vm_host_rule_from_six_five_in_an_ha_cluster():
+    from reconciler.plan import ActionKind
+
+    [action] = [a for a in plan_of("8.0").actions if a.kind is ActionKind.SET_VM_HOST_RULE]
+    assert str(action.address) == "sql-prod-01/vm-host-rule/mscsctl-sql-prod-01-on-hosts"
+    assert action.rule == "MSCS-PLACE-010" and action.batch == "vcluster/Cluster-A"
+    assert action.after.model_dump(by_alias=True) == {
+        "vmGroup": "mscsctl-sql-prod-01-nodes",
+        "hostGroup": "mscsctl-sql-prod-01-hosts",
+        "vms": ["SQLNODE1", "SQLNODE2"],
+        "hosts": ["esx-a1.lab.local", "esx-a2.lab.local", "esx-a3.lab.local"],
+        "mandatory": True,
+        "enabled": True,
+    }
+    assert [a for a in plan_of("6.0").actions if a.kind is ActionKind.SET_VM_HOST_RULE] == []
+    from reconciler.errors import RuleViolation
+
+    with pytest.raises(RuleViolation, match="MSCS-PLACE-010"):  # turned off while HA is on: refused
+        plan_of("8.0", vmHostRule=False)
+
+
+def test_cluster_options_only_when_written_and_from_their_versions():
+    from reconciler.plan import ActionKind
+
+    def options(plan):
+        return {
+            (str(a.address), a.after.value, a.rule) for a in plan.actions if a.kind is ActionKind.SET_CLUSTER_OPTION
+        }
+
+    assert options(plan_of("8.0")) == set()  # settings of the whole vSphere cluster: only when asked
+    both = {"respectVmVmAntiAffinityRules": True, "forceAffinePoweron": True}
+    assert options(plan_of("8.0", **both)) == {
+        ("sql-prod-01/cluster-option/das.respectVmVmAntiAffinityRules", "true", "MSCS-PLACE-011"),
+        ("sql-prod-01/cluster-option/drs.ForceAffinePoweron", "1", "MSCS-PLACE-012"),
+    }
+    force = ("sql-prod-01/cluster-option/drs.ForceAffinePoweron", "1", "MSCS-PLACE-012")
+    assert options(plan_of("5.1", **both)) == {force}  # das.respectVmVmAntiAffinityRules: 5.5+
+
+
+def test_applied_vm_host_rule_and_options_plan_no_changes_and_a_hand_change_is_planned_back():
+    from reconciler.planner import build_plan
+    from tests.unit.plan_world import as_applied, cab_cluster, cab_world
+
+    cluster = cab_cluster(
+        vsphereVersion="8.0", placement={"respectVmVmAntiAffinityRules": True, "forceAffinePoweron": True}
+    )
+    world = as_applied(cluster, cab_world(), build_plan(cluster, cab_world()))
+    assert build_plan(cluster, world).actions == []
+    vsc = world.clusters["Cluster-A"]
+    hand = vsc.model_copy(update={"das_options": {**vsc.das_options, "das.respectVmVmAntiAffinityRules": "false"}})
+    [action] = build_plan(cluster, world.model_copy(update={"clusters": {"Cluster-A": hand}})).actions
+    assert (action.before.value, action.after.value) == ("false", "true")
+
+
+def test_options_and_a_vm_host_rule_the_file_does_not_ask_for_are_left_alone():
+    from reconciler.planner import build_plan
+    from tests.unit.plan_world import as_applied, cab_cluster, cab_world
+
+    asked = cab_cluster(
+        vsphereVersion="8.0", placement={"respectVmVmAntiAffinityRules": True, "forceAffinePoweron": True}
+    )
+    world = as_applied(asked, cab_world(), build_plan(asked, cab_world()))
+    vsc = world.clusters["Cluster-A"].model_copy(update={"ha_enabled": False})
+    world = world.model_copy(update={"clusters": {"Cluster-A": vsc}})
+    # A file that writes no option, under a vSphere cluster with HA now off (no VM-Host rule wanted):
+    # what vCenter holds is neither planned away nor reported.
+    plain = cab_cluster(vsphereVersion="8.0")
+    plan = build_plan(plain, world)
+    assert [a for a in plan.actions if a.address.kind in ("vm-host-rule", "cluster-option")] == []
+    from reconciler import normalize
+    from reconciler.rules import target_version
+
+    ctx = normalize.context(plain, world, target_version(plain, world))
+    current, _ = normalize.observed_tree(plain, world, ctx, {})
+    assert [a for a in current if a.kind in ("vm-host-rule", "cluster-option")] == []

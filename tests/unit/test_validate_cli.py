@@ -198,7 +198,19 @@ def test_rules_json(capsys):
     assert code == 0
     data = json.loads(out)["rules"]
     assert [r["id"] for r in data] == [r.id for r in catalogue()]
-    assert set(data[0]) == {"id", "severity", "title", "source", "versions", "needs_observed"}
+    assert set(data[0]) == {
+        "id",
+        "severity",
+        "title",
+        "source",
+        "sources",
+        "source_found",
+        "unsourced",
+        "versions",
+        "since",
+        "until",
+        "needs_observed",
+    }
     assert {r["versions"] for r in data} >= {"all", "< 6.0", ">= 6.0", "< 5.5", "< 7.0"}
 
 

@@ -1,5 +1,5 @@
-"""The shared SCSI controller: added on its bus with its bus sharing, or its sharing edited;
-removed by a destroy, only once no disk is left on it.
+"""The shared controller (SCSI, or NVMe): added on its bus with its bus sharing, or its sharing
+edited; removed by a destroy, only once no disk is left on it.
 
 Its type is never changed in place: the disks on it would move to another device.
 """
@@ -25,12 +25,13 @@ def observed_payload(controller: ObservedController) -> ControllerPayload:
 def change(ctx: ApplyContext, vm: VmDevices, action: Action) -> DeviceChange | Outcome:
     want = after(action, ControllerPayload)
     bus = int(action.address.name)
-    current = vm.controllers.get(bus)
+    nvme = want.type == "nvme"
+    current = vm.controller_on(bus, nvme)
     if current is not None and observed_payload(current) == want:
         return skipped(action, "already present")
     if current is None:
         key = vm.temp_key()
-        vm.new_controllers[bus] = key
+        vm.new_controllers[(bus, nvme)] = key
         spec = dev.add_controller_spec(key, bus, want.type, want.sharing)
     elif current.type != want.type:
         raise MscsError(
@@ -40,7 +41,7 @@ def change(ctx: ApplyContext, vm: VmDevices, action: Action) -> DeviceChange | O
         )
     else:
         spec = dev.edit_controller_spec(vm.device(current.key), want.sharing)
-    return DeviceChange(action, [spec], partial(_finish, action, bus))
+    return DeviceChange(action, [spec], partial(_finish, action, bus, nvme))
 
 
 def remove(ctx: ApplyContext, vm: VmDevices, action: Action) -> DeviceChange | Outcome:
@@ -60,6 +61,6 @@ def remove(ctx: ApplyContext, vm: VmDevices, action: Action) -> DeviceChange | O
     return DeviceChange(action, [spec], lambda now: done(action, vm_moref=now.moref))
 
 
-def _finish(action: Action, bus: int, now: VmDevices) -> Outcome:
-    controller = now.controllers.get(bus)
+def _finish(action: Action, bus: int, nvme: bool, now: VmDevices) -> Outcome:
+    controller = now.controller_on(bus, nvme)
     return done(action, vm_moref=now.moref, device_key=controller.key if controller is not None else None)

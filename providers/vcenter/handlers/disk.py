@@ -37,7 +37,7 @@ DiskPayload = RdmDiskPayload | VmdkDiskPayload
 def attach(ctx: ApplyContext, vm: VmDevices, action: Action) -> DeviceChange | Outcome:
     """Create (node 1) or attach (the others) the disk at its bus:unit."""
     want = _disk(action, action.after)
-    current = vm.disks.get((want.bus, want.unit))
+    current = vm.disks.get(want.slot)
     if current is not None:
         seen = observed_payload(_named_lun(ctx, vm.name, current))
         if seen == want:
@@ -48,16 +48,18 @@ def attach(ctx: ApplyContext, vm: VmDevices, action: Action) -> DeviceChange | O
         raise MscsError(
             f"{slot} already holds {current.file or 'a disk'}; mscsctl does not replace a disk it did not create"
         )
-    controller_key = vm.controller_key(want.bus)
+    nvme = isinstance(want, VmdkDiskPayload) and want.adapter == "nvme"
+    controller_key = vm.controller_key(want.bus, nvme)
     if controller_key is None:
-        raise MscsError(f"{action.address}: {vm.name} has no SCSI controller on bus {want.bus}")
+        what = "NVMe controller" if nvme else "SCSI controller on bus"
+        raise MscsError(f"{action.address}: {vm.name} has no {what} {want.bus}")
     spec = _spec(ctx, vm, action, want, controller_key)
     return DeviceChange(action, [spec], partial(_attached, action, want))
 
 
 def detach(ctx: ApplyContext, vm: VmDevices, action: Action) -> DeviceChange | Outcome:
     was = _disk(action, action.before)
-    current = vm.disks.get((was.bus, was.unit))
+    current = vm.disks.get(was.slot)
     if current is None or current.file != was.file:
         return skipped(action, "already detached")
     current = _named_lun(ctx, vm.name, current)
@@ -86,7 +88,7 @@ def detach(ctx: ApplyContext, vm: VmDevices, action: Action) -> DeviceChange | O
             destroy, note = False, f"detached; {current.file} kept: {', '.join(users)} still use it"
         else:
             note = f"detached; {current.file} deleted (--allow-data-loss, no other VM uses it)"
-    del vm.disks[(current.bus, current.unit)]  # the slot is free for an attach of the same batch
+    del vm.disks[current.slot]  # the slot is free for an attach of the same batch
     spec = dev.remove_device_spec(vm.device(current.key), destroy_file=destroy)
     deleted = {"file": current.file} if destroy else {}  # the outcome names the file it deleted
     return DeviceChange(action, [spec], lambda now: done(action, note, vm_moref=now.moref, **deleted))
@@ -172,11 +174,9 @@ def _disk(action: Action, payload: object) -> DiskPayload:
 
 
 def _attached(action: Action, want: DiskPayload, now: VmDevices) -> Outcome:
-    disk = now.disks.get((want.bus, want.unit))
+    disk = now.disks.get(want.slot)
     if disk is None:
-        raise VCenterTaskError(
-            f"{action.address}: vCenter accepted the change but shows no disk at SCSI {want.bus}:{want.unit}"
-        )
+        raise VCenterTaskError(f"{action.address}: vCenter accepted the change but shows no disk at {want.slot}")
     return done(action, vm_moref=now.moref, device_key=disk.key, file=disk.file)
 
 

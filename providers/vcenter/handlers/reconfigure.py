@@ -34,10 +34,11 @@ class VmDevices:
     vm: Any
     devices: list[Any]
     change_version: str
-    controllers: dict[int, ObservedController]  # by bus
-    disks: dict[tuple[int, int], ObservedDisk]  # by (bus, unit)
+    controllers: dict[int, ObservedController]  # SCSI, by bus
+    disks: dict[str, ObservedDisk]  # by slot ("1:0", NVMe "nvme1:0")
     nics: list[ObservedNic]
-    new_controllers: dict[int, int] = field(default_factory=dict)  # bus -> temporary key
+    nvme_controllers: dict[int, ObservedController] = field(default_factory=dict)  # NVMe, by bus
+    new_controllers: dict[tuple[int, bool], int] = field(default_factory=dict)  # (bus, nvme) -> temporary key
     claimed_nics: set[int] = field(default_factory=set)
     _last_key: int = -100
 
@@ -47,14 +48,16 @@ class VmDevices:
         props = ctx.read(vm, DEVICE_PATHS)
         devices = list(props.get("config.hardware.device") or [])
         controllers = dev.controllers_of(devices)
+        nvme = dev.nvme_controllers_of(devices)
         return cls(
             name=name,
             vm=vm,
             devices=devices,
             change_version=props.get("config.changeVersion") or "",
             controllers={c.bus: c for c in controllers.values()},
-            disks={(d.bus, d.unit): d for d in dev.disks_of(devices, controllers)},
+            disks={d.slot: d for d in dev.disks_of(devices, {**controllers, **nvme})},
             nics=dev.nics_of(devices, ctx.network_names()),
+            nvme_controllers={c.bus: c for c in nvme.values()},
         )
 
     @property
@@ -70,11 +73,15 @@ class VmDevices:
         self._last_key -= 1
         return self._last_key
 
-    def controller_key(self, bus: int) -> int | None:
-        """The key of the controller on `bus`: one this batch adds, or the VM's own."""
-        if bus in self.new_controllers:
-            return self.new_controllers[bus]
-        current = self.controllers.get(bus)
+    def controller_on(self, bus: int, nvme: bool = False) -> ObservedController | None:
+        """The VM's SCSI controller on `bus`, or with `nvme` its NVMe controller of that number."""
+        return (self.nvme_controllers if nvme else self.controllers).get(bus)
+
+    def controller_key(self, bus: int, nvme: bool = False) -> int | None:
+        """The key of the controller on `bus` (NVMe with `nvme`): one this batch adds, or the VM's own."""
+        if (bus, nvme) in self.new_controllers:
+            return self.new_controllers[(bus, nvme)]
+        current = self.controller_on(bus, nvme)
         return current.key if current is not None else None
 
 
