@@ -3,7 +3,9 @@
 Proportional to the clusters in play, not to the datacenter; round trips are constant however
 many clusters, VMs and hosts are asked for:
   1. find the datacenter (the root folder's tree, datacenter names only);
-  2. one retrieve of the datacenter's names and references (its folders' tree);
+  2. one retrieve of the datacenter's names and references (its folders' tree), but no VM's;
+  2b. the node VMs: the names of the VMs on the hosts of the vSphere clusters that have a
+     datastore the files name (every VM's name only when a node is not among them);
   3. one retrieve, from the node VMs, of their properties and, by traversal (the VM's resource
      pool, its owner, that owner's hosts, the datastores they mount), of the nodes' vSphere
      clusters, the hosts of those clusters and their datastores - not every host of the
@@ -133,12 +135,13 @@ def _observe(
     named_datastores: set[str],
 ) -> Observed:
     pc = content.propertyCollector
-    of = _index(pc, _find_datacenter(content, pc, datacenter))
-    vms = [(o, p) for o, p in of(vim.VirtualMachine) if p.get("name") in wanted_vms]
+    dc = _find_datacenter(content, pc, datacenter)
+    of = _index(pc, dc)
     clusters = of(vim.ClusterComputeResource)
     hosts = of(vim.HostSystem)
     datastores = of(vim.Datastore)
     networks = of(vim.Network)
+    vms = find_vms(pc, dc, wanted_vms, of(vim.ComputeResource), datastores, named_datastores)
 
     # Detailed read of just what the plans need: the node VMs and, by traversal, their vSphere
     # clusters, every host of those clusters (reservations are per cluster) and the datastores
@@ -350,15 +353,15 @@ def vms_of_hosts(hosts: Iterable[Any]) -> list[vmodl.query.PropertyCollector.Obj
 
 def _index(pc: Any, dc: Any) -> Callable[[type], list[tuple[Any, dict[str, Any]]]]:
     """One retrieve of the datacenter's names and references, by traversal of its folders
-    (no container view to create and destroy); returns `of(kind)`: the (object, properties)
-    pairs of a managed object type."""
+    (no container view to create and destroy), VMs left out (see `find_vms`); returns
+    `of(kind)`: the (object, properties) pairs of a managed object type."""
     index = retrieve(
         pc,
         [datacenter_tree(dc)],
         {
-            vim.VirtualMachine: ["name"],
             vim.HostSystem: ["name", "parent"],
-            vim.ClusterComputeResource: ["name"],
+            vim.ComputeResource: ["name", "datastore"],
+            vim.ClusterComputeResource: ["name", "datastore"],
             vim.Datastore: ["name"],
             vim.Network: ["name"],
         },
@@ -371,6 +374,39 @@ def _index(pc: Any, dc: Any) -> Callable[[type], list[tuple[Any, dict[str, Any]]
         return [v for t, objs in by_type.items() if issubclass(t, kind) for v in objs.values()]
 
     return of
+
+
+def find_vms(
+    pc: Any,
+    dc: Any,
+    wanted: set[str],
+    compute: list[tuple[Any, dict[str, Any]]],
+    datastores: list[tuple[Any, dict[str, Any]]],
+    named_datastores: set[str],
+) -> list[tuple[Any, dict[str, Any]]]:
+    """The VMs named `wanted`, without reading every VM's name: one retrieve of the names of
+    the VMs on the hosts of the vSphere clusters (and standalone hosts) that have a datastore
+    the files name (the nodes use those datastores: their hosts mount them). Only when a name
+    is not found there (a node elsewhere, no datastore named): one more retrieve, of the names
+    of every VM of the datacenter."""
+    refs = {o._moId for o, p in datastores if p.get("name") in named_datastores}
+    near = [o for o, p in compute if refs & {d._moId for d in p.get("datastore") or []}]
+    found = retrieve(pc, [vms_of_compute(o) for o in near], {vim.VirtualMachine: ["name"]}) if near else {}
+    if not wanted <= {p.get("name") for p in found.values()}:
+        found = retrieve(pc, [datacenter_tree(dc)], {vim.VirtualMachine: ["name"]})
+    return [(o, p) for o, p in found.items() if p.get("name") in wanted]
+
+
+def vms_of_compute(compute: Any) -> vmodl.query.PropertyCollector.ObjectSpec:
+    """The VMs registered on the hosts of a vSphere cluster or standalone host."""
+    return vmodl.query.PropertyCollector.ObjectSpec(
+        obj=compute,
+        skip=True,
+        selectSet=[
+            _traversal("computeHosts", vim.ComputeResource, "host", "hostVms"),
+            _traversal("hostVms", vim.HostSystem, "vm"),
+        ],
+    )
 
 
 def datacenter_tree(dc: Any) -> vmodl.query.PropertyCollector.ObjectSpec:
