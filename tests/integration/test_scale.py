@@ -105,3 +105,27 @@ def test_a_lun_of_the_cluster_mapped_on_another_vsphere_cluster_is_still_found(l
     assert lab.calls()["RetrievePropertiesEx"] == 6  # the 5 reads, and the VMs of esx-b1
     [line] = [line for line in result.err.splitlines() if "[MSCS-SAFE-003]" in line]
     assert "B-NODE1 (vm-" in line and f"maps it at SCSI 0:3 ({file})" in line
+
+
+def test_a_node_on_a_vsphere_cluster_without_the_files_datastores_is_still_found(lab, tmp_path):
+    """The node VMs are looked for first where the files' datastores are; one that is not there
+    (B-NODE1: Cluster-B does not have SAN-VMFS-01) is found by one more read of every VM's
+    name, and the plan speaks of it as of any node (here: why it cannot be one), not as of a
+    VM that does not exist."""
+    nodes = [{"vm": "SQLNODE1"}, {"vm": "B-NODE1"}]
+    missing = [{"vm": "SQLNODE1"}, {"vm": "NO-SUCH-VM"}]
+    said = {}
+    for name, listed in (("elsewhere", nodes), ("missing", missing)):
+        (tmp_path / name).mkdir()
+        desired = example("cluster-across-boxes", tmp_path / name, nodes=listed)
+        lab.reset_calls()
+        result = run(lab, "plan", str(desired), "--skip-guest")
+        assert result.code == 1, result
+        assert lab.calls()["RetrievePropertiesEx"] == 6, lab.calls()  # the names of every VM too
+        said[name] = result
+    assert "no virtual machine named NO-SUCH-VM in datacenter DC1 [MSCS-INV-001]" in said["missing"].err
+    # B-NODE1 was read: its host, that host's version and datastores are what the rules refuse.
+    elsewhere = said["elsewhere"]
+    assert "no virtual machine named" not in elsewhere.err, elsewhere
+    assert "esx-b1.lab.local 7.0.3 (B-NODE1)" in elsewhere.err, elsewhere
+    assert "SAN-VMFS-01 is not mounted on esx-b1.lab.local (B-NODE1)" in elsewhere.err, elsewhere
