@@ -15,7 +15,7 @@ help:
 	@echo "              (EXAMPLE=examples/three-node.yaml: another example, against the lab it names)"
 	@echo "make test   - run the whole test suite (unit + lab integration)"
 	@echo "make lab    - start the default lab in the foreground and print VSPHERE_* exports"
-	@echo "make bench  - measure plan/apply time against a fleet lab"
+	@echo "make bench  - plan/apply requests, bytes, time and memory for 1-200 clusters on the realistic lab"
 	@echo "make lint   - ruff"
 	@echo "make docs   - regenerate the JSON schema and the README rule table"
 
@@ -55,6 +55,7 @@ docs: venv
 	$(BIN)/python docs/gen.py
 
 bench: venv lab-build
+	$(BIN)/python -m pip install -q -e '.[dev,bench]'
 	$(BIN)/python bench/run.py
 
 clean:

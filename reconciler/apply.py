@@ -1,6 +1,7 @@
 """The apply loop: run a plan's steps in order, record each outcome, stop at the first failure.
 
-A step is one action, or the consecutive actions of one batch (one vCenter call). The
+A step is one action, the consecutive actions of one batch (one vCenter call), or the
+consecutive host-level actions (one call per host and kind, the hosts at once). The
 executor re-reads and skips what is already satisfied, so a re-run after a failure
 converges. Recording happens after every step, so the state never lags more than one
 vCenter call behind vCenter.
@@ -98,16 +99,39 @@ class ApplyReport:
     skipped: list[Outcome] = field(default_factory=list)
 
 
+#: host-level kinds: the consecutive actions of these kinds, on any hosts, are one step (the
+#: hosts are independent of each other, and each host's share is one call per kind)
+HOST_LEVEL = frozenset(
+    {ActionKind.SET_HOST_OPTION, ActionKind.RESERVE_LUN, ActionKind.RELEASE_LUN, ActionKind.RESTORE_HOST_OPTION}
+)
+
+
 def steps(actions: list[Action]) -> Iterator[list[Action]]:
-    """Group consecutive actions that share a batch: each group is one call to vCenter."""
+    """Group consecutive actions that share a batch, and consecutive host-level actions: each
+    group is one step (one call to vCenter, or, for host-level actions, one per host and kind)."""
     group: list[Action] = []
     for action in actions:
-        if group and (action.batch is None or action.batch != group[-1].batch):
+        if group and not _together(group[-1], action):
             yield group
             group = []
         group.append(action)
     if group:
         yield group
+
+
+def _together(last: Action, action: Action) -> bool:
+    if last.kind in HOST_LEVEL and action.kind in HOST_LEVEL:
+        return True
+    return action.batch is not None and action.batch == last.batch
+
+
+class StepPartlyDone(MscsError):
+    """A step of several independent calls of which some failed: `outcomes` are those of the
+    actions done or already satisfied (recorded before the step fails), `cause` the failure."""
+
+    def __init__(self, outcomes: list[Outcome], cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.outcomes, self.cause = outcomes, cause
 
 
 def apply_plan(
@@ -157,15 +181,24 @@ class _Run:
         return [a.id for a in self.plan.actions if a.id not in self.finished]
 
     def step(self, step: list[Action]) -> None:
-        for outcome in self.executor.execute(step):
-            self.record(outcome)
-            (self.report.done if outcome.status is OutcomeStatus.DONE else self.report.skipped).append(outcome)
-            self.finished.append(outcome.action.id)
-            node = outcome.action.target
-            if outcome.action.kind is ActionKind.POWER_OFF and outcome.done:
-                self.powered_off[node] = self.power_ons.get(node) or _power_on(outcome.action)
-            elif outcome.action.kind is ActionKind.POWER_ON:
-                self.powered_off.pop(node, None)
+        try:
+            outcomes = self.executor.execute(step)
+        except StepPartlyDone as partly:
+            for outcome in partly.outcomes:
+                self._finish(outcome)
+            raise partly.cause from None
+        for outcome in outcomes:
+            self._finish(outcome)
+
+    def _finish(self, outcome: Outcome) -> None:
+        self.record(outcome)
+        (self.report.done if outcome.status is OutcomeStatus.DONE else self.report.skipped).append(outcome)
+        self.finished.append(outcome.action.id)
+        node = outcome.action.target
+        if outcome.action.kind is ActionKind.POWER_OFF and outcome.done:
+            self.powered_off[node] = self.power_ons.get(node) or _power_on(outcome.action)
+        elif outcome.action.kind is ActionKind.POWER_ON:
+            self.powered_off.pop(node, None)
 
     def restore_power(self, after: str) -> list[str]:
         """Power on again each node this apply powered off; one sentence a node."""

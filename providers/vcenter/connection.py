@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
-from pyVim.connect import Disconnect, SmartConnect
+from pyVim.connect import SmartStubAdapter
 from pyVmomi import vim, vmodl
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
@@ -309,11 +309,10 @@ class Session:
     def __init__(self, settings: ConnectionSettings) -> None:
         self.settings = settings
         self._lock = threading.Lock()
-        self.si = _login(settings)
+        self.si, self.content = _login(settings)
 
-    @property
-    def content(self) -> vim.ServiceInstanceContent:
-        return self.si.RetrieveContent()
+    # `content`: the ServiceInstanceContent read once at login (RetrieveServiceContent); its
+    # managed objects (property collector, session manager ...) stay valid for the process.
 
     def read(self, fn: Callable[[Any], T], what: str = "read from vCenter") -> T:
         """`fn(si)`, which changes nothing, sent again when the connection drops or the session ended."""
@@ -362,14 +361,13 @@ class Session:
         administrator); a session that is in fact still logged in is left as it is.
         """
         with self._lock:
+            manager = self.content.sessionManager
             try:
-                manager = self.si.RetrieveContent().sessionManager
                 if manager.currentSession is not None:
                     return
             except (vmodl.MethodFault, *CONNECTION_ERRORS):
                 pass  # the session is gone (or the read failed): log in
             try:
-                manager = self.si.RetrieveContent().sessionManager
                 manager.Login(userName=self.settings.user, password=self.settings.password)
             except vmodl.MethodFault as exc:
                 raise SessionEnded(
@@ -390,7 +388,9 @@ class Session:
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
-            Disconnect(self.si)
+            self.content.sessionManager.Logout()
+        with contextlib.suppress(Exception):
+            self.si._stub.DropConnections()
 
     def __enter__(self) -> Session:
         return self
@@ -403,17 +403,18 @@ def connect(settings: ConnectionSettings) -> Session:
     return Session(settings)
 
 
-def _login(settings: ConnectionSettings) -> Any:
+def _login(settings: ConnectionSettings) -> tuple[Any, Any]:
+    """The service instance and its content: one RetrieveServiceContent, one Login (the API
+    version is agreed beforehand from /sdk/vimServiceVersions.xml, as SmartConnect does)."""
     where = settings.address
     try:
-        return SmartConnect(
-            host=settings.host,
-            port=settings.port,
-            user=settings.user,
-            pwd=settings.password,
-            sslContext=ssl_context(settings),
-            connectionPoolTimeout=60,
+        stub = SmartStubAdapter(
+            host=settings.host, port=settings.port, sslContext=ssl_context(settings), connectionPoolTimeout=60
         )
+        si = vim.ServiceInstance("ServiceInstance", stub)
+        content = si.RetrieveContent()
+        content.sessionManager.Login(settings.user, settings.password, None)
+        return si, content
     except ssl.SSLCertVerificationError as exc:
         raise VCenterConnectionError(
             f"TLS certificate of {where} could not be verified ({exc.verify_message}). "

@@ -2,7 +2,8 @@
 
 A step is one action, or the consecutive actions of one batch: the controller and disks of a
 node (one ReconfigVM_Task), its NICs (a second one), the placement actions of a vSphere
-cluster (one ReconfigureComputeResource_Task). Handlers re-read their target and leave out
+cluster (one ReconfigureComputeResource_Task), the host-level actions (one call per host and
+kind, every host at once: `host_batch`). Handlers re-read their target and leave out
 what is already satisfied, so running apply again after any failure converges instead of
 adding a second device.
 
@@ -25,8 +26,7 @@ from providers.vcenter.handlers import (
     datastore,
     disk,
     guest_setting,
-    host_option,
-    lun_reservation,
+    host_batch,
     nic,
     nic_slot,
     placement,
@@ -34,6 +34,7 @@ from providers.vcenter.handlers import (
 )
 from providers.vcenter.handlers.base import TOOLS_TIMEOUT_S, ApplyContext, NotApplied, fault_message
 from providers.vcenter.handlers.reconfigure import DeviceHandler, reconfigure_vm
+from reconciler.apply import StepPartlyDone
 from reconciler.errors import MscsError, VCenterConnectionError
 from reconciler.kinds import ActionKind
 from reconciler.observed import Observed
@@ -68,10 +69,7 @@ def _vm_devices(ctx: ApplyContext, step: list[Action]) -> list[Outcome]:
 
 
 STEP_HANDLERS: dict[ActionKind, StepHandler] = {
-    ActionKind.SET_HOST_OPTION: _each(host_option.set_option),
-    ActionKind.RESERVE_LUN: _each(lun_reservation.reserve),
-    ActionKind.RELEASE_LUN: _each(lun_reservation.reserve),
-    ActionKind.RESTORE_HOST_OPTION: _each(host_option.set_option),
+    **dict.fromkeys(host_batch.HOST_ACTIONS, host_batch.apply_hosts),
     ActionKind.ENABLE_CLUSTERED_VMDK: _each(datastore.enable),
     **dict.fromkeys(placement.BATCH_ACTIONS, placement.reconfigure_cluster),
     ActionKind.POWER_OFF: _each(power.power_off),
@@ -116,7 +114,7 @@ class VCenterExecutor:
             try:
                 with self.context.checking_after(lost):
                     return handler(self.context, step)
-            except NotApplied:
+            except (NotApplied, StepPartlyDone):
                 raise
             except MscsError as exc:
                 raise VCenterConnectionError(

@@ -2,8 +2,10 @@
 
 Proportional to the clusters in play, not to the datacenter; round trips are constant however
 many clusters, VMs and hosts are asked for:
-  1. find the datacenter (a container view of the root folder, names only);
-  2. one container view of the datacenter, one retrieve of names and references;
+  1. find the datacenter (the root folder's tree, datacenter names only);
+  2. one retrieve of the datacenter's names and references (its folders' tree), but no VM's;
+  2b. the node VMs: the names of the VMs on the hosts of the vSphere clusters that have a
+     datastore the files name (every VM's name only when a node is not among them);
   3. one retrieve, from the node VMs, of their properties and, by traversal (the VM's resource
      pool, its owner, that owner's hosts, the datastores they mount), of the nodes' vSphere
      clusters, the hosts of those clusters and their datastores - not every host of the
@@ -114,7 +116,7 @@ def observe(
     keys = tuple(sorted(set(option_keys)))
     wanted_luns = None if luns is None else sorted(set(luns))
     named = set(datastores)
-    return session.call(lambda si: _observe(si, datacenter, wanted_vms, keys, wanted_luns, named))
+    return session.call(lambda si: _observe(session.content, datacenter, wanted_vms, keys, wanted_luns, named))
 
 
 def _traversal(name: str, kind: type, path: str, *then: str) -> vmodl.query.PropertyCollector.TraversalSpec:
@@ -142,21 +144,21 @@ def node_surroundings(vm: Any) -> vmodl.query.PropertyCollector.ObjectSpec:
 
 
 def _observe(
-    si: Any,
+    content: Any,
     datacenter: str,
     wanted_vms: set[str],
     option_keys: tuple[str, ...],
     luns: list[str] | None,
     named_datastores: set[str],
 ) -> Observed:
-    content = si.RetrieveContent()
     pc = content.propertyCollector
-    of = _index(content, pc, _find_datacenter(content, pc, datacenter))
-    vms = [(o, p) for o, p in of(vim.VirtualMachine) if p.get("name") in wanted_vms]
+    dc = _find_datacenter(content, pc, datacenter)
+    of = _index(pc, dc)
     clusters = of(vim.ClusterComputeResource)
     hosts = of(vim.HostSystem)
     datastores = of(vim.Datastore)
     networks = of(vim.Network)
+    vms = find_vms(pc, dc, wanted_vms, of(vim.ComputeResource), datastores, named_datastores)
 
     # Detailed read of just what the plans need: the node VMs and, by traversal, their vSphere
     # clusters, every host of those clusters (reservations are per cluster) and the datastores
@@ -405,26 +407,21 @@ def vms_of_hosts(hosts: Iterable[Any]) -> list[vmodl.query.PropertyCollector.Obj
     return [vmodl.query.PropertyCollector.ObjectSpec(obj=h, skip=True, selectSet=[traverse]) for h in hosts]
 
 
-def _index(content: Any, pc: Any, dc: Any) -> Callable[[type], list[tuple[Any, dict[str, Any]]]]:
-    """One container view of the datacenter, one retrieve of names and references; returns
+def _index(pc: Any, dc: Any) -> Callable[[type], list[tuple[Any, dict[str, Any]]]]:
+    """One retrieve of the datacenter's names and references, by traversal of its folders
+    (no container view to create and destroy), VMs left out (see `find_vms`); returns
     `of(kind)`: the (object, properties) pairs of a managed object type."""
-    view = content.viewManager.CreateContainerView(
-        dc, [vim.VirtualMachine, vim.HostSystem, vim.ClusterComputeResource, vim.Datastore, vim.Network], True
+    index = retrieve(
+        pc,
+        [datacenter_tree(dc)],
+        {
+            vim.HostSystem: ["name", "parent"],
+            vim.ComputeResource: ["name", "datastore"],
+            vim.ClusterComputeResource: ["name", "datastore"],
+            vim.Datastore: ["name"],
+            vim.Network: ["name"],
+        },
     )
-    try:
-        index = retrieve(
-            pc,
-            [_view_spec(view)],
-            {
-                vim.VirtualMachine: ["name"],
-                vim.HostSystem: ["name", "parent"],
-                vim.ClusterComputeResource: ["name"],
-                vim.Datastore: ["name"],
-                vim.Network: ["name"],
-            },
-        )
-    finally:
-        view.DestroyView()
     by_type: dict[type, dict[str, Any]] = {}
     for obj, props in index.items():
         by_type.setdefault(type(obj), {})[obj._moId] = (obj, props)
@@ -435,12 +432,67 @@ def _index(content: Any, pc: Any, dc: Any) -> Callable[[type], list[tuple[Any, d
     return of
 
 
+def find_vms(
+    pc: Any,
+    dc: Any,
+    wanted: set[str],
+    compute: list[tuple[Any, dict[str, Any]]],
+    datastores: list[tuple[Any, dict[str, Any]]],
+    named_datastores: set[str],
+) -> list[tuple[Any, dict[str, Any]]]:
+    """The VMs named `wanted`, without reading every VM's name: one retrieve of the names of
+    the VMs on the hosts of the vSphere clusters (and standalone hosts) that have a datastore
+    the files name (the nodes use those datastores: their hosts mount them). Only when a name
+    is not found there (a node elsewhere, no datastore named): one more retrieve, of the names
+    of every VM of the datacenter."""
+    refs = {o._moId for o, p in datastores if p.get("name") in named_datastores}
+    near = [o for o, p in compute if refs & {d._moId for d in p.get("datastore") or []}]
+    found = retrieve(pc, [vms_of_compute(o) for o in near], {vim.VirtualMachine: ["name"]}) if near else {}
+    if not wanted <= {p.get("name") for p in found.values()}:
+        found = retrieve(pc, [datacenter_tree(dc)], {vim.VirtualMachine: ["name"]})
+    return [(o, p) for o, p in found.items() if p.get("name") in wanted]
+
+
+def vms_of_compute(compute: Any) -> vmodl.query.PropertyCollector.ObjectSpec:
+    """The VMs registered on the hosts of a vSphere cluster or standalone host."""
+    return vmodl.query.PropertyCollector.ObjectSpec(
+        obj=compute,
+        skip=True,
+        selectSet=[
+            _traversal("computeHosts", vim.ComputeResource, "host", "hostVms"),
+            _traversal("hostVms", vim.HostSystem, "vm"),
+        ],
+    )
+
+
+def datacenter_tree(dc: Any) -> vmodl.query.PropertyCollector.ObjectSpec:
+    """From a datacenter: its four folders, their subfolders (datastore clusters are folders
+    too), the VMs of vApps, and the hosts of each compute resource."""
+    return vmodl.query.PropertyCollector.ObjectSpec(
+        obj=dc,
+        skip=True,
+        selectSet=[
+            *(_traversal(f"dc{path}", vim.Datacenter, path, "folder") for path in DATACENTER_FOLDERS),
+            _traversal("folder", vim.Folder, "childEntity", "folder", "vapp", "hosts"),
+            _traversal("vapp", vim.VirtualApp, "vm"),
+            _traversal("hosts", vim.ComputeResource, "host"),
+        ],
+    )
+
+
+DATACENTER_FOLDERS = ("vmFolder", "hostFolder", "datastoreFolder", "networkFolder")
+
+
 def _find_datacenter(content: Any, pc: Any, name: str) -> Any:
-    view = content.viewManager.CreateContainerView(content.rootFolder, [vim.Datacenter], True)
-    try:
-        found = retrieve(pc, [_view_spec(view)], {vim.Datacenter: ["name"]})
-    finally:
-        view.DestroyView()
+    found = retrieve(
+        pc,
+        [
+            vmodl.query.PropertyCollector.ObjectSpec(
+                obj=content.rootFolder, skip=True, selectSet=[_traversal("root", vim.Folder, "childEntity", "root")]
+            )
+        ],
+        {vim.Datacenter: ["name"]},
+    )
     for obj, props in found.items():
         if props.get("name") == name:
             return obj

@@ -114,7 +114,7 @@ def other_users(ctx: ApplyContext, file: str, this_vm: str) -> list[str]:
         return [f"no host shows {name} mounted now (kept to be safe)"]
     found = ctx.session.call(
         lambda si: retrieve(
-            si.RetrieveContent().propertyCollector, vms_of_hosts(hosts), {vim.VirtualMachine: FILE_USER_PATHS}
+            ctx.session.content.propertyCollector, vms_of_hosts(hosts), {vim.VirtualMachine: FILE_USER_PATHS}
         )
     )
     users = []

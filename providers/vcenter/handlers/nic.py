@@ -10,9 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from functools import partial
 
+from pyVmomi import vim
+
 from providers.vcenter import devices as dev
 from providers.vcenter.handlers.base import ApplyContext, after, before
 from providers.vcenter.handlers.reconfigure import DeviceChange, VmDevices
+from providers.vcenter.names import escape_name
 from reconciler.kinds import ActionKind
 from reconciler.kinds.nic import NicPayload
 from reconciler.observed import ObservedNic
@@ -46,7 +49,7 @@ def add_or_edit(ctx: ApplyContext, vm: VmDevices, action: Action) -> DeviceChang
     if present is not None:
         vm.claimed_nics.add(present.key)
         return skipped(action, "already present", device_key=present.key)
-    backing = dev.nic_backing(ctx.network(want.portgroup))
+    backing = _backing(ctx, want.portgroup)
     old = None
     if action.kind is ActionKind.EDIT_NIC:
         old = matching(vm.nics, before(action, NicPayload), vm.claimed_nics)
@@ -67,3 +70,12 @@ def _finish(action: Action, want: NicPayload, others: set[int], now: VmDevices) 
         return done(action, vm_moref=now.moref)
     now.claimed_nics.add(nic.key)
     return done(action, vm_moref=now.moref, device_key=nic.key, pci_slot=nic.pci_slot)
+
+
+def _backing(ctx: ApplyContext, portgroup: str) -> object:
+    """The adapter's backing on the port group. A standard port group's device name is its
+    name as vCenter returns it (escaped), known here: not fetched from vCenter."""
+    network = ctx.network(portgroup)
+    if isinstance(network, vim.dvs.DistributedVirtualPortgroup):
+        return dev.nic_backing(network)
+    return vim.vm.device.VirtualEthernetCard.NetworkBackingInfo(deviceName=escape_name(portgroup), network=network)

@@ -62,7 +62,11 @@ class ClusterBatch:
 
     @classmethod
     def read(cls, ctx: ApplyContext, obj: Any) -> ClusterBatch:
-        props = ctx.read(obj, CLUSTER_PATHS)
+        return cls.of(ctx, obj, ctx.read(obj, CLUSTER_PATHS))
+
+    @classmethod
+    def of(cls, ctx: ApplyContext, obj: Any, props: dict[str, Any]) -> ClusterBatch:
+        """The cluster's batch from its `CLUSTER_PATHS` just read."""
         if not props:
             raise MscsError(f"vSphere cluster {obj._moId} is gone from vCenter")
         vm_names = {vm.moref: name for name, vm in ctx.observed.vms.items()}
@@ -106,18 +110,24 @@ def reconfigure_cluster(ctx: ApplyContext, step: list[Action]) -> list[Outcome]:
             f"reconfigure vSphere cluster {name} (DRS groups)",
             lambda: obj.ReconfigureComputeResource_Task(spec=groups, modify=True),
         )
+    rule_keys: dict[str, int] = {}
     if batch.specs:
         spec = batch.config_spec()
-        ctx.run_task(
-            f"reconfigure vSphere cluster {name}", lambda: obj.ReconfigureComputeResource_Task(spec=spec, modify=True)
+        # the rules' keys, which vCenter gives, read with the task's end
+        props = ctx.run_task(
+            f"reconfigure vSphere cluster {name}",
+            lambda: obj.ReconfigureComputeResource_Task(spec=spec, modify=True),
+            then_read={obj: CLUSTER_PATHS} if batch.rules else None,
         )
+        if batch.rules:
+            rule_keys = {n: r.key for n, r in ClusterBatch.of(ctx, obj, props.get(obj._moId, {})).now.rules.items()}
     if batch.groups_after:
+        # The DRS groups a removed VM-Host rule named, once no rule names them.
         after_rules = vim.cluster.ConfigSpecEx(groupSpec=batch.groups_after)
         ctx.run_task(
             f"reconfigure vSphere cluster {name} (DRS groups)",
             lambda: obj.ReconfigureComputeResource_Task(spec=after_rules, modify=True),
         )
-    rule_keys = {n: r.key for n, r in ClusterBatch.read(ctx, obj).now.rules.items()} if batch.rules else {}
     return [
         outcome
         or done(

@@ -11,7 +11,7 @@ called back: "back" means Tools running again, whoever powered it on.
 from __future__ import annotations
 
 from providers.vcenter.handlers.base import ApplyContext, after
-from providers.vcenter.handlers.reconfigure import VmDevices
+from providers.vcenter.handlers.reconfigure import DEVICE_PATHS, VmDevices
 from reconciler.kinds.power import PowerPayload
 from reconciler.outcome import Outcome, done, skipped
 from reconciler.plan import Action
@@ -42,8 +42,11 @@ def power_on(ctx: ApplyContext, action: Action) -> Outcome:
         if wait is True and now.get("guest.toolsRunningStatus") != TOOLS_RUNNING:
             ctx.wait_for(vm, "guest.toolsRunningStatus", TOOLS_RUNNING, ctx.tools_timeout_s, action)
         return skipped(action, "already powered on")
-    ctx.run_task(f"power on {action.target}", vm.PowerOnVM_Task, on=vm)
+    # The devices (vCenter assigns the adapters' slots at power-on) and Tools are read with the
+    # task's end; Tools are waited for only if they were not running by then.
+    paths = [*DEVICE_PATHS, "guest.toolsRunningStatus"]
+    now = ctx.run_task(f"power on {action.target}", vm.PowerOnVM_Task, on=vm, then_read={vm: paths}).get(vm._moId, {})
     if wait is not False:
-        ctx.wait_for(vm, "guest.toolsRunningStatus", TOOLS_RUNNING, ctx.tools_timeout_s, action)
-    nics = VmDevices.read(ctx, action.target).nics
+        ctx.wait_for(vm, "guest.toolsRunningStatus", TOOLS_RUNNING, ctx.tools_timeout_s, action, now=now)
+    nics = VmDevices.of(ctx, action.target, vm, now).nics
     return done(action, vm_moref=vm._moId, nics=tuple(nics))

@@ -45,7 +45,11 @@ class VmDevices:
     @classmethod
     def read(cls, ctx: ApplyContext, name: str) -> VmDevices:
         vm = ctx.vm(name)
-        props = ctx.read(vm, DEVICE_PATHS)
+        return cls.of(ctx, name, vm, ctx.read(vm, DEVICE_PATHS))
+
+    @classmethod
+    def of(cls, ctx: ApplyContext, name: str, vm: Any, props: dict[str, Any]) -> VmDevices:
+        """The VM's devices from its `DEVICE_PATHS` just read."""
         devices = list(props.get("config.hardware.device") or [])
         controllers = dev.controllers_of(devices)
         nvme = dev.nvme_controllers_of(devices)
@@ -107,7 +111,7 @@ def reconfigure_vm(
     now = VmDevices.read(ctx, name)
     planned = [handlers[action.kind](ctx, now, action) for action in step]
     specs = [spec for p in planned if isinstance(p, DeviceChange) for spec in p.specs]
-    if specs:
-        ctx.reconfigure(now.vm, name, specs, now.change_version)
-        now = VmDevices.read(ctx, name)
+    if specs:  # the devices after it are read with the task's end
+        after = ctx.reconfigure(now.vm, name, specs, now.change_version, then_read=DEVICE_PATHS)
+        now = VmDevices.of(ctx, name, now.vm, after)
     return [p.finish(now) if isinstance(p, DeviceChange) else p for p in planned]
