@@ -51,7 +51,7 @@ def remove(ctx: ApplyContext, vm: VmDevices, action: Action) -> DeviceChange | O
     current = vm.controllers.get(bus)
     if current is None:
         return skipped(action, "already removed")
-    left = sorted(f"{b}:{u}" for b, u in vm.disks if b == bus)
+    left = sorted(slot for slot, disk in vm.disks.items() if disk.bus == bus and not slot.startswith("nvme"))
     if left:
         raise MscsError(
             f"{action.address}: the controller on bus {bus} of {vm.name} still holds {', '.join(left)}: "
