@@ -192,6 +192,8 @@ def what_was_seen(
         },
         "seen_disk_users": disk_users(cluster, observed),
     }
+
+
 def _sharing_now(cluster: FailoverCluster, vm: ObservedVm) -> str | None:
     """The bus sharing vCenter shows on the node's shared controllers (a sharing one wins); None:
     no shared controller yet."""

@@ -29,6 +29,7 @@ def render_drift(reports: list[DriftReport]) -> str:
             else:
                 lines.append(f"[bold]{report.cluster}[/]: no drift.")
             lines += _unchecked_lines(report)
+            lines += [f"  [yellow]note:[/] {_esc(note)}" for note in report.notes]  # e.g. MSCS-VM-006
             continue
         lines.append(f"[bold]{report.cluster}[/]: {len(report.findings)} finding(s), {report.critical} critical")
         for f in report.findings:
@@ -43,8 +44,7 @@ def render_drift(reports: list[DriftReport]) -> str:
                 lines.append(f"      last applied {last} at {f.last_applied_at} ({outside})")
             lines.append(f"      fix: {_esc(f.fix)}")
         lines += _unchecked_lines(report)
-        for note in report.notes:
-            lines.append(f"  [yellow]note:[/] {_esc(note)}")
+        lines += [f"  [yellow]note:[/] {_esc(note)}" for note in report.notes]
     return "\n".join(lines)
 
 

@@ -79,7 +79,10 @@ def waiting_for(actions: tuple[Action, ...] | list[Action]) -> str:
         return "waiting for the reconfigure task"
     if kinds & _VSPHERE_CLUSTER_KINDS:
         return "waiting for the vSphere cluster reconfigure task"
-    if kinds & {ActionKind.RESERVE_LUN, ActionKind.RELEASE_LUN}:
+    luns = kinds & {ActionKind.RESERVE_LUN, ActionKind.RELEASE_LUN}
+    if luns and kinds & {ActionKind.SET_HOST_OPTION, ActionKind.RESTORE_HOST_OPTION}:
+        return "waiting for the host option updates and LUN reservations"  # the hosts' one step
+    if luns:
         return "waiting for the LUN reservation"
     if kinds & {ActionKind.SET_HOST_OPTION, ActionKind.RESTORE_HOST_OPTION}:
         return "waiting for the host option update"

@@ -52,7 +52,7 @@ def test_a_snapshot_left_on_a_node_is_critical_drift_and_stops_the_plan(applied)
     assert (f["field"], f["observed"], f["desired"]) == ("names", ["before-patch"], "none")
     assert f["severity"] == "critical" and f["rule"] == "MSCS-VM-001"
     assert "Delete All" in f["fix"] and "[MSCS-VM-001]" in f["fix"]
-    text = run(lab, "drift", str(desired))
+    text = run(lab, "drift", str(desired), "--skip-guest")
     assert text.code == 2 and "no drift" not in text.out and "fix: delete every snapshot of SQLNODE1" in text.out
     refused = _refused(lab, desired, "MSCS-VM-001")
     assert "SQLNODE1 has 1 snapshot(s) (before-patch)" in refused.err
@@ -79,7 +79,7 @@ def test_cpu_hot_add_enabled_by_hand_is_a_warning_with_its_fix(applied):
     _refused(lab, desired, "MSCS-VM-002")
     # The administrator's fix clears it: drift is clean again.
     _reconfigure_off(si, vm, vim.vm.ConfigSpec(cpuHotAddEnabled=False))
-    assert run(lab, "drift", str(desired)).code == 0
+    assert run(lab, "drift", str(desired), "--skip-guest").code == 0
 
 
 def test_multi_writer_on_a_clustered_disk_is_critical_drift(applied):
@@ -115,11 +115,13 @@ def test_a_guest_id_other_than_the_files_guest_os_is_reported(applied):
     shown = plan.out + plan.err
     [line] = [x for x in shown.splitlines() if "SQLNODE1: config.guestId windows8Server64Guest" in x]
     assert "spec.guestOS: warning:" in line and "not windows2016" in line and line.endswith("[MSCS-VM-006]")
-    drift = run(lab, "drift", str(desired), "--json")
+    drift = run(lab, "drift", str(desired), "--skip-guest", "--json")
     assert drift.code == 0, drift  # a note, not drift: mscsctl changes neither side
     [report] = json.loads(drift.out)["reports"]
     notes = [n for n in report["notes"] if "MSCS-VM-006" in n]
     assert {n.split(":")[0] for n in notes} == {"SQLNODE1", "SQLNODE2"}
+    text = run(lab, "drift", str(desired), "--skip-guest")
+    assert "sql-prod-01: no drift." in text.out and "note: SQLNODE1:" in text.out, text  # said in text too
     # Against a file that says Windows Server 2012, the same VMs are what it says.
     matching = example("cluster-across-boxes", desired.parent, guestOS="windows2012")
     again = run(lab, "plan", str(matching))

@@ -53,8 +53,11 @@ def test_plan_markdown_for_a_merge_request(lab_readonly, tmp_path):
     result = run(lab_readonly, "plan", str(desired), "--markdown", "--skip-guest", "--detailed-exitcode")
     assert result.code == 2, result
     assert result.out.startswith("## mscsctl plan\n")
-    assert re.search(r"^\| cib-test-01 \| \d+ \| \d+ \| 0 \| 1 \|$", result.out, re.MULTILINE), result.out
-    assert "`MSCS-PLACE-001`" in result.out  # the single-point-of-failure warning of a box
+    # Three warnings: a box is a single point of failure (MSCS-PLACE-001), the lab's fully
+    # automated DRS (MSCS-PLACE-004) and its VMs' guestId, Windows 2012, against windows2019 (MSCS-VM-006).
+    assert re.search(r"^\| cib-test-01 \| \d+ \| \d+ \| 0 \| 3 \|$", result.out, re.MULTILINE), result.out
+    warned = result.out.partition("**Warnings**")[2]
+    assert all(f"`{rule}`" in warned for rule in ("MSCS-PLACE-001", "MSCS-PLACE-004", "MSCS-VM-006")), result.out
 
 
 def test_topology_of_the_cross_box_example_before_and_after_apply(lab, tmp_path):

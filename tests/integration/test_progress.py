@@ -36,8 +36,8 @@ def test_on_a_terminal_a_bar_shows_the_step_what_it_waits_for_and_how_long(lab, 
     assert re.search(r"SQLNODE1: waiting for guest shutdown\s+step [12]\.\ds, total \d+\.\ds", text), text
     # Before any step ended there is nothing to learn from; once some did, an ETA is shown.
     assert "ETA ?" in text and re.search(r"ETA \d+\.\ds", text), text
-    assert re.search(r"19/19 steps\s+done", text), text
-    assert "sql-prod-01: apply complete: 27 done" in text, text
+    assert re.search(r"(\d+)/\1 steps\s+done", text), text
+    assert re.search(r"sql-prod-01: apply complete: \d+ done", text), text
 
 
 def test_no_color_draws_the_bars_without_colour(lab, tmp_path):

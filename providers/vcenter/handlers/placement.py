@@ -220,6 +220,8 @@ def _remove_drs_override(ctx: ApplyContext, batch: ClusterBatch, action: Action)
 
 def _remove_ha_override(ctx: ApplyContext, batch: ClusterBatch, action: Action) -> None:
     batch.das.append(vim.cluster.DasVmConfigSpec(operation="remove", removeKey=ctx.vm(action.address.owner)))
+
+
 def _cluster_option(ctx: ApplyContext, batch: ClusterBatch, action: Action) -> None:
     name = action.address.name
     value = after(action, ClusterOptionPayload).value
