@@ -496,8 +496,15 @@ def _narrowed(report: DriftReport, desired: Desired, narrow: list[Target]) -> Dr
         update={
             "findings": [f for f in report.findings if any(t.matches(f.address) for t in narrow)],
             "unchecked": [u for u in report.unchecked if _names_node_part(narrow, cluster, u.node, u.part)],
+            "notes": [n for n in report.notes if _note_in_reach(narrow, cluster, n)],
         }
     )
+
+
+def _note_in_reach(narrow: list[Target], cluster: FailoverCluster, note: str) -> bool:
+    """A note about a node (`NODE: ...`) is kept when the targets name that node; others are kept."""
+    node = next((n for n in cluster.spec.node_names if note.startswith(f"{n}:")), None)
+    return node is None or any(t.scope is Scope.NODE and t.owner == node for t in narrow)
 
 
 def _names_node_part(narrow: list[Target], cluster: FailoverCluster, node: str, part: str) -> bool:
