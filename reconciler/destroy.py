@@ -42,9 +42,9 @@ from reconciler.kinds.placement import (
     VM_HOST_RULE,
     DrsOverridePayload,
     HaOverridePayload,
-    VmHostRulePayload,
     VmRulePayload,
     vm_host_names,
+    vm_host_payload,
 )
 from reconciler.observed import Observed, ObservedVm
 from reconciler.plan import VCLUSTER_BATCH, Action, Plan, Reason, _power_action
@@ -276,14 +276,7 @@ class _Teardown:
             if self._record(address) is None:
                 self.kept.append(f"{address}: VM-Host rule {name} in {vsc_name}, not created by mscsctl")
                 continue
-            payload = VmHostRulePayload(
-                vm_group=rule.vm_group,
-                host_group=rule.host_group if rule.affine else f"not {rule.host_group}",
-                vms=rule.vms,
-                hosts=rule.hosts,
-                mandatory=rule.mandatory,
-                enabled=rule.enabled,
-            )
+            payload = vm_host_payload(rule)
             batch = f"{VCLUSTER_BATCH}{vsc_name}"
             self._add(_action(address, ActionKind.DELETE_VM_HOST_RULE, name, payload, Reason.DESTROY, batch))
 

@@ -10,7 +10,7 @@ from pydantic import Field
 from reconciler.address import Address, Scope
 from reconciler.kinds.base import ActionKind, Context, Managed, ObservedSide, Payload, ResourceKind, fixed
 from reconciler.kinds.facts import node_vms, rule_name, wants_vm_rule
-from reconciler.observed import Observed, ObservedCluster
+from reconciler.observed import Observed, ObservedCluster, ObservedVmHostRule
 from reconciler.spec import FailoverCluster, RdmDisk, Topology, default_ha
 
 DRS = "drs"
@@ -58,6 +58,18 @@ class ClusterOptionPayload(Payload):
     """A vSphere cluster's advanced option, as vCenter stores it (a string)."""
 
     value: str
+
+
+def vm_host_payload(rule: ObservedVmHostRule) -> VmHostRulePayload:
+    """A VM-Host rule as vCenter shows it (a "must not run on" rule's host group reads `not GROUP`)."""
+    return VmHostRulePayload(
+        vm_group=rule.vm_group,
+        host_group=rule.host_group if rule.affine else f"not {rule.host_group}",
+        vms=rule.vms,
+        hosts=rule.hosts,
+        mandatory=rule.mandatory,
+        enabled=rule.enabled,
+    )
 
 
 def vm_host_names(cluster: FailoverCluster) -> tuple[str, str, str]:
@@ -176,14 +188,7 @@ def observe_vm_host_rule(
         vsc = observed.clusters.get(vsc_name)
         rule = vsc.vm_host_rules.get(name) if vsc is not None else None
         if rule is not None:
-            out.tree[Address.vsphere_cluster(cluster.name, VM_HOST_RULE, name)] = VmHostRulePayload(
-                vm_group=rule.vm_group,
-                host_group=rule.host_group if rule.affine else f"not {rule.host_group}",
-                vms=rule.vms,
-                hosts=rule.hosts,
-                mandatory=rule.mandatory,
-                enabled=rule.enabled,
-            )
+            out.tree[Address.vsphere_cluster(cluster.name, VM_HOST_RULE, name)] = vm_host_payload(rule)
 
 
 def desired_options(cluster: FailoverCluster, ctx: Context, observed: Observed) -> Iterator[tuple[Address, Payload]]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from pyVmomi import vim
 
-from labctl import find, prop
+from labctl import find, prop, wait
 from tests.integration.cli import example, on_a_terminal, run, start
 from tests.integration.test_crash_ownership import until
 from tests.integration.test_import import _build_across_boxes
@@ -85,6 +85,12 @@ def _placement(si) -> tuple[list[str], list[str], list[str]]:
     return drs, das, sorted(r.name for r in cfg.rule or [])
 
 
+def _groups(si) -> list[str]:
+    """Cluster-A's DRS group names."""
+    cfg = prop(si, find(si, vim.ClusterComputeResource, "Cluster-A"), "configurationEx")
+    return sorted(g.name for g in cfg.group or [])
+
+
 def _state(lab, desired: Path) -> dict:
     shown = run(lab, "show", str(desired), "--json")
     assert shown.code == 0, shown
@@ -107,9 +113,17 @@ def test_destroy_after_apply_keeps_every_luns_data_and_the_nodes_own_disks(lab, 
     own = {n: _own_disks(si, n) for n in NODES}
     nics = {n: _nics(si, n) for n in NODES}
     reserved, options = _reserved(si), _options(si)
+    # A DRS group of someone else's in the same vSphere cluster: destroy leaves it alone.
+    cluster = find(si, vim.ClusterComputeResource, "Cluster-A")
+    theirs = vim.cluster.HostGroup(name="app-hosts", host=[find(si, vim.HostSystem, CLUSTER_A_HOSTS[0])])
+    spec = vim.cluster.ConfigSpecEx(groupSpec=[vim.cluster.GroupSpec(operation="add", info=theirs)])
+    wait(cluster.ReconfigureComputeResource_Task(spec=spec, modify=True))
     applied = run(lab, "apply", str(desired), "--auto-approve", "--skip-guest")
     assert applied.code == 0, applied
     assert all(_shared_bus(si, n) for n in NODES) and _reserved(si) != reserved and _options(si) != options
+    # HA is on in Cluster-A: apply made the VM-Host rule and its two groups.
+    assert "mscsctl-sql-prod-01-on-hosts" in _placement(si)[2]
+    assert _groups(si) == ["app-hosts", "mscsctl-sql-prod-01-hosts", "mscsctl-sql-prod-01-nodes"]
     mapping_files = [
         d.backing.fileName for d in _shared_bus(si, "SQLNODE1") if isinstance(d, vim.vm.device.VirtualDisk)
     ]
@@ -148,7 +162,8 @@ def test_destroy_after_apply_keeps_every_luns_data_and_the_nodes_own_disks(lab, 
         assert _own_disks(si, node) == own[node]  # same devices, same files
         assert _shared_bus(si, node) == []  # no shared controller, no disk on it
         assert _nics(si, node) == nics[node]  # the heartbeat adapter gone, the production one kept
-    assert _placement(si) == ([], [], [])
+    assert _placement(si) == ([], [], [])  # overrides, the VM-VM rule and the VM-Host rule gone
+    assert _groups(si) == ["app-hosts"]  # mscsctl's two DRS groups gone, the other one kept
     assert _reserved(si) == reserved  # released where mscsctl reserved them
     assert _options(si) == options  # put back as the hosts had them
     # Every LUN is still there, and so is each RDM's mapping file: nothing of the data was touched.

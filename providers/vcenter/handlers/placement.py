@@ -28,6 +28,7 @@ from reconciler.kinds.placement import (
     VmHostRulePayload,
     VmRulePayload,
     option_value,
+    vm_host_payload,
 )
 from reconciler.observed import ObservedCluster
 from reconciler.outcome import Outcome, done, skipped
@@ -163,17 +164,7 @@ def _observed(batch: ClusterBatch, action: Action) -> Payload | None:
         return ClusterOptionPayload(value=value) if value is not None else None
     if action.kind in VM_HOST_ACTIONS:
         seen = batch.now.vm_host_rules.get(action.address.name)
-        if seen is None:
-            return None
-        host_group = seen.host_group if seen.affine else f"not {seen.host_group}"
-        return VmHostRulePayload(
-            vm_group=seen.vm_group,
-            host_group=host_group,
-            vms=seen.vms,
-            hosts=seen.hosts,
-            mandatory=seen.mandatory,
-            enabled=seen.enabled,
-        )
+        return vm_host_payload(seen) if seen is not None else None
     rule = batch.now.rules.get(action.address.name)
     return VmRulePayload(kind=rule.kind, vms=sorted(rule.vms), enabled=rule.enabled) if rule is not None else None
 
