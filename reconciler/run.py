@@ -21,6 +21,7 @@ no new one.
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import signal
@@ -112,17 +113,30 @@ class Connection:
 
     def settings(self, vcenter: str | None = None) -> ConnectionSettings:
         """The login for `vcenter` (a desired file's `vcenter:`), or the default vCenter's."""
+        return self.logins()(vcenter)
+
+    def logins(self) -> Callable[[str | None], ConnectionSettings]:
+        """The login of each vCenter a run names, for all its clusters: the environment and the
+        credentials file are read once, however many files name the same vCenter."""
         from providers.vcenter.connection import CREDENTIALS_ENV, read_credentials, settings_for, settings_from_env
 
+        @functools.cache
         def default() -> ConnectionSettings:
             return settings_from_env(
                 server=self.server, user=self.user, ca_file=self.ca_file, allow_unverified=self.allow_unverified
             )
 
-        if vcenter is None:
-            return default()
         path = self.credentials_file or os.environ.get(CREDENTIALS_ENV) or None
-        return settings_for(vcenter, default, lambda: read_credentials(path) if path else {})
+
+        @functools.cache
+        def credentials() -> dict[str, ConnectionSettings]:
+            return read_credentials(path) if path else {}
+
+        @functools.cache
+        def login(vcenter: str | None) -> ConnectionSettings:
+            return default() if vcenter is None else settings_for(vcenter, default, credentials)
+
+        return login
 
 
 @dataclass(frozen=True)
@@ -645,9 +659,10 @@ def _read_vcenter(connection: Connection, targets: Targets, *, skip_guest: bool)
     groups: dict[str, list[Desired]] = {}
     logins: dict[str, ConnectionSettings] = {}
     failed: dict[str, MscsError] = {}
+    login_for = connection.logins()
     for d in targets.desired:
         try:
-            login = connection.settings(d.cluster.spec.vcenter)
+            login = login_for(d.cluster.spec.vcenter)
         except MscsError as exc:
             failed[d.name] = exc
             continue

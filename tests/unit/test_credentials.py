@@ -64,3 +64,14 @@ def test_the_default_login_goes_only_to_the_default_server():
         settings_for("vc2.example.com", lambda: default, dict)
     other = ConnectionSettings(host="vc2.example.com", port=443, user="v", password="other")
     assert settings_for("vc2.example.com", lambda: default, lambda: {"vc2.example.com:443": other}) is other
+
+
+def test_a_run_reads_the_credentials_file_once_for_all_its_clusters(tmp_path):
+    from reconciler.run import Connection
+
+    entries = "  vc2.example.com: {user: u, password: p}\n  vc3.example.com: {user: v, password: q}\n"
+    path = _write(tmp_path, "vcenters:\n" + entries)
+    login = Connection(credentials_file=str(path)).logins()
+    assert login("vc2.example.com").user == "u"
+    path.unlink()  # read already: the other clusters' vCenters come from the same reading
+    assert login("https://vc3.example.com/sdk").user == "v" and login("vc2.example.com").user == "u"
