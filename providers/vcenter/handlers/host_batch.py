@@ -19,7 +19,7 @@ from pyVmomi import vim
 from providers.vcenter.connection import ConnectionLost
 from providers.vcenter.handlers import host_option, lun_reservation
 from providers.vcenter.handlers.base import ApplyContext
-from reconciler.apply import StepPartlyDone
+from reconciler.apply import HOST_LEVEL, StepPartlyDone
 from reconciler.errors import MscsError
 from reconciler.kinds import ActionKind
 from reconciler.outcome import Outcome, done
@@ -27,7 +27,9 @@ from reconciler.plan import Action
 
 OPTION_ACTIONS = (ActionKind.SET_HOST_OPTION, ActionKind.RESTORE_HOST_OPTION)  # a destroy puts the value back
 LUN_ACTIONS = (ActionKind.RESERVE_LUN, ActionKind.RELEASE_LUN)
-HOST_ACTIONS = (*OPTION_ACTIONS, *LUN_ACTIONS)
+HOST_ACTIONS = tuple(sorted(HOST_LEVEL))  # the kinds the apply loop puts together in one host step
+if set(OPTION_ACTIONS) | set(LUN_ACTIONS) != HOST_LEVEL:
+    raise RuntimeError("host_batch: every host-level kind of reconciler.apply.HOST_LEVEL needs a handler here")
 
 
 def apply_hosts(ctx: ApplyContext, step: list[Action]) -> list[Outcome]:
